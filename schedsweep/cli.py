@@ -1,2 +1,265 @@
+"""The command line: one Typer command per verb over the library. Heavy imports happen inside commands
+so `schedsweep --help` stays instant; expected failures print one paragraph and exit 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from schedsweep.errors import SchedsweepError
+
+app = typer.Typer(
+    help="Which learning-rate schedule is best for my model at my budget? Sweep schedules x budgets x "
+    "optimizers, train, and rank schedules by final loss per budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+schedules_app = typer.Typer(help="List and inspect the schedules in conf/schedule/.", no_args_is_help=True)
+app.add_typer(schedules_app, name="schedules")
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigDir = typer.Option(None, "--config-dir", help="Your own conf tree, searched before the built-in one.")
+
+
+def friendly(fn: F) -> F:
+    """Expected failures become one message on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SchedsweepError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@friendly
+def launch(
+    overrides: Optional[list[str]] = typer.Argument(None, help="Hydra overrides: key=value, key=a,b (sweep), range(), +key=v."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan (counts per axis, the runs); run nothing."),
+    name: Optional[str] = typer.Option(None, "--name", help="Sweep name (default: task, run count and a digest of the plan)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder that holds the sweeps."),
+    config_dir: Optional[Path] = ConfigDir,
+    config_name: str = typer.Option("config", "--config-name", help="Primary config file (without .yaml)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the runs with a progress bar, or return at once."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again (done and diverged runs are kept)."),
+) -> None:
+    """Plan the grid from conf/ and the overrides, then train every run not already done."""
+    from schedsweep import launch as launcher
+    from schedsweep.plan import make_plan
+
+    if name is not None and (not name or "/" in name or name.startswith(".")):
+        raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
+    plan = make_plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
+    executor = launcher.check_executor(dict(plan.executor))
+    _print_plan(plan, dry_run)
+    if dry_run:
+        return
+    prepared = launcher.prepare(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
+    skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
+    out.print(
+        f"sweep [bold]{prepared.sweep_dir}[/]: {prepared.planned} runs planned"
+        + (f"; skipping {skipped}" if skipped else "")
+        + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get("failed") else "")
+        + f"; {prepared.to_run} to run."
+    )
+    if not wait:
+        pid = launcher.spawn_queue(prepared.sweep_dir)
+        out.print(f"running in the background (pid {pid}); follow with: schedsweep status {prepared.sweep_dir}")
+        return
+    try:
+        final = _follow(prepared.sweep_dir, executor)
+    except KeyboardInterrupt:
+        err.print("interrupted: running runs were cancelled; relaunch the same command to continue.")
+        raise typer.Exit(130) from None
+    out.print(_counts_line(final))
+    out.print(f"next: schedsweep report {prepared.sweep_dir}")
+    if final.get("failed", 0) > prepared.skipped.get("failed", 0):  # runs that failed in this launch
+        raise typer.Exit(1)
+
+
+def _follow(sweep_dir: Path, executor: dict[str, Any]) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from schedsweep import launch as launcher
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        start: dict[str, int] = {}
+
+        def update(state: Any) -> None:
+            finished = sum(state[s] for s in ("done", "failed", "diverged"))
+            if not start:
+                start["finished"] = finished
+                start["total"] = finished + state["pending"] + state["running"]
+            bar.update(
+                task,
+                description=_counts_line(state),
+                completed=finished - start["finished"],
+                total=start["total"] - start["finished"],
+            )
+
+        return launcher.run_queue(sweep_dir, executor, update)
+
+
+def _counts_line(state: Any) -> str:
+    colors = {"done": "green", "running": "cyan", "pending": "white", "failed": "red", "diverged": "yellow"}
+    return " · ".join(f"[{c}]{s} {state.get(s, 0)}[/]" for s, c in colors.items())
+
+
+def _print_plan(plan: Any, full: bool) -> None:
+    from rich.table import Table
+
+    axes = " × ".join(f"{k} {n}" for k, n in plan.counts.items()) or "no swept keys"
+    dup = f" ({plan.duplicates} duplicate grid points planned once)" if plan.duplicates else ""
+    out.print(f"plan [bold]{plan.name}[/]: {axes} = [bold]{len(plan.runs)} runs[/]{dup}")
+    if not full:
+        return
+    extras = sorted({k for r in plan.runs for k in r.labels["axes"]} - {"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})
+    table = Table("#", "run id", "task", "optimizer", "schedule", "budget", "steps", "lr", "seed", *extras)
+    shown = plan.runs if len(plan.runs) <= 60 else plan.runs[:50]
+    for i, run in enumerate(shown):
+        lab = run.labels
+        table.add_row(
+            str(i), run.id, lab["task"], lab["optimizer"], lab["schedule"], str(lab["budget"]), str(lab["steps"]),
+            f"{lab['lr']:g}", str(lab["seed"]), *(str(lab["axes"].get(k, "")) for k in extras),
+        )
+    out.print(table)
+    if len(shown) < len(plan.runs):
+        out.print(f"... and {len(plan.runs) - len(shown)} more runs")
+    out.print("dry run: nothing written, nothing submitted.")
+
+
+@app.command()
+@friendly
+def status(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>.")) -> None:
+    """Counts of pending, running, done, failed and diverged runs, and what failed."""
+    from rich.table import Table
+
+    from schedsweep import store
+
+    records = store.read_plan(store.require_sweep(sweep))
+    table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "steps", "error")
+    state: dict[str, int] = {}
+    for record in records:
+        st = store.read_status(store.run_dir(sweep, record["id"]))
+        state[st.status] = state.get(st.status, 0) + 1
+        if st.status != "done":
+            lab = record["labels"]
+            error = (st.error or "").strip().splitlines()[-1:] or [""]
+            table.add_row(record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
+                          str(lab["seed"]), st.status, str(st.steps_done), error[0][:80])
+    out.print(f"{sweep}: {len(records)} runs · " + _counts_line(state))
+    if table.row_count:
+        out.print(table)
+
+
+@app.command()
+@friendly
+def report(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv or json instead of terminal tables."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the --format output to this file."),
+    metric: str = typer.Option("final_eval_loss", "--metric", help="final_eval_loss, best_eval_loss or final_loss."),
+) -> None:
+    """Rank schedules by final loss per budget (mean ± std over seeds, best peak LR per schedule)."""
+    from schedsweep import render
+    from schedsweep import report as reporting
+
+    runs = reporting.load_runs(sweep)
+    ranked = reporting.rank(runs, metric=metric)
+    pivot = reporting.pivot(ranked)
+    if fmt is None and out_file is None:
+        for table in render.rich_tables(ranked, pivot):
+            out.print(table)
+        return
+    try:
+        text = render.to_text(ranked, pivot, fmt or (out_file.suffix.lstrip(".") if out_file else "md"))
+    except ValueError as e:
+        raise SchedsweepError(str(e)) from None
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+        out.print(f"wrote {out_file}")
+
+
+@schedules_app.command("list")
+@friendly
+def schedules_list(config_dir: Optional[Path] = ConfigDir) -> None:
+    """Every schedule in conf/schedule/: name, shape, parameters, description and source."""
+    from rich.table import Table
+
+    from schedsweep.config import composer
+
+    table = Table("name", "shape", "parameters", "description", "source", show_lines=True)
+    with composer(config_dir) as c:
+        for name in c.options("schedule"):
+            spec = _schedule_spec(c, name)
+            params = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in ("shape", "description", "source"))
+            table.add_row(name, str(spec.get("shape")), params, str(spec.get("description", "")), str(spec.get("source", "")))
+    out.print(table)
+
+
+@schedules_app.command("show")
+@friendly
+def schedules_show(
+    name: str = typer.Argument(..., help="A schedule name (a file in conf/schedule/)."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Budget in steps (T)."),
+    peak_lr: float = typer.Option(1.0, "--peak-lr", help="Peak learning rate the schedule multiplies."),
+    csv: bool = typer.Option(False, "--csv", help="Print 'step,lr' rows instead of a table."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """The learning rate at every step 0..T-1 of a budget of T steps."""
+    from schedsweep import schedules
+    from schedsweep.config import composer
+
+    with composer(config_dir) as c:
+        spec = _schedule_spec(c, name)
+    schedules.check(spec, steps, name)
+    values = [peak_lr * v for v in schedules.values(spec, steps)]
+    if csv:
+        sys.stdout.write("step,lr\n" + "".join(f"{t},{v!r}\n" for t, v in enumerate(values)))
+        return
+    from rich.table import Table
+
+    table = Table("step", "lr", title=f"{name} over {steps} steps, peak lr {peak_lr:g}")
+    for t, v in enumerate(values):
+        table.add_row(str(t), f"{v:.6g}")
+    out.print(table)
+
+
+def _schedule_spec(c: Any, name: str) -> dict[str, Any]:
+    from schedsweep.config import check_option
+
+    check_option(c, "schedule", name)
+    cfg, _ = c.compose([f"schedule={name}"], "config")
+    return cfg["schedule"]
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    app()
+
+
+if __name__ == "__main__":
+    main()

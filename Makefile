@@ -1,0 +1,29 @@
+# Two commands on a fresh clone: `make demo` (set-up + a real local sweep + the ranking) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: the CPU wheel 2.13.0 is on this machine; any other spec pulls gigabytes of CUDA.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(BIN)/schedsweep launch +study=demo --name demo
+	$(BIN)/schedsweep report results/demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/plan_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

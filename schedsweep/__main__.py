@@ -1,0 +1,3 @@
+from schedsweep.cli import main
+
+main()

@@ -1,0 +1,242 @@
+"""Launch: write the plan, then run every unfinished run through an executor.
+
+`prepare` writes the sweep folder (plan, resolved config, one run.json per run) and decides what to
+run: runs already done, diverged or failed are skipped (failed ones are re-run with retry_failed).
+`run_queue` then runs everything in the plan that has no final status, so a queue started later
+(`--no-wait` detaches one) or a relaunch after a crash picks up exactly what is left.
+
+submitit's LocalExecutor starts every job at once and kills jobs after 2 minutes by default, so the
+local queue bounds concurrency itself and always passes a timeout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+
+from schedsweep import store
+from schedsweep.errors import ConfigError, ResultsError
+from schedsweep.plan import Plan
+
+EXECUTOR_KEYS = {
+    "local": ("kind", "max_parallel", "threads_per_run", "timeout_min"),
+    "debug": ("kind", "threads_per_run"),
+}
+POLL_S = 0.2
+Progress = Callable[[Counter[str]], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    sweep_dir: Path
+    planned: int  # runs in this launch's plan
+    total: int  # runs in the sweep folder's plan (earlier launches included)
+    to_run: int
+    skipped: Counter[str]  # final statuses left alone, by status
+
+
+def check_executor(cfg: dict[str, Any]) -> dict[str, Any]:
+    kind = cfg.get("kind")
+    if kind not in EXECUTOR_KEYS:
+        raise ConfigError(f"unknown executor kind {kind!r}. Valid: {', '.join(EXECUTOR_KEYS)} (conf/executor/).")
+    unknown = sorted(set(cfg) - set(EXECUTOR_KEYS[kind]))
+    if unknown:
+        raise ConfigError(
+            f"executor '{kind}' has no key(s) {', '.join(unknown)}. Valid keys: {', '.join(EXECUTOR_KEYS[kind])}."
+        )
+    for key in ("max_parallel", "threads_per_run", "timeout_min"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"executor.{key} must be null or a number > 0; got {value!r}.")
+    return cfg
+
+
+@contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """One launcher per sweep at a time, so no run is started twice."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with (sweep_dir / ".lock").open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise ResultsError(
+                f"sweep '{sweep_dir}' is being run by another schedsweep process (pid {holder}). "
+                f"Wait for it, or follow it with 'schedsweep status {sweep_dir}'."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def prepare(plan: Plan, results: Path, *, retry_failed: bool = False, argv: list[str] | None = None) -> Prepared:
+    """Write the sweep folder and mark what will run. Existing results are never overwritten."""
+    sweep_dir = results / plan.name
+    for folder in (results, sweep_dir):
+        if folder.exists() and not folder.is_dir():
+            raise ResultsError(f"results path '{folder}' is a file, not a folder.")
+    if results.exists() and not os.access(results, os.W_OK):
+        raise ResultsError(f"cannot write to results folder '{results}': permission denied.")
+    with sweep_lock(sweep_dir):
+        known = store.read_plan(sweep_dir) if store.is_sweep(sweep_dir) else []
+        known_ids = {r["id"] for r in known}
+        records = known + [r.record() for r in plan.runs if r.id not in known_ids]
+        store.write_plan(sweep_dir, records)
+        store.atomic_write_text(sweep_dir / store.SWEEP_CONFIG, _sweep_yaml(plan))
+        store.append_jsonl(
+            sweep_dir / store.LAUNCHES,
+            {"time": store.now(), "argv": argv or [], "runs": len(plan.runs), "retry_failed": retry_failed},
+        )
+        skipped: Counter[str] = Counter()
+        to_run = 0
+        for run in plan.runs:
+            path = store.run_dir(sweep_dir, run.id)
+            status = store.read_status(path).status
+            if status == "failed" and retry_failed:
+                (path / store.STATUS).rename(path / "status.previous.json")
+            elif status in store.TERMINAL:
+                skipped[status] += 1
+                continue
+            if not (path / store.RUN_RECORD).exists():
+                store.write_json(path / store.RUN_RECORD, run.record())
+            to_run += 1
+    return Prepared(sweep_dir, len(plan.runs), len(records), to_run, skipped)
+
+
+def _sweep_yaml(plan: Plan) -> str:
+    doc = {
+        "name": plan.name,
+        "overrides": list(plan.overrides),
+        "axes": {a.key: list(a.values) for a in plan.axes},
+        "executor": plan.executor,
+        "config": plan.base,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def executor_of(sweep_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((sweep_dir / store.SWEEP_CONFIG).read_text(encoding="utf-8"))["executor"]
+
+
+def counts(sweep_dir: Path) -> Counter[str]:
+    return Counter(store.read_status(store.run_dir(sweep_dir, r["id"])).status for r in store.read_plan(sweep_dir))
+
+
+def run_queue(sweep_dir: Path, executor: dict[str, Any], progress: Progress | None = None) -> Counter[str]:
+    """Run every planned run without a final status; return the sweep's status counts."""
+    check_executor(executor)
+    with sweep_lock(sweep_dir):
+        todo = [
+            store.run_dir(sweep_dir, r["id"])
+            for r in store.read_plan(sweep_dir)
+            if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL
+        ]
+        state = counts(sweep_dir)
+        # Statuses left at "running" belong to a dead process: those runs start again now.
+        state["pending"] += state.pop("running", 0)
+        report = progress or (lambda _: None)
+        report(state)
+        if executor["kind"] == "debug":
+            _run_debug(todo, executor, state, report)
+        else:
+            _run_local(todo, executor, state, report)
+    return state
+
+
+def _threads(executor: dict[str, Any], parallel: int) -> int:
+    return int(executor.get("threads_per_run") or max(1, (os.cpu_count() or 1) // parallel))
+
+
+def _run_debug(todo: list[Path], executor: dict[str, Any], state: Counter[str], report: Progress) -> None:
+    from schedsweep import train
+
+    threads = _threads(executor, 1)
+    for path in todo:
+        state["pending"] -= 1
+        state["running"] += 1
+        report(state)
+        status = train.main(str(path), threads)
+        state["running"] -= 1
+        state[status] += 1
+        report(state)
+
+
+def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], report: Progress) -> None:
+    import submitit
+
+    from schedsweep import train
+
+    parallel = int(executor.get("max_parallel") or os.cpu_count() or 1)
+    threads = _threads(executor, parallel)
+    timeout_min = max(1, int(executor.get("timeout_min") or 60))
+    queue = list(reversed(todo))
+    running: dict[Any, Path] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < parallel:
+                path = queue.pop()
+                ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
+                ex.update_parameters(timeout_min=timeout_min, name=f"schedsweep-{path.name}")
+                running[ex.submit(train.main, str(path), threads)] = path
+                state["pending"] -= 1
+                state["running"] += 1
+                report(state)
+            time.sleep(POLL_S)
+            for job in [j for j in running if j.done()]:
+                path = running.pop(job)
+                status = _final_status(job, path)
+                state["running"] -= 1
+                state[status] += 1
+                report(state)
+    except BaseException:
+        for job in running:
+            job.cancel()
+        raise
+
+
+def _final_status(job: Any, path: Path) -> str:
+    status = store.read_status(path)
+    if status.status in store.TERMINAL:
+        return status.status
+    # The process died without writing its status: killed, timed out, or could not start.
+    try:
+        error = repr(job.exception())
+    except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
+        error = repr(e)
+    store.write_status(path, store.RunStatus("failed", error=f"the run's process ended without a status: {error}"))
+    return "failed"
+
+
+def spawn_queue(sweep_dir: Path) -> int:
+    """Start the queue in a detached process (for --no-wait); return its pid."""
+    log = (sweep_dir / "queue.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "schedsweep.launch", str(sweep_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return proc.pid
+
+
+if __name__ == "__main__":
+    sweep = Path(sys.argv[1])
+    final = run_queue(sweep, executor_of(sweep))
+    print(dict(final), flush=True)

@@ -1,0 +1,75 @@
+"""Per-step metrics: one explicit Parquet schema, written as closed part files.
+
+A Parquet file is readable only once its footer is written, so no writer stays open for a whole run:
+rows are buffered in memory and flushed as `metrics/part-NNNNN.parquet`, each written under a
+temporary name and renamed into place. Readers see whole parts or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.int64(), nullable=False),  # update index t = 0..T-1
+        pa.field("lr", pa.float64(), nullable=False),  # lr used for update t (param group 0)
+        pa.field("loss", pa.float64(), nullable=False),  # training loss of the batch at step t
+        pa.field("grad_norm", pa.float64()),  # global L2 norm of the gradient before clipping
+        pa.field("grad_norm_l1", pa.float64()),  # global L1 norm (refinement uses it for Adam-type runs)
+        pa.field("eval_loss", pa.float64()),  # held-out loss after update t; null between evaluations
+        pa.field("samples_seen", pa.int64(), nullable=False),  # training samples consumed up to and including t
+        pa.field("wall_s", pa.float64(), nullable=False),  # seconds since the run started
+        pa.field("samples_per_s", pa.float64()),  # throughput of step t (eval time excluded)
+    ]
+)
+COLUMNS = tuple(SCHEMA.names)
+PART_PREFIX = "part-"
+
+
+class MetricsWriter:
+    """Buffers rows and flushes them as closed part files every `flush_rows` rows or `flush_s` seconds."""
+
+    def __init__(self, folder: Path, flush_rows: int = 1000, flush_s: float = 30.0) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.flush_rows = flush_rows
+        self.flush_s = flush_s
+        self._rows: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._next_part = len(list(self.folder.glob(f"{PART_PREFIX}*.parquet")))
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
+        final = self.folder / f"{PART_PREFIX}{self._next_part:05d}.parquet"
+        tmp = self.folder / f".{final.name}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+        self._next_part += 1
+        self._rows = []
+
+
+def part_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{PART_PREFIX}*.parquet"))
+
+
+def read_metrics(folder: Path, columns: list[str] | None = None) -> pa.Table:
+    """All closed parts of one run, in step order (an empty table with the schema if none)."""
+    parts = part_files(folder)
+    if not parts:
+        return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(columns)
+    table = pa.concat_tables(pq.read_table(p, columns=columns, schema=SCHEMA) for p in parts)
+    return table.sort_by("step") if "step" in table.column_names else table

@@ -1,0 +1,48 @@
+"""Optimizers from their YAML: `_target_` names a torch.optim class, the other keys are its arguments.
+
+`lr` is the peak learning rate: the training loop overwrites each param group's lr with
+peak * schedule(step) before every update, so the optimizer's own lr is never used as is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Iterable, Mapping
+
+from schedsweep.errors import ConfigError
+
+
+def resolve(spec: Mapping[str, Any], name: str = "optimizer") -> type:
+    """The optimizer class named by spec['_target_'], after checking its keyword arguments."""
+    target = spec.get("_target_")
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(
+            f"optimizer '{name}' needs '_target_: <module>.<Class>' naming a torch optimizer "
+            f"(e.g. torch.optim.AdamW); got {target!r}."
+        )
+    module_name, _, attr = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"optimizer '{name}': cannot import _target_ '{target}' ({e}).") from None
+    params = inspect.signature(cls).parameters
+    accepted = [p for p in params if p not in ("self", "params")]
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(k for k in spec if k != "_target_" and k not in accepted)
+    if unknown and not takes_kwargs:
+        raise ConfigError(
+            f"optimizer '{name}' ({target}) has no parameter(s) {', '.join(unknown)}. "
+            f"Valid: {', '.join(accepted)}."
+        )
+    lr = spec.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ConfigError(f"optimizer '{name}': lr (the peak learning rate) must be a number > 0; got {lr!r}.")
+    return cls
+
+
+def build(spec: Mapping[str, Any], params: Iterable[Any]) -> Any:
+    cls = resolve(spec)
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k != "_target_"}
+    return cls(params, **kwargs)
+

@@ -1,0 +1,276 @@
+"""The plan: every grid point as a frozen, fully resolved run with a content-addressed id.
+
+A run's id is the SHA-256 of the canonical JSON of its `spec` (everything that changes the result:
+task, optimizer, schedule shape, steps, seed, clipping), so it is the same in every process and on
+every machine. Labels (names, swept values) and log intervals are outside the spec. Budgets are
+bound here: a fraction of `full_steps` becomes the run's own step count, and the schedule is re-fit
+to it (a 10% run is a fresh run with its own full decay, as in REX).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from schedsweep import optimizers, schedules, tasks
+from schedsweep.config import Axis, Composer, check_option, composer, interpolated
+from schedsweep.errors import ConfigError
+
+TOP_LEVEL_KEYS = ("task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every")
+NOT_SWEEPABLE = ("executor", "full_steps")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    spec: dict[str, Any]  # hashed into the id
+    labels: dict[str, Any]  # task/optimizer/schedule names, budget, steps, lr, seed, swept values
+    log: dict[str, Any]  # log intervals: never change the result
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "spec": self.spec, "labels": self.labels, "log": self.log}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Run":
+        return cls(record["id"], record["spec"], record["labels"], record["log"])
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    runs: tuple[Run, ...]
+    axes: tuple[Axis, ...]
+    base: dict[str, Any]  # the composed config before any sweep value is set
+    overrides: tuple[str, ...]
+    executor: dict[str, Any]
+    duplicates: int = 0  # grid points that resolved to an already planned run
+    counts: dict[str, int] = field(default_factory=dict)  # values per axis
+
+
+def canonical_json(obj: Any) -> str:
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ConfigError(f"non-finite number (nan/inf) in the config: {obj}") from None
+
+
+def run_id(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:12]
+
+
+def budget_steps(budget: Any, full_steps: Any) -> int:
+    """Steps of a budget: a fraction of full_steps in (0, 1], or an integer >= 2 of absolute steps."""
+    if isinstance(full_steps, bool) or not isinstance(full_steps, int) or full_steps < 1:
+        raise ConfigError(f"full_steps must be an integer >= 1 (the steps of the 100% budget); got {full_steps!r}.")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise ConfigError(f"budget must be a number; got {budget!r}.")
+    if isinstance(budget, int) and budget >= 2:
+        return budget
+    if not 0 < budget <= 1:
+        raise ConfigError(
+            f"budget {budget!r} is not allowed: give a fraction of full_steps in (0, 1] "
+            "(e.g. 0.25) or an integer number of steps >= 2 (e.g. 500)."
+        )
+    steps = int(budget * full_steps + 0.5)
+    if steps < 1:
+        raise ConfigError(f"budget {budget} of full_steps={full_steps} is less than one step.")
+    return steps
+
+
+def make_plan(
+    overrides: Sequence[str],
+    *,
+    config_dir: Path | None = None,
+    config_name: str = "config",
+    name: str | None = None,
+) -> Plan:
+    with composer(config_dir) as c:
+        parsed = c.parse(overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        cli_axes = [_axis_from_override(c, o) for o in parsed if o.is_sweep_override()]
+        base, _ = c.compose(fixed, config_name)
+        given = {o.key_or_group for o in parsed}
+        axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
+        for axis in axes:
+            if axis.key in NOT_SWEEPABLE:
+                raise ConfigError(f"'{axis.key}' cannot be swept: one sweep has one {axis.key}.")
+            if not axis.values:
+                raise ConfigError(f"the sweep has zero runs: axis '{axis.key}' has no values.")
+            if axis.group:
+                for value in axis.values:
+                    check_option(c, axis.key, str(value))
+        runs, duplicates = _expand(c, fixed, axes, config_name)
+    _validate(runs)
+    return Plan(
+        name=name or default_name(runs),
+        runs=tuple(runs),
+        axes=tuple(axes),
+        base=base,
+        overrides=tuple(overrides),
+        executor=base.get("executor", {}),
+        duplicates=duplicates,
+        counts={a.key: len(a.values) for a in axes},
+    )
+
+
+def _axis_from_override(c: Composer, override: Any) -> Axis:
+    if override.is_interval_sweep():
+        raise ConfigError(
+            f"'{override.input_line}': interval() is a continuous range and cannot be gridded; "
+            "use a list (a,b,c) or range(start, stop, step)."
+        )
+    key = override.key_or_group
+    prefix = "++" if override.is_force_add() else "+" if override.is_add() else ""
+    return Axis(key, tuple(override.sweep_iterator()), c.is_group(key), prefix)
+
+
+def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axis]:
+    if block is None:
+        return []
+    if not isinstance(block, dict):
+        raise ConfigError(f"'sweep:' must map keys to lists of values; got {block!r}.")
+    axes = []
+    for key, values in block.items():
+        if key in given:  # the command line overrides the YAML sweep of the same key
+            continue
+        if isinstance(values, list):
+            axis_values: tuple[Any, ...] = tuple(values)
+        elif isinstance(values, str):
+            (parsed,) = c.parse([f"{key}={values}"])
+            axis_values = tuple(parsed.sweep_iterator()) if parsed.is_sweep_override() else (parsed.value(),)
+        elif isinstance(values, dict):
+            raise ConfigError(f"sweep.{key} must be a list of values or a sweep string; got a mapping.")
+        else:
+            axis_values = (values,)
+        axes.append(Axis(str(key), axis_values, c.is_group(str(key))))
+    return axes
+
+
+def _expand(c: Composer, fixed: list[str], axes: list[Axis], config_name: str) -> tuple[list[Run], int]:
+    group_axes = [a for a in axes if a.group]
+    value_axes = [a for a in axes if not a.group]
+    runs: dict[str, Run] = {}
+    duplicates = 0
+    for choice in itertools.product(*(a.values for a in group_axes)):
+        cfg, names = c.compose(fixed + [a.override(v) for a, v in zip(group_axes, choice)], config_name)
+        cfg.pop("sweep", None)
+        for axis in value_axes:
+            _check_settable(cfg, axis, names)
+        resolve = interpolated(cfg)
+        for values in itertools.product(*(a.values for a in value_axes)):
+            point = copy.deepcopy(cfg)
+            for axis, value in zip(value_axes, values):
+                _set(point, axis.key, copy.deepcopy(value))
+            if resolve:
+                point = _resolve(point)
+            swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
+            run = _make_run(point, names, swept)
+            if run.id in runs:
+                duplicates += 1
+            else:
+                runs[run.id] = run
+    return list(runs.values()), duplicates
+
+
+def _check_settable(cfg: dict[str, Any], axis: Axis, names: dict[str, str]) -> None:
+    *parents, leaf = axis.key.split(".")
+    node: Any = cfg
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    where = ", ".join(f"{g}={o}" for g, o in sorted(names.items()))
+    if not isinstance(node, dict):
+        raise ConfigError(f"cannot sweep '{axis.key}': '{'.'.join(parents)}' is not a section of the config ({where}).")
+    if axis.prefix == "" and leaf not in node:
+        valid = ", ".join(sorted(node)) or "(none)"
+        raise ConfigError(
+            f"cannot sweep '{axis.key}': no such key in the config ({where}). Keys there: {valid}. "
+            f"To add a new key use +{axis.key}=..."
+        )
+
+
+def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+
+
+def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot resolve an interpolation: {e}".splitlines()[0]) from None
+
+
+def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any]) -> Run:
+    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS)}, sweep."
+        )
+    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg]
+    if missing:
+        raise ConfigError(f"the config lacks {', '.join(missing)} (see the built-in conf/config.yaml).")
+    seed, eval_every, clip = cfg["seed"], cfg["eval_every"], cfg["grad_clip"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}.")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ConfigError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
+        raise ConfigError(f"grad_clip must be null or a number > 0; got {clip!r}.")
+    for section in ("task", "optimizer", "schedule"):
+        if not isinstance(cfg[section], dict):
+            raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
+    steps = budget_steps(cfg["budget"], cfg["full_steps"])
+    shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
+    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    labels = {
+        "task": names.get("task", "custom"),
+        "optimizer": names.get("optimizer", "custom"),
+        "schedule": names.get("schedule", "custom"),
+        "budget": cfg["budget"],
+        "steps": steps,
+        "lr": cfg["optimizer"].get("lr"),
+        "seed": seed,
+        "axes": swept,
+    }
+    return Run(run_id(spec), spec, labels, {"eval_every": eval_every})
+
+
+def _validate(runs: Iterable[Run]) -> None:
+    """Check each distinct task, optimizer and (schedule, steps) once: plans repeat them thousands of times."""
+    seen: set[str] = set()
+    for run in runs:
+        checks = (
+            ("task", run.spec["task"], lambda s: tasks.resolve(s)),
+            ("optimizer", run.spec["optimizer"], lambda s: optimizers.resolve(s, run.labels["optimizer"])),
+            (f"schedule@{run.spec['steps']}", run.spec["schedule"],
+             lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
+        )
+        for kind, section, check in checks:
+            key = kind + canonical_json(section)
+            if key not in seen:
+                check(section)
+                seen.add(key)
+    if not seen:
+        raise ConfigError("the sweep has zero runs.")
+
+
+def default_name(runs: Sequence[Run]) -> str:
+    """Readable and unique: the task(s), the run count and a digest of the run ids.
+
+    The same plan always gets the same name, so relaunching the same command resumes the same sweep.
+    """
+    task_names = sorted({str(r.labels["task"]) for r in runs})
+    task_part = "-".join(task_names) if len(task_names) <= 2 else f"{len(task_names)}tasks"
+    digest = hashlib.sha256("".join(sorted(r.id for r in runs)).encode()).hexdigest()[:6]
+    return f"{task_part}-{len(runs)}runs-{digest}"

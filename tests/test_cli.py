@@ -1,0 +1,205 @@
+"""End to end: the real `schedsweep` CLI in subprocesses, real training, real Parquet files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from schedsweep import metrics, store
+
+TESTS = Path(__file__).resolve().parent
+TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
+
+
+class FlakyTask:
+    """A user's own task (the protocol in schedsweep.tasks), defined here and swept by import path.
+
+    It raises while the file named by `fail_if` exists, so a test can make a run fail for real.
+    """
+
+    def __init__(self, seed: int, width: int = 8, fail_if: str = "") -> None:
+        self.seed, self.width, self.fail_if = seed, width, fail_if
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 4, generator=g)
+        self.y = self.x @ torch.randn(4, 1, generator=g)
+
+    def build_model(self) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(4, self.width), torch.nn.Tanh(), torch.nn.Linear(self.width, 1))
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = torch.Generator().manual_seed(self.seed)
+        while True:
+            idx = torch.randint(0, 64, (16,), generator=g)
+            yield self.x[idx], self.y[idx]
+
+    def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if self.fail_if and Path(self.fail_if).exists():
+            raise RuntimeError("FlakyTask was told to fail")
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def evaluate(self, model: torch.nn.Module) -> float:
+        return float(torch.nn.functional.mse_loss(model(self.x), self.y))
+
+
+def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "schedsweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def statuses(sweep: Path) -> dict[str, str]:
+    return {r["id"]: store.read_status(store.run_dir(sweep, r["id"])).status for r in store.read_plan(sweep)}
+
+
+@pytest.mark.slow
+def test_local_sweep_end_to_end(tmp_path: Path) -> None:
+    args = ["launch", *TINY, "schedule=linear,cosine", "budget=0.5,1.0", "optimizer=sgd", "optimizer.lr=0.05", "--name", "e2e"]
+    first = cli(*args, "executor.max_parallel=2", cwd=tmp_path)
+    sweep = tmp_path / "results" / "e2e"
+    assert set(statuses(sweep).values()) == {"done"} and len(statuses(sweep)) == 4
+    assert (sweep / "sweep.yaml").is_file() and "4 to run" in first.stdout
+
+    for record in store.read_plan(sweep):
+        folder = store.run_dir(sweep, record["id"]) / store.METRICS
+        table = metrics.read_metrics(folder)
+        assert table.schema.equals(metrics.SCHEMA)
+        steps = record["spec"]["steps"]
+        assert table["step"].to_pylist() == list(range(steps))  # one row per step, none missing or doubled
+        shown = cli("schedules", "show", record["labels"]["schedule"], "--steps", str(steps), "--peak-lr", "0.05", "--csv", cwd=tmp_path)
+        expected = [float(line.split(",")[1]) for line in shown.stdout.splitlines()[1:]]
+        assert table["lr"].to_pylist() == pytest.approx(expected, rel=1e-12)
+        evals = [s for s, e in zip(table["step"].to_pylist(), table["eval_loss"].to_pylist()) if e is not None]
+        assert evals == [s for s in range(steps) if (s + 1) % 5 == 0 or s == steps - 1]
+        assert all(v is not None and v > 0 for v in table["grad_norm"].to_pylist())
+        status = store.read_status(store.run_dir(sweep, record["id"]))
+        assert status.final_eval_loss == pytest.approx(table["eval_loss"].to_pylist()[-1])
+        for part in metrics.part_files(folder):
+            assert pq.read_metadata(part).num_rows > 0
+
+    mtimes = {p: p.stat().st_mtime_ns for p in sweep.rglob("*.parquet")}
+    again = cli(*args, cwd=tmp_path)
+    assert "skipping 4 done" in again.stdout and "0 to run" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob("*.parquet")} == mtimes
+
+    report = cli("report", str(sweep), "--format", "json", cwd=tmp_path)
+    ranking = json.loads(report.stdout)["ranking"]
+    assert {row["schedule"] for row in ranking} == {"linear", "cosine"}
+    table = cli("report", str(sweep), cwd=tmp_path).stdout
+    assert "linear" in table and "cosine" in table
+
+
+@pytest.mark.slow
+def test_custom_task_failures_and_retry_failed(tmp_path: Path) -> None:
+    flag = tmp_path / "fail-now"
+    flag.touch()
+    args = ["launch", "task=custom", "task._target_=test_cli.FlakyTask", f"+task.fail_if={flag}", "full_steps=10",
+            "eval_every=5", "budget=1.0", "seed=0,1", "executor=debug", "--name", "flaky"]
+    cli(*args, cwd=tmp_path, check=1)  # failed runs make launch exit 1
+    sweep = tmp_path / "results" / "flaky"
+    assert set(statuses(sweep).values()) == {"failed"}
+    error = store.read_status(store.run_dir(sweep, store.read_plan(sweep)[0]["id"])).error
+    assert "FlakyTask was told to fail" in error
+
+    flag.unlink()
+    kept = cli(*args, cwd=tmp_path, check=0)
+    assert "skipping 2 failed" in kept.stdout and "--retry-failed" in kept.stdout
+    assert set(statuses(sweep).values()) == {"failed"}
+
+    cli(*args, "--retry-failed", cwd=tmp_path)
+    assert set(statuses(sweep).values()) == {"done"}
+    assert all((store.run_dir(sweep, i) / "status.previous.json").exists() for i in statuses(sweep))
+
+
+@pytest.mark.slow
+def test_divergence_is_a_status_and_ranks_last(tmp_path: Path) -> None:
+    cli("launch", *TINY, "budget=1.0", "schedule=constant,linear", "optimizer=sgd", "optimizer.lr=0.05,1e9",
+        "executor=debug", "--name", "div", cwd=tmp_path)
+    sweep = tmp_path / "results" / "div"
+    assert sorted(statuses(sweep).values()) == ["diverged", "diverged", "done", "done"]
+    diverged = [i for i, s in statuses(sweep).items() if s == "diverged"]
+    rows = metrics.read_metrics(store.run_dir(sweep, diverged[0]) / store.METRICS)
+    assert rows.num_rows < 20  # stopped early
+    md = cli("report", str(sweep), "--format", "md", cwd=tmp_path).stdout
+    assert "constant" in md and "linear" in md
+
+
+@pytest.mark.slow
+def test_no_wait_returns_at_once_and_the_background_queue_finishes(tmp_path: Path) -> None:
+    out = cli("launch", *TINY, "budget=0.5", "schedule=rex", "--no-wait", "--name", "bg", cwd=tmp_path)
+    assert "running in the background" in out.stdout
+    sweep = tmp_path / "results" / "bg"
+    import time
+
+    deadline = time.time() + 120
+    while time.time() < deadline and set(statuses(sweep).values()) != {"done"}:
+        time.sleep(0.5)
+    assert set(statuses(sweep).values()) == {"done"}
+    status = cli("status", str(sweep), cwd=tmp_path).stdout
+    assert "done 1" in status
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path) -> None:
+    out = cli("launch", *TINY, "schedule=linear,cosine,rex", "budget=0.1,0.25,1.0", "optimizer=sgd,adamw",
+              "optimizer.lr=0.03,0.1", "seed=0,1", "--dry-run", cwd=tmp_path).stdout
+    assert "= 72 runs" in out and "schedule 3" in out and "optimizer.lr 2" in out
+    assert "nothing written" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_schedules_show_csv_and_list(tmp_path: Path) -> None:
+    out = cli("schedules", "show", "rex", "--steps", "100", "--csv", cwd=tmp_path).stdout.splitlines()
+    assert out[0] == "step,lr" and len(out) == 101
+    assert [line.split(",")[0] for line in out[1:]] == [str(t) for t in range(100)]
+    assert float(out[1].split(",")[1]) == 1.0
+    assert float(out[51].split(",")[1]) == pytest.approx(2 / 3)
+    listing = cli("schedules", "list", cwd=tmp_path).stdout
+    for name in ("constant", "linear", "cosine", "step", "exponential", "onecycle", "rex", "wsd"):
+        assert name in listing
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["launch", "schedule=nope", "--dry-run"], "unknown schedule 'nope'"),
+        (["launch", "optimizer=nope", "--dry-run"], "unknown optimizer 'nope'"),
+        (["launch", "task=nope", "--dry-run"], "unknown task 'nope'"),
+        (["launch", "optimizer.nope=1", "--dry-run"], "optimizer.nope"),
+        (["launch", "budget=0", "--dry-run"], "budget 0 is not allowed"),
+        (["launch", "budget=-1", "--dry-run"], "budget -1 is not allowed"),
+        (["launch", "optimizer.lr=-0.1", "--dry-run"], "must be a number > 0"),
+        (["launch", "schedule=wsd", "schedule.warmup=0.5", "schedule.decay=0.7", "--dry-run"], "warmup"),
+        (["launch", "seed=range(0)", "--dry-run"], "zero runs"),
+        (["launch", "executor.nope=1", "--dry-run"], "executor"),
+        (["report", "does/not/exist"], "does not exist"),
+        (["report", "."], "not a schedsweep sweep"),
+        (["status", "does/not/exist"], "does not exist"),
+        (["schedules", "show", "nope"], "unknown schedule 'nope'"),
+        (["launch", "--config-dir", "conf_bad", "schedule=broken", "--dry-run"], "broken.yaml"),
+        (["launch", "task=classifier", "budget=0.5", "--results", "a_file"], "not a folder"),
+        (["report", "a_file"], "is a file"),
+        (["report", "torn"], "line 2 is not valid JSON"),
+        (["launch", "--name", "../x", "--dry-run"], "--name"),
+    ],
+)
+def test_bad_input_is_one_message_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+    (tmp_path / "conf_bad" / "schedule").mkdir(parents=True)
+    (tmp_path / "conf_bad" / "schedule" / "broken.yaml").write_text("shape: rex\nwarmup: [0.1,\n")
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "plan.jsonl").write_text('{"id": "a"}\n{"id": \n')
+    proc = cli(*args, cwd=tmp_path, check=2)
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.startswith("error:")
+

@@ -1,0 +1,141 @@
+"""The planner: grid expansion with Hydra's grammar, run ids, budgets, and plan-time validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from schedsweep.errors import ConfigError
+from schedsweep.plan import budget_steps, make_plan, run_id
+
+FAST = ["task=classifier", "full_steps=100"]
+
+
+def test_grid_is_the_product_of_every_sweep_override() -> None:
+    plan = make_plan([*FAST, "schedule=linear,cosine", "budget=0.1,1.0", "optimizer=sgd,adamw", "optimizer.lr=0.03,0.1", "seed=0,1"])
+    assert len(plan.runs) == 2 * 2 * 2 * 2 * 2
+    assert plan.counts == {"schedule": 2, "budget": 2, "optimizer": 2, "optimizer.lr": 2, "seed": 2}
+    points = {(r.labels["schedule"], r.labels["budget"], r.labels["optimizer"], r.labels["lr"], r.labels["seed"]) for r in plan.runs}
+    assert len(points) == 32
+    run = next(r for r in plan.runs if r.labels["budget"] == 0.1 and r.labels["optimizer"] == "sgd")
+    assert run.spec["steps"] == 10
+    assert run.spec["optimizer"]["_target_"] == "torch.optim.SGD"
+    assert run.spec["optimizer"]["lr"] in (0.03, 0.1)
+
+
+def test_range_choice_and_absolute_budgets() -> None:
+    plan = make_plan([*FAST, "seed=range(3)", "optimizer.lr=choice(0.01,0.02)", "budget=0.5,40"])
+    assert sorted({r.labels["seed"] for r in plan.runs}) == [0, 1, 2]
+    assert sorted({r.spec["steps"] for r in plan.runs}) == [40, 50]
+    assert len(plan.runs) == 12
+
+
+def test_yaml_sweep_block_is_the_default_and_the_command_line_wins() -> None:
+    default = make_plan(FAST)
+    assert sorted(r.labels["budget"] for r in default.runs) == [0.1, 0.25, 0.5, 1.0]
+    cli = make_plan([*FAST, "budget=0.5"])
+    assert [r.labels["budget"] for r in cli.runs] == [0.5]
+
+
+def test_a_study_is_a_file_in_the_users_config_dir(tmp_path: Path) -> None:
+    (tmp_path / "study").mkdir()
+    (tmp_path / "schedule").mkdir()
+    (tmp_path / "study" / "mine.yaml").write_text(
+        textwrap.dedent(
+            """\
+            # @package _global_
+            full_steps: 50
+            sweep:
+              schedule: [linear, rex_warm]
+              budget: "0.2,1.0"
+              seed: range(0,2)
+            """
+        )
+    )
+    (tmp_path / "schedule" / "rex_warm.yaml").write_text("shape: rex\nwarmup: 0.1\ndescription: REX with warm-up\n")
+    plan = make_plan(["task=classifier", "+study=mine"], config_dir=tmp_path)
+    assert len(plan.runs) == 2 * 2 * 2
+    warm = next(r for r in plan.runs if r.labels["schedule"] == "rex_warm")
+    assert warm.spec["schedule"] == {"shape": "rex", "warmup": 0.1}  # the description is a label
+
+
+def test_run_id_is_content_addressed_and_stable() -> None:
+    # A golden value: the id must not depend on the process, the machine or dict order.
+    spec = {"seed": 0, "steps": 10, "task": {"_target_": "x.Y"}, "optimizer": {"lr": 0.1}, "schedule": {"shape": "linear"}, "grad_clip": None}
+    assert run_id(spec) == run_id(dict(reversed(list(spec.items()))))
+    assert run_id(spec) == "f58cf0c23c4e"
+    code = "from schedsweep.plan import make_plan; print(sorted(r.id for r in make_plan(['task=classifier','full_steps=100']).runs))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == str(sorted(r.id for r in make_plan(FAST).runs))
+
+
+def test_labels_and_log_intervals_do_not_change_the_id() -> None:
+    a = make_plan([*FAST, "budget=0.5"]).runs[0]
+    b = make_plan([*FAST, "budget=0.5", "eval_every=7", "schedule.description=other words"]).runs[0]
+    c = make_plan([*FAST, "budget=50"]).runs[0]  # 50 absolute steps = 50% of 100: the same run
+    d = make_plan([*FAST, "budget=0.5", "seed=1"]).runs[0]
+    assert a.id == b.id == c.id != d.id
+
+
+def test_identical_grid_points_are_planned_once() -> None:
+    plan = make_plan([*FAST, "budget=0.5", "seed=0,0,1"])
+    assert len(plan.runs) == 2 and plan.duplicates == 1
+
+
+def test_default_name_is_readable_and_follows_the_plan() -> None:
+    a, b = make_plan([*FAST, "budget=0.5"]), make_plan([*FAST, "budget=0.5,1.0"])
+    assert a.name.startswith("classifier-1runs-") and b.name.startswith("classifier-2runs-")
+    assert make_plan([*FAST, "budget=0.5"]).name == a.name
+    assert make_plan([*FAST, "budget=0.5"], name="mine").name == "mine"
+
+
+def test_budget_steps() -> None:
+    assert budget_steps(0.1, 300) == 30
+    assert budget_steps(1.0, 300) == 300
+    assert budget_steps(1, 300) == 300
+    assert budget_steps(500, 300) == 500
+    for bad in (0, -0.5, 1.5, "x", True):
+        with pytest.raises(ConfigError):
+            budget_steps(bad, 300)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["schedule=nope"], "unknown schedule 'nope'. Valid schedule options: constant, cosine"),
+        (["schedule=linear,nope"], "unknown schedule 'nope'"),
+        (["optimizer=adam"], "Valid optimizer options: adamw, sgd"),
+        (["task=cifar"], "unknown task 'cifar'"),
+        (["optimizer.lrr=0.1,0.2"], "cannot sweep 'optimizer.lrr': no such key"),
+        (["optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'"),
+        (["+foo=1"], "unknown top-level key(s) foo"),
+        (["budget=0"], "budget 0 is not allowed"),
+        (["budget=-0.5,1.0"], "budget -0.5 is not allowed"),
+        (["budget=1.5"], "budget 1.5 is not allowed"),
+        (["optimizer.lr=0"], "lr (the peak learning rate) must be a number > 0"),
+        (["schedule=wsd", "schedule.warmup=0.5", "schedule.decay=0.6"], "warmup"),
+        (["seed=range(0)"], "zero runs"),
+        (["seed=interval(0,1)"], "interval()"),
+        (["seed=-1"], "seed must be an integer >= 0"),
+        (["full_steps=1,2"], "'full_steps' cannot be swept"),
+        (["budget=[1,"], "cannot parse override 'budget=[1,'"),
+        (["optimizer.momentum=0.5,0.9", "optimizer=sgd,adamw"], "optimizer=adamw"),
+        (["task=custom"], "_target_"),
+    ],
+)
+def test_bad_input_is_a_config_error_naming_the_problem(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_plan([*FAST, *overrides])
+    assert expected in str(info.value)
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "schedule").mkdir()
+    (tmp_path / "schedule" / "broken.yaml").write_text("shape: rex\nwarmup: [0.1,\n")
+    with pytest.raises(ConfigError) as info:
+        make_plan([*FAST, "schedule=broken"], config_dir=tmp_path)
+    assert "broken.yaml" in str(info.value) and "line" in str(info.value)
