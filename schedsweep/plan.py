@@ -9,13 +9,12 @@ to it (a 10% run is a fresh run with its own full decay, as in REX).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from schedsweep import optimizers, schedules, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
@@ -93,7 +92,7 @@ def make_plan(
         parsed = c.parse(overrides)
         fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
         cli_axes = [_axis_from_override(c, o) for o in parsed if o.is_sweep_override()]
-        base, _ = c.compose(fixed, config_name)
+        base, base_names = c.compose(fixed, config_name)
         given = {o.key_or_group for o in parsed}
         axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
         for axis in axes:
@@ -104,7 +103,7 @@ def make_plan(
             if axis.group:
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
-        runs, duplicates = _expand(c, fixed, axes, config_name)
+        runs, duplicates = _expand(c, fixed, axes, config_name, (base, base_names))
     _validate(runs)
     return Plan(
         name=name or default_name(runs),
@@ -151,21 +150,23 @@ def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axi
     return axes
 
 
-def _expand(c: Composer, fixed: list[str], axes: list[Axis], config_name: str) -> tuple[list[Run], int]:
+def _expand(
+    c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]]
+) -> tuple[list[Run], int]:
     group_axes = [a for a in axes if a.group]
     value_axes = [a for a in axes if not a.group]
     runs: dict[str, Run] = {}
     duplicates = 0
-    for choice in itertools.product(*(a.values for a in group_axes)):
-        cfg, names = c.compose(fixed + [a.override(v) for a, v in zip(group_axes, choice)], config_name)
-        cfg.pop("sweep", None)
+    for choice, (cfg, names) in zip(
+        itertools.product(*(a.values for a in group_axes)), _group_configs(c, fixed, group_axes, config_name, base)
+    ):
         for axis in value_axes:
             _check_settable(cfg, axis, names)
         resolve = interpolated(cfg)
         for values in itertools.product(*(a.values for a in value_axes)):
-            point = copy.deepcopy(cfg)
+            point = cfg
             for axis, value in zip(value_axes, values):
-                _set(point, axis.key, copy.deepcopy(value))
+                point = _with(point, axis.key.split("."), value)
             if resolve:
                 point = _resolve(point)
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
@@ -175,6 +176,46 @@ def _expand(c: Composer, fixed: list[str], axes: list[Axis], config_name: str) -
             else:
                 runs[run.id] = run
     return list(runs.values()), duplicates
+
+
+def _group_configs(
+    c: Composer,
+    fixed: list[str],
+    group_axes: list[Axis],
+    config_name: str,
+    base: tuple[dict[str, Any], dict[str, str]],  # composed from `fixed` alone, without its sweep block
+) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """The composed config of every combination of group choices, in itertools.product order.
+
+    When each option only fills its own section (the usual case), composing each option once and
+    swapping sections gives the same configs as composing every combination: sum, not product, of
+    the option counts (~45 ms per compose). Otherwise, e.g. a `# @package _global_` option, every
+    combination is composed.
+    """
+    base_cfg, base_names = base
+    sections: list[list[tuple[Any, dict[str, str]]]] = []
+    for axis in group_axes:
+        options = []
+        for value in axis.values:
+            cfg, names = _without_sweep(c.compose([*fixed, axis.override(value)], config_name))
+            others = {k: v for k, v in cfg.items() if k != axis.key}
+            if "/" in axis.key or others != {k: v for k, v in base_cfg.items() if k != axis.key}:
+                for combo in itertools.product(*(a.values for a in group_axes)):
+                    yield _without_sweep(c.compose(fixed + [a.override(v) for a, v in zip(group_axes, combo)], config_name))
+                return
+            options.append((cfg.get(axis.key), names))
+        sections.append(options)
+    for combo in itertools.product(*sections):
+        cfg, names = dict(base_cfg), dict(base_names)
+        for axis, (section, option_names) in zip(group_axes, combo):
+            cfg[axis.key] = section
+            names[axis.key] = option_names[axis.key]
+        yield _without_sweep((cfg, names))
+
+
+def _without_sweep(composed: tuple[dict[str, Any], dict[str, str]]) -> tuple[dict[str, Any], dict[str, str]]:
+    cfg, names = composed
+    return {k: v for k, v in cfg.items() if k != "sweep"}, names
 
 
 def _check_settable(cfg: dict[str, Any], axis: Axis, names: dict[str, str]) -> None:
@@ -193,12 +234,14 @@ def _check_settable(cfg: dict[str, Any], axis: Axis, names: dict[str, str]) -> N
         )
 
 
-def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = cfg
-    for part in parents:
-        node = node[part]
-    node[leaf] = value
+def _with(tree: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    """A copy of `tree` with `path` set to `value`, sharing every untouched branch.
+
+    Copying only the dicts on the path (not deep-copying the config) is what keeps planning at
+    thousands of runs per second; no run record is mutated after planning, so sharing is safe.
+    """
+    head, *rest = path
+    return {**tree, head: _with(tree[head], rest, value) if rest else value}
 
 
 def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:

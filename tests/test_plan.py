@@ -139,3 +139,24 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         make_plan([*FAST, "schedule=broken"], config_dir=tmp_path)
     assert "broken.yaml" in str(info.value) and "line" in str(info.value)
+
+
+def test_group_sections_are_swapped_only_when_that_equals_composing_every_combination(tmp_path: Path) -> None:
+    from schedsweep.config import composer
+    from schedsweep.plan import _make_run
+
+    (tmp_path / "schedule").mkdir()
+    # A global option touches keys outside its section: the planner must compose every combination.
+    (tmp_path / "schedule" / "short_linear.yaml").write_text("# @package _global_\neval_every: 7\nschedule:\n  shape: linear\n")
+    for extra, config_dir in (([], None), (["schedule=short_linear,cosine"], tmp_path)):
+        overrides = [*FAST, "schedule=linear,wsd", "optimizer=sgd,adamw", "budget=0.5", *extra]
+        plan = make_plan(overrides, config_dir=config_dir)
+        with composer(config_dir) as c:
+            for run in plan.runs:
+                axes = run.labels["axes"]
+                fixed = [*FAST, "budget=0.5", f"schedule={axes['schedule']}", f"optimizer={axes['optimizer']}"]
+                cfg, names = c.compose(fixed, "config")
+                cfg.pop("sweep", None)
+                assert _make_run(cfg, names, axes) == run
+    assert {r.log["eval_every"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {7}
+    assert {r.log["eval_every"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {50}

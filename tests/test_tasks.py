@@ -75,6 +75,13 @@ class TakesKwargs(TinyTask):
         super().__init__(4, seed)
 
 
+class Picky(TinyTask):
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> None:
+        if params.get("width", 4) > 10:
+            raise TaskError(f"task Picky: width must be <= 10; got {params['width']}.")
+
+
 def not_a_class(seed: int = 0) -> TinyTask:
     return TinyTask(seed=seed)
 
@@ -140,13 +147,15 @@ def test_user_module_in_the_launch_folder_is_importable(tmp_path: Path, monkeypa
         ({"_target_": "NoDots"}, "import path 'module.Class'"),
         ({"_target_": "no_such_module_zz.Task"}, "no module named 'no_such_module_zz'"),
         ({"_target_": "schedsweep.no_such_zz.Task"}, "no module named 'schedsweep.no_such_zz'"),
-        ({"_target_": "schedsweep.tasks.classifier.Nope"}, "has no attribute 'Nope'; task classes there: Classifier"),
+        ({"_target_": "schedsweep.tasks.classifier.Nope"},
+         "has no attribute 'Nope'; task classes there: Classifier"),
         ({"_target_": f"{HERE}.not_a_class"}, "is a function, not a class"),
         ({"_target_": f"{HERE}.NoEvaluate"}, "lacks the method(s) evaluate"),
         ({"_target_": f"{HERE}.NoSeed"}, "must accept a keyword argument `seed"),
         ({"_target_": f"{HERE}.NeedsDepth"}, "needs a value for depth"),
         ({"_target_": f"{HERE}.NeedsDepth", "depth": "???"}, "needs a value for depth"),
         ({"_target_": f"{HERE}.TinyTask", "seed": 3}, "remove 'seed' from the task config"),
+        ({"_target_": f"{HERE}.Picky", "width": 11}, "width must be <= 10; got 11"),
         (CLASSIFIER | {"hiden": 64}, "has no parameter(s) hiden. Valid parameters (with defaults): n_features=32"),
         (CLASSIFIER | {"noise": 1.5}, "noise (the label-flip probability) must be in [0, 1]"),
         (CLASSIFIER | {"batch_size": 100, "n_train": 50}, "batch_size (100) must be <= n_train (50)"),
@@ -176,7 +185,9 @@ def test_kwargs_constructor_accepts_any_key() -> None:
     assert tasks.resolve({"_target_": f"{HERE}.TakesKwargs", "anything": 1}) is TakesKwargs
 
 
-def test_import_failure_inside_the_users_module_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_failure_inside_the_users_module_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "broken_task_zz.py").write_text("import not_installed_zz\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))

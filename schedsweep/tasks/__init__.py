@@ -25,6 +25,7 @@ A task of your own lives in a module importable from the folder you launch in (t
 first on sys.path, as `python -m` does) or from an installed package:
 
     # mytask.py, next to where you run `schedsweep launch`
+    from typing import Iterator
     import torch
     from schedsweep.tasks import derive_seed, seeded
 
@@ -40,17 +41,17 @@ first on sys.path, as `python -m` does) or from an installed package:
                 return torch.nn.Sequential(torch.nn.Linear(8, self.width), torch.nn.Tanh(),
                                            torch.nn.Linear(self.width, 1))
 
-        def batches(self):
+        def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             g = torch.Generator().manual_seed(derive_seed(self.seed, "batches"))
             while True:
                 i = torch.randint(0, 896, (32,), generator=g)   # the first 896 rows train
                 yield self.x[i], self.y[i]
 
-        def loss(self, model, batch):
+        def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             x, y = batch
             return torch.nn.functional.mse_loss(model(x), y)
 
-        def evaluate(self, model) -> float:
+        def evaluate(self, model: torch.nn.Module) -> float:
             return torch.nn.functional.mse_loss(model(self.x[896:]), self.y[896:]).item()
 
     $ schedsweep launch task=custom task._target_=mytask.MyTask +task.width=32
@@ -119,9 +120,9 @@ def resolve(spec: Mapping[str, Any]) -> type:
         )
     params = _params(spec)
     _check_signature(cls, params, where)
-    check = getattr(cls, "check_params", None)
-    if callable(check):
-        check(dict(params))
+    # Only a static or class method can be called before an instance exists.
+    if isinstance(inspect.getattr_static(cls, "check_params", None), (staticmethod, classmethod)):
+        cls.check_params(dict(params))  # type: ignore[attr-defined]
     return cls
 
 
@@ -232,7 +233,7 @@ def _import(target: str) -> Any:
     except Exception as e:  # a user's module with a syntax error or a failing top-level statement
         raise TaskError(
             f"task _target_ '{target}': importing module '{module_name}' raised "
-            f"{type(e).__name__}: {e}"
+            f"{type(e).__name__}: {' '.join(str(e).split())}"  # one paragraph: the CLI prints no traceback
         ) from e
     try:
         return getattr(module, attr)

@@ -16,7 +16,12 @@ drawn by a torch.Generator seeded from `seed`, y being x shifted by one. evaluat
 cross-entropy over a fixed set of eval_batches * batch_size held-out windows (starts drawn with
 generator seed 0, so every run seed scores on the same windows).
 
-Loss: mean next-character cross-entropy in nats, ln(vocab) = 4.63 at a uniform guess.
+Loss: mean next-character cross-entropy in nats, ln(vocab) = 4.63 at a uniform guess. Dropout (off by
+default) draws from torch's global RNG, which the training loop seeds with the run's seed.
+
+Measured on 1 thread (AMD EPYC, AVX-512) at the defaults: a step (forward + backward) ~23 ms, with
+mlp_ratio 4 ~29 ms; evaluate() ~60 ms. AdamW at constant lr 3e-3: held-out loss 4.51 -> 2.55 after
+100 steps -> 2.07 after 300 -> 1.54 after 1000, against a unigram entropy of 3.25.
 """
 
 from __future__ import annotations
