@@ -147,7 +147,7 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
 
     (tmp_path / "schedule").mkdir()
     # A global option touches keys outside its section: the planner must compose every combination.
-    (tmp_path / "schedule" / "short_linear.yaml").write_text("# @package _global_\neval_every: 7\nschedule:\n  shape: linear\n")
+    (tmp_path / "schedule" / "short_linear.yaml").write_text("# @package _global_\ntask:\n  hidden: 16\nschedule:\n  shape: linear\n")
     for extra, config_dir in (([], None), (["schedule=short_linear,cosine"], tmp_path)):
         overrides = [*FAST, "schedule=linear,wsd", "optimizer=sgd,adamw", "budget=0.5", *extra]
         plan = make_plan(overrides, config_dir=config_dir)
@@ -158,5 +158,5 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
                 cfg, names = c.compose(fixed, "config")
                 cfg.pop("sweep", None)
                 assert _make_run(cfg, names, axes) == run
-    assert {r.log["eval_every"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {7}
-    assert {r.log["eval_every"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {50}
+    assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {16}
+    assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}
