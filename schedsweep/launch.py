@@ -214,6 +214,11 @@ def _final_status(job: Any, path: Path) -> str:
     status = store.read_status(path)
     if status.status in store.TERMINAL:
         return status.status
+    if status.status == "requeued":  # stopped at a checkpoint by a signal (e.g. the local timeout)
+        store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
+            f"stopped by a signal at step {status.steps_done} (executor.timeout_min?); its checkpoint is kept: "
+            "relaunch with --retry-failed to resume")))
+        return "failed"
     # The process died without writing its status: killed, timed out, or could not start.
     try:
         error = repr(job.exception())

@@ -66,6 +66,12 @@ def part_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{PART_PREFIX}*.parquet"))
 
 
+def truncate_parts(folder: Path, keep: int) -> None:
+    """Delete the parts after the first `keep`: rows logged after the checkpoint being resumed."""
+    for part in part_files(folder)[keep:]:
+        part.unlink()
+
+
 def read_metrics(folder: Path, columns: list[str] | None = None) -> pa.Table:
     """All closed parts of one run, in step order (an empty table with the schema if none)."""
     parts = part_files(folder)

@@ -20,7 +20,10 @@ from schedsweep import optimizers, schedules, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 
-TOP_LEVEL_KEYS = ("task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every")
+TOP_LEVEL_KEYS = (
+    "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
+    "checkpoint_every", "checkpoint_minutes",
+)
 NOT_SWEEPABLE = ("executor", "full_steps")
 
 
@@ -268,8 +271,10 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         raise ConfigError(f"seed must be an integer >= 0; got {seed!r}.")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
         raise ConfigError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
-        raise ConfigError(f"grad_clip must be null or a number > 0; got {clip!r}.")
+    for key in ("grad_clip", "checkpoint_every", "checkpoint_minutes"):
+        value = cfg[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"{key} must be null or a number > 0; got {value!r}.")
     for section in ("task", "optimizer", "schedule"):
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
@@ -286,7 +291,8 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         "seed": seed,
         "axes": swept,
     }
-    return Run(run_id(spec), spec, labels, {"eval_every": eval_every})
+    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
+    return Run(run_id(spec), spec, labels, log)
 
 
 def _validate(runs: Iterable[Run]) -> None:

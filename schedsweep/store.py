@@ -7,7 +7,8 @@
       .submitit/          executor logs (stdout/stderr of every job)
       runs/<run_id>/
         run.json          the run record; the worker reads only this
-        status.json       running | done | failed | diverged, with the run's summary numbers
+        status.json       running | requeued | done | failed | diverged, with the run's summary numbers
+        checkpoint.pt     while the run is unfinished: model, optimizer, step, RNG states
         metrics/part-NNNNN.parquet   per-step metrics (schema in schedsweep.metrics)
 
 A run folder without status.json is pending. Every file is written under a temporary name and
@@ -36,7 +37,7 @@ METRICS = "metrics"
 SUBMITIT = ".submitit"
 
 TERMINAL = ("done", "failed", "diverged")
-STATES = ("pending", "running", *TERMINAL)
+STATES = ("pending", "running", "requeued", *TERMINAL)  # requeued: stopped at a checkpoint, to be resumed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -117,7 +118,10 @@ class RunStatus:
     final_eval_loss: float | None = None
     best_eval_loss: float | None = None
     wall_s: float = 0.0
+    requeues: int = 0
     error: str | None = None
+    host: str | None = None  # where a running run runs (pid on host)
+    pid: int | None = None
     updated: str = field(default_factory=now)
 
 

@@ -1,77 +1,167 @@
 """The training loop: one run, read from its folder, metrics to Parquet, a status marker at the end.
 
 `main(run_dir)` is the one execution seam: the local and Slurm executors submit it by reference
-with a path string, the debug executor and the tests call it directly. It never raises: a crash
-is a `failed` status with the traceback, a non-finite loss is `diverged`.
+with a path string, the sbatch template and the debug executor call it directly. It never raises:
+a crash is a `failed` status with the traceback, a non-finite loss is `diverged`.
+
+Interruptions: a signal (SIGUSR2 before the Slurm time limit or at preemption, SIGTERM at requeue
+or cancel) only sets a flag; the loop checks it at the next step boundary (all ranks agree),
+writes a checkpoint, flushes the metrics and stops; on SIGUSR2 under Slurm it requeues its own job.
+Periodic checkpoints bound what a hard kill loses. A run that finds a checkpoint resumes from it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
+import socket
+import subprocess
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from schedsweep import optimizers, schedules, store, tasks
-from schedsweep.metrics import MetricsWriter
+from schedsweep import checkpoint, distributed, optimizers, schedules, store, tasks
+from schedsweep.distributed import Dist
+from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
 
 
-def main(run_dir: str, threads: int | None = None) -> str:
-    """Train the run in `run_dir` (its run.json) and return its final status."""
+class StopFlag:
+    """Set by a signal handler, read by the loop at step boundaries: the handler does nothing else."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    flag = StopFlag()
+    previous = {}
+    for sig in (signal.SIGUSR2, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, flag)
+        except ValueError:  # not the main thread: nobody can signal this run
+            pass
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str:
+    """Train (or resume) the run in `run_dir` and return its status."""
     path = Path(run_dir)
     record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
     if threads:
         torch.set_num_threads(threads)
-    store.write_status(path, store.RunStatus("running"))
-    # No resume yet: parts left by an interrupted attempt belong to no finished run.
-    shutil.rmtree(path / store.METRICS, ignore_errors=True)
-    writer = MetricsWriter(path / store.METRICS)
+    dist = distributed.setup()
+    state = checkpoint.load(path)
+    writer = None
+    if dist.main:
+        store.write_status(path, store.RunStatus("running", host=socket.gethostname(), pid=os.getpid()))
+        if state is None:  # parts of an attempt that left no checkpoint belong to no run
+            shutil.rmtree(path / store.METRICS, ignore_errors=True)
+        else:
+            truncate_parts(path / store.METRICS, state["parts"])
+        writer = MetricsWriter(path / store.METRICS)
     start = time.perf_counter()
-    try:
-        status = train(record["spec"], record["log"], writer)
-    except Exception:
-        status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
-    finally:
-        writer.flush()
-    store.write_status(path, status)
+    with stop_on_signals() as stop:
+        try:
+            status = train(record, path, dist, writer, state, stop)
+        except Exception:
+            status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
+        finally:
+            if writer is not None:
+                writer.flush()
+    if dist.main:
+        if status.status == "requeued" and stop.signal == signal.SIGUSR2:
+            status = _requeue(status, max_requeues)
+        store.write_status(path, status)
+        if status.status in store.TERMINAL:
+            checkpoint.remove(path)
+    distributed.teardown(dist)
     return status.status
 
 
-def train(spec: dict[str, Any], log: dict[str, Any], writer: MetricsWriter) -> store.RunStatus:
+def train(
+    record: dict[str, Any], path: Path, dist: Dist, writer: MetricsWriter | None, state: dict[str, Any] | None, stop: StopFlag
+) -> store.RunStatus:
+    spec, log = record["spec"], record["log"]
     steps, seed, clip = spec["steps"], spec["seed"], spec["grad_clip"]
-    eval_every = log["eval_every"]
+    device = torch.device("cuda", dist.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     torch.manual_seed(seed)
     task = tasks.build(spec["task"], seed)
-    model = task.build_model()
+    model = task.build_model().to(device)
     optimizer = optimizers.build(spec["optimizer"], model.parameters())
     params = [p for p in model.parameters() if p.requires_grad]
     peak = float(spec["optimizer"]["lr"])
     schedule = schedules.build(spec["schedule"], steps)
     batches = task.batches()
+    net = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
 
-    start = time.perf_counter()
-    samples = 0
-    loss_value = eval_loss = best_eval = math.nan
-    model.train()
-    for step in range(steps):
+    first = 0
+    run: dict[str, Any] = {"samples": 0, "loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "wall_s": 0.0, "requeues": 0}
+    if state is not None:
+        first = state["step"]
+        for _ in range(first):  # the data position is the step: replay the deterministic stream
+            next(batches)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        run |= state["run"]
+        checkpoint.restore_rng(state)
+
+    start = time.perf_counter() - run["wall_s"]
+    last_save = time.monotonic()
+    every_steps = log.get("checkpoint_every")
+    every_s = 60.0 * (log.get("checkpoint_minutes") or math.inf)
+
+    def save(next_step: int) -> None:
+        if dist.main and writer is not None:
+            writer.flush()
+            run["wall_s"] = time.perf_counter() - start
+            checkpoint.save(path, {"step": next_step, "parts": len(part_files(writer.folder)), "run": dict(run),
+                                   "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    def emit(row: dict[str, Any]) -> None:
+        if writer is not None:
+            writer.append(row | {"wall_s": time.perf_counter() - start})
+
+    net.train()
+    for step in range(first, steps):
+        if step > first:
+            stopping = dist.any(stop.signal is not None)
+            if stopping or (every_steps and step % every_steps == 0) or time.monotonic() - last_save >= every_s:
+                if stopping and stop.signal == signal.SIGUSR2:
+                    run["requeues"] += 1  # counted in the checkpoint, so the limit survives the requeue
+                save(step)
+                last_save = time.monotonic()
+            if stopping:
+                return _summary("requeued", step, run, start)
         lr = peak * schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = next(batches)
+        batch = distributed.to_device(distributed.shard(next(batches), dist), device)
         step_start = time.perf_counter()
-        loss = task.loss(model, batch)
-        loss_value = loss.item()
-        n = _batch_size(batch)
-        samples += n
-        row: dict[str, Any] = {"step": step, "lr": lr, "loss": loss_value, "samples_seen": samples}
+        loss = task.loss(net, batch)
+        loss_value = dist.mean(loss.item())
+        n = _batch_size(batch) * dist.world
+        run["samples"] += n
+        run["loss"] = loss_value
+        row: dict[str, Any] = {"step": step, "lr": lr, "loss": loss_value, "samples_seen": run["samples"]}
         if not math.isfinite(loss_value):
-            writer.append(row | {"wall_s": time.perf_counter() - start})
-            return _summary("diverged", step, loss_value, eval_loss, best_eval, start)
+            emit(row)
+            run["eval_loss"] = math.nan
+            return _summary("diverged", step, run, start)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in params if p.grad is not None]
@@ -82,16 +172,33 @@ def train(spec: dict[str, Any], log: dict[str, Any], writer: MetricsWriter) -> s
         optimizer.step()
         step_s = time.perf_counter() - step_start
         row |= {"grad_norm": l2.item(), "grad_norm_l1": l1.item(), "samples_per_s": n / step_s if step_s > 0 else None}
-        last = step == steps - 1
-        if last or (step + 1) % eval_every == 0:
-            eval_loss = _evaluate(task, model)
+        if step == steps - 1 or (step + 1) % log["eval_every"] == 0:
+            run["eval_loss"] = eval_loss = _evaluate(task, model)
             row["eval_loss"] = eval_loss
             if not math.isfinite(eval_loss):
-                writer.append(row | {"wall_s": time.perf_counter() - start})
-                return _summary("diverged", step + 1, loss_value, eval_loss, best_eval, start)
-            best_eval = min(best_eval, eval_loss) if math.isfinite(best_eval) else eval_loss
-        writer.append(row | {"wall_s": time.perf_counter() - start})
-    return _summary("done", steps, loss_value, eval_loss, best_eval, start)
+                emit(row)
+                return _summary("diverged", step + 1, run, start)
+            best = run["best_eval"]
+            run["best_eval"] = eval_loss if not math.isfinite(best) else min(best, eval_loss)
+        emit(row)
+    return _summary("done", steps, run, start)
+
+
+def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
+    """Requeue this Slurm job (array task) after a checkpoint, within the allowed number of times."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if not job:
+        return status  # not under Slurm: relaunching the sweep resumes it
+    if status.requeues > max_requeues:
+        return store.RunStatus("failed", steps_done=status.steps_done, wall_s=status.wall_s, requeues=status.requeues,
+                               error=f"stopped by the time limit or preemption {status.requeues} times "
+                                     f"(executor.max_requeues={max_requeues}); relaunch to resume from its checkpoint")
+    proc = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return store.RunStatus("failed", steps_done=status.steps_done, error=f"scontrol requeue {job}: {proc.stderr.strip()}")
+    return status
 
 
 def _evaluate(task: tasks.Task, model: torch.nn.Module) -> float:
@@ -114,15 +221,16 @@ def _batch_size(batch: Any) -> int:
     return 1
 
 
-def _summary(status: str, steps_done: int, loss: float, eval_loss: float, best_eval: float, start: float) -> store.RunStatus:
+def _summary(status: str, steps_done: int, run: dict[str, Any], start: float) -> store.RunStatus:
     def finite(x: float) -> float | None:
         return x if math.isfinite(x) else None
 
     return store.RunStatus(
         status,
         steps_done=steps_done,
-        final_loss=finite(loss),
-        final_eval_loss=finite(eval_loss),
-        best_eval_loss=finite(best_eval),
+        final_loss=finite(run["loss"]),
+        final_eval_loss=finite(run["eval_loss"]),
+        best_eval_loss=finite(run["best_eval"]),
         wall_s=time.perf_counter() - start,
+        requeues=run["requeues"],
     )

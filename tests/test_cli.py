@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from schedsweep import metrics, store
+from schedsweep import checkpoint, metrics, store
 
 TESTS = Path(__file__).resolve().parent
 TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
@@ -139,8 +141,6 @@ def test_no_wait_returns_at_once_and_the_background_queue_finishes(tmp_path: Pat
     out = cli("launch", *TINY, "budget=0.5", "schedule=rex", "--no-wait", "--name", "bg", cwd=tmp_path)
     assert "running in the background" in out.stdout
     sweep = tmp_path / "results" / "bg"
-    import time
-
     deadline = time.time() + 120
     while time.time() < deadline and set(statuses(sweep).values()) != {"done"}:
         time.sleep(0.5)
@@ -203,3 +203,45 @@ def test_bad_input_is_one_message_and_exit_2(tmp_path: Path, args: list[str], ex
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.stderr.startswith("error:")
 
+
+
+def _wait_for(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> None:
+    args = ["launch", "task=classifier", "task.n_train=2048", "full_steps=600", "budget=1.0", "eval_every=50",
+            "checkpoint_every=50", "executor.threads_per_run=1"]
+    cli(*args, "--name", "twin", cwd=tmp_path)  # the uninterrupted twin: same spec, same run id
+    cli(*args, "--name", "killed", "--no-wait", cwd=tmp_path)
+    sweep = tmp_path / "results" / "killed"
+    (run_id,) = statuses(sweep)
+    run = store.run_dir(sweep, run_id)
+    _wait_for(lambda: (run / checkpoint.FILE).exists() and checkpoint.load(run)["step"] >= 150, 120, "a checkpoint")
+    # Kill everything at once, as a crashed machine would: the queue and the run's process.
+    os.kill(int((sweep / ".lock").read_text()), signal.SIGKILL)
+    os.kill(store.read_status(run).pid, signal.SIGKILL)
+    _wait_for(lambda: not _pid_alive(store.read_status(run).pid), 10, "the run's process to die")
+    assert store.read_status(run).status == "running"  # stale: nobody will finish it
+
+    relaunch = cli(*args, "--name", "killed", cwd=tmp_path)
+    assert "1 to run" in relaunch.stdout
+    twin = store.run_dir(tmp_path / "results" / "twin", run_id)
+    resumed, uninterrupted = metrics.read_metrics(run / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+    assert resumed["step"].to_pylist() == list(range(600))  # no step missing, none twice
+    for column in ("lr", "loss", "grad_norm", "eval_loss"):
+        assert resumed[column].to_pylist() == uninterrupted[column].to_pylist(), column
+    assert store.read_status(run).final_eval_loss == store.read_status(twin).final_eval_loss
+    assert not (run / checkpoint.FILE).exists()  # removed once the run is done
+
+
+def _pid_alive(pid: int | None) -> bool:
+    try:
+        os.kill(pid or 0, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
