@@ -52,7 +52,9 @@ def launch(
     results: Path = typer.Option(Path("results"), "--results", help="Folder that holds the sweeps."),
     config_dir: Optional[Path] = ConfigDir,
     config_name: str = typer.Option("config", "--config-name", help="Primary config file (without .yaml)."),
-    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the runs with a progress bar, or return at once."),
+    wait: Optional[bool] = typer.Option(
+        None, "--wait/--no-wait", help="Follow the runs with a progress bar, or return at once (default: wait locally, return on Slurm)."
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again (done and diverged runs are kept)."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
@@ -74,7 +76,15 @@ def launch(
         + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get("failed") else "")
         + f"; {prepared.to_run} to run."
     )
-    if not wait:
+    if executor["kind"] == "slurm":
+        jobs, active = launcher.submit_slurm(prepared.sweep_dir, executor)
+        arrays = sorted({j["array"] for j in jobs})
+        out.print(f"queued {len(jobs)} runs in {len(arrays)} job array(s) {', '.join(arrays)}"
+                  + (f"; {active} already pending or running on the cluster" if active else ""))
+        if not wait:
+            out.print(f"follow with: schedsweep status {prepared.sweep_dir} --watch; cancel with: schedsweep cancel {prepared.sweep_dir}")
+            return
+    elif wait is False:
         pid = launcher.spawn_queue(prepared.sweep_dir)
         out.print(f"running in the background (pid {pid}); follow with: schedsweep status {prepared.sweep_dir}")
         return
@@ -111,7 +121,7 @@ def _follow(sweep_dir: Path, executor: dict[str, Any]) -> Any:
             finished = sum(state[s] for s in ("done", "failed", "diverged"))
             if not start:
                 start["finished"] = finished
-                start["total"] = finished + state["pending"] + state["running"]
+                start["total"] = finished + state["pending"] + state["running"] + state["requeued"]
             bar.update(
                 task,
                 description=_counts_line(state),
@@ -119,11 +129,13 @@ def _follow(sweep_dir: Path, executor: dict[str, Any]) -> Any:
                 total=start["total"] - start["finished"],
             )
 
+        if executor["kind"] == "slurm":
+            return launcher.follow_slurm(sweep_dir, update)
         return launcher.run_queue(sweep_dir, executor, update)
 
 
 def _counts_line(state: Any) -> str:
-    colors = {"done": "green", "running": "cyan", "pending": "white", "failed": "red", "diverged": "yellow"}
+    colors = {"done": "green", "running": "cyan", "requeued": "magenta", "pending": "white", "failed": "red", "diverged": "yellow"}
     return " · ".join(f"[{c}]{s} {state.get(s, 0)}[/]" for s, c in colors.items())
 
 
@@ -152,26 +164,70 @@ def _print_plan(plan: Any, full: bool) -> None:
 
 @app.command()
 @friendly
-def status(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>.")) -> None:
-    """Counts of pending, running, done, failed and diverged runs, and what failed."""
-    from rich.table import Table
+def status(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    watch: bool = typer.Option(False, "--watch", help="Refresh every few seconds until every run has finished."),
+    interval: float = typer.Option(5.0, "--interval", min=1.0, help="Seconds between refreshes with --watch."),
+) -> None:
+    """Counts of pending, running, requeued, done, failed and diverged runs; what runs and what failed."""
+    import time
+
+    from rich.live import Live
 
     from schedsweep import store
 
-    records = store.read_plan(store.require_sweep(sweep))
-    table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "steps", "error")
+    store.require_sweep(sweep)
+    if not watch:
+        out.print(_status_view(sweep))
+        return
+    with Live(_status_view(sweep), console=out, auto_refresh=False) as live:
+        while True:
+            view = _status_view(sweep)
+            live.update(view, refresh=True)
+            if view.renderables[0].plain.endswith("(all finished)"):  # type: ignore[attr-defined]
+                return
+            time.sleep(interval)
+
+
+def _status_view(sweep: Path) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from schedsweep import metrics, slurm, store
+
+    records = store.read_plan(sweep)
+    jobs = slurm.latest_jobs(sweep)
+    if jobs:
+        slurm.reconcile(sweep, records)  # a job that ended without a status is failed, not pending forever
+    job_states = slurm.states(j["job"] for j in jobs.values()) if jobs else {}
+    table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job", "error")
     state: dict[str, int] = {}
     for record in records:
-        st = store.read_status(store.run_dir(sweep, record["id"]))
+        path = store.run_dir(sweep, record["id"])
+        st = store.read_status(path)
         state[st.status] = state.get(st.status, 0) + 1
-        if st.status != "done":
-            lab = record["labels"]
-            error = (st.error or "").strip().splitlines()[-1:] or [""]
-            table.add_row(record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
-                          str(lab["seed"]), st.status, str(st.steps_done), error[0][:80])
-    out.print(f"{sweep}: {len(records)} runs · " + _counts_line(state))
-    if table.row_count:
-        out.print(table)
+        if st.status == "done":
+            continue
+        lab, job = record["labels"], jobs.get(record["id"], {}).get("job", "")
+        step = st.steps_done if st.status in store.TERMINAL else metrics.rows_written(path / store.METRICS)
+        error = (st.error or "").strip().splitlines()[-1:] or [""]
+        table.add_row(record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}", str(lab["seed"]),
+                      st.status, str(step), f"{job} {job_states.get(job, '')}".strip(), error[0][:80])
+    unfinished = sum(n for s, n in state.items() if s not in store.TERMINAL)
+    head = Text.from_markup(f"{sweep}: {len(records)} runs · " + _counts_line(state)
+                            + (" (all finished)" if not unfinished else ""))
+    return Group(head, table) if table.row_count else Group(head)
+
+
+@app.command()
+@friendly
+def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>.")) -> None:
+    """Cancel the sweep's pending and running Slurm jobs: one scancel per job array."""
+    from schedsweep import slurm, store
+
+    cancelled = slurm.cancel(store.require_sweep(sweep))
+    out.print(f"cancelled {len(cancelled)} job array(s): {', '.join(cancelled)}" if cancelled else "nothing to cancel.")
 
 
 @app.command()
@@ -208,14 +264,14 @@ def report(
 @friendly
 def schedules_list(config_dir: Optional[Path] = ConfigDir) -> None:
     """Every schedule in conf/schedule/: name, shape, parameters, description and source."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from schedsweep.config import composer
 
-    table = Table("name", "shape", "parameters", "description", "source", show_lines=True)
+    table = Table("name", "shape", Column("parameters", overflow="fold"), "description", "source", show_lines=True)
     with composer(config_dir) as c:
         for name in c.options("schedule"):
-            spec = _schedule_spec(c, name)
+            spec = _schedule_spec(c, name, resolve=False)  # power's max_lr shows as ${optimizer.lr}
             params = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in ("shape", "description", "source"))
             table.add_row(name, str(spec.get("shape")), params, str(spec.get("description", "")), str(spec.get("source", "")))
     out.print(table)
@@ -231,15 +287,26 @@ def schedules_show(
     config_dir: Optional[Path] = ConfigDir,
 ) -> None:
     """The learning rate at every step 0..T-1 of a budget of T steps."""
+    import numpy as np
+
     from schedsweep import schedules
     from schedsweep.config import composer
 
     with composer(config_dir) as c:
-        spec = _schedule_spec(c, name)
-    schedules.check(spec, steps, name)
-    values = [peak_lr * v for v in schedules.values(spec, steps)]
+        spec = _schedule_spec(c, name, peak_lr)
+    values = peak_lr * schedules.check(spec, steps, name)  # vectorised: 10^6 steps in well under a second
     if csv:
-        sys.stdout.write("step,lr\n" + "".join(f"{t},{v!r}\n" for t, v in enumerate(values)))
+        import io
+
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        text = io.BytesIO()  # Arrow formats 10^6 floats (shortest round-trip form) ~5x faster than repr
+        pa_csv.write_csv(pa.table({"step": np.arange(steps), "lr": values}), text,
+                         pa_csv.WriteOptions(include_header=False))
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"step,lr\n" + text.getvalue())
+        sys.stdout.buffer.flush()
         return
     from rich.table import Table
 
@@ -249,9 +316,50 @@ def schedules_show(
     out.print(table)
 
 
-def _schedule_spec(c: Any, name: str) -> dict[str, Any]:
+@schedules_app.command("plot")
+@friendly
+def schedules_plot(
+    names: list[str] = typer.Argument(..., help="Schedule names (files in conf/schedule/), one line each."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Budget in steps (T)."),
+    out_file: Path = typer.Option(..., "--out", help="Image to write (PNG, or any format matplotlib knows by suffix)."),
+    peak_lr: float = typer.Option(1.0, "--peak-lr", help="Peak learning rate the schedules multiply."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """Plot the learning rate of one or more schedules over a budget of T steps into one figure."""
+    import numpy as np
+
+    from schedsweep import schedules
+    from schedsweep.config import composer
+
+    with composer(config_dir) as c:
+        specs = {name: _schedule_spec(c, name, peak_lr) for name in names}
+    curves = {name: peak_lr * schedules.check(spec, steps, name) for name, spec in specs.items()}
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for name, lrs in curves.items():
+        axes.plot(np.arange(steps), lrs, label=name, drawstyle="steps-post" if steps <= 200 else "default")
+    axes.set(xlabel="update t", ylabel="learning rate", xlim=(0, max(steps - 1, 1)),
+             title=f"{', '.join(curves)} over {steps} steps, peak lr {peak_lr:g}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    try:
+        figure.savefig(out_file, dpi=120)
+    except (OSError, ValueError) as e:
+        raise SchedsweepError(f"cannot write the plot to '{out_file}': {e}") from None
+    out.print(f"wrote {out_file}")
+
+
+def _schedule_spec(c: Any, name: str, peak_lr: Optional[float] = None, resolve: bool = True) -> dict[str, Any]:
+    """The schedule's spec; interpolations (power's max_lr: ${optimizer.lr}) resolved with optimizer.lr = peak_lr."""
+    from schedsweep import schedules
     from schedsweep.config import check_option
 
+    if resolve:
+        return schedules.compose_spec(c, name, peak_lr)
     check_option(c, "schedule", name)
     cfg, _ = c.compose([f"schedule={name}"], "config")
     return cfg["schedule"]

@@ -29,8 +29,13 @@ from schedsweep.errors import ConfigError, ResultsError
 from schedsweep.plan import Plan
 
 EXECUTOR_KEYS = {
-    "local": ("kind", "max_parallel", "threads_per_run", "timeout_min"),
+    "local": ("kind", "max_parallel", "threads_per_run", "timeout_min", "tasks_per_node"),
     "debug": ("kind", "threads_per_run"),
+    "slurm": (
+        "kind", "partition", "account", "qos", "constraint", "nodes", "gpus_per_node", "tasks_per_node",
+        "cpus_per_task", "mem_gb", "time_min", "time_per_step_s", "time_safety", "time_by_budget",
+        "array_parallelism", "signal_delay_s", "max_requeues", "setup", "additional_parameters",
+    ),
 }
 POLL_S = 0.2
 Progress = Callable[[Counter[str]], None]
@@ -54,10 +59,14 @@ def check_executor(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"executor '{kind}' has no key(s) {', '.join(unknown)}. Valid keys: {', '.join(EXECUTOR_KEYS[kind])}."
         )
-    for key in ("max_parallel", "threads_per_run", "timeout_min"):
+    for key in ("max_parallel", "threads_per_run", "timeout_min", "tasks_per_node"):
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise ConfigError(f"executor.{key} must be null or a number > 0; got {value!r}.")
+    if kind == "slurm":
+        from schedsweep import slurm
+
+        slurm.check_executor(cfg, EXECUTOR_KEYS["slurm"])
     return cfg
 
 
@@ -148,8 +157,8 @@ def run_queue(sweep_dir: Path, executor: dict[str, Any], progress: Progress | No
             if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL
         ]
         state = counts(sweep_dir)
-        # Statuses left at "running" belong to a dead process: those runs start again now.
-        state["pending"] += state.pop("running", 0)
+        # Statuses left at "running" belong to a dead process: those runs start (or resume) now.
+        state["pending"] += state.pop("running", 0) + state.pop("requeued", 0)
         report = progress or (lambda _: None)
         report(state)
         if executor["kind"] == "debug":
@@ -192,7 +201,9 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
             while queue and len(running) < parallel:
                 path = queue.pop()
                 ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
-                ex.update_parameters(timeout_min=timeout_min, name=f"schedsweep-{path.name}")
+                ex.update_parameters(
+                    timeout_min=timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=int(executor.get("tasks_per_node") or 1)
+                )
                 running[ex.submit(train.main, str(path), threads)] = path
                 state["pending"] -= 1
                 state["running"] += 1
@@ -226,6 +237,32 @@ def _final_status(job: Any, path: Path) -> str:
         error = repr(e)
     store.write_status(path, store.RunStatus("failed", error=f"the run's process ended without a status: {error}"))
     return "failed"
+
+
+def submit_slurm(sweep_dir: Path, executor: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """Queue every unfinished run not already pending or running on the cluster: (new jobs, runs skipped)."""
+    from schedsweep import slurm
+
+    check_executor(executor)
+    with sweep_lock(sweep_dir):
+        todo = [r for r in store.read_plan(sweep_dir)
+                if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL]
+        jobs = slurm.submit(sweep_dir, todo, executor)
+    return jobs, len(todo) - len(jobs)
+
+
+def follow_slurm(sweep_dir: Path, progress: Progress, poll_s: float = 2.0) -> Counter[str]:
+    """Wait for the sweep's jobs, from the run folders and one squeue + sacct call per refresh."""
+    from schedsweep import slurm
+
+    records = store.read_plan(sweep_dir)
+    while True:
+        slurm.reconcile(sweep_dir, records)
+        state = counts(sweep_dir)
+        progress(state)
+        if not any(state[s] for s in ("pending", "running", "requeued")):
+            return state
+        time.sleep(poll_s)
 
 
 def spawn_queue(sweep_dir: Path) -> int:

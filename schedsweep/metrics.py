@@ -66,6 +66,11 @@ def part_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{PART_PREFIX}*.parquet"))
 
 
+def rows_written(folder: Path) -> int:
+    """Rows in the closed parts (read from the footers only): a running run's progress."""
+    return sum(pq.read_metadata(p).num_rows for p in part_files(folder))
+
+
 def truncate_parts(folder: Path, keep: int) -> None:
     """Delete the parts after the first `keep`: rows logged after the checkpoint being resumed."""
     for part in part_files(folder)[keep:]:
