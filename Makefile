@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test cluster bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,13 @@ demo: setup
 	$(BIN)/schedsweep launch +study=demo --name demo
 	$(BIN)/schedsweep report results/demo
 
-test: setup
+test: setup cluster
 	$(BIN)/python -m pytest -q
+
+# The real one-node Slurm cluster that the `slurm` tests use (root: it installs packages and starts daemons).
+cluster:
+	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm/cluster.sh start; \
+	else echo "make: not root, so no test cluster: the slurm tests will skip"; fi
 
 bench: setup
 	$(BIN)/python benchmarks/plan_speed.py

@@ -56,6 +56,7 @@ def launch(
         None, "--wait/--no-wait", help="Follow the runs with a progress bar, or return at once (default: wait locally, return on Slurm)."
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again (done and diverged runs are kept)."),
+    no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
     from schedsweep import launch as launcher
@@ -76,6 +77,9 @@ def launch(
         + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get("failed") else "")
         + f"; {prepared.to_run} to run."
     )
+    if no_submit:
+        out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {prepared.sweep_dir}")
+        return
     if executor["kind"] == "slurm":
         jobs, active = launcher.submit_slurm(prepared.sweep_dir, executor)
         arrays = sorted({j["array"] for j in jobs})
@@ -218,6 +222,61 @@ def _status_view(sweep: Path) -> Any:
     head = Text.from_markup(f"{sweep}: {len(records)} runs · " + _counts_line(state)
                             + (" (all finished)" if not unfinished else ""))
     return Group(head, table) if table.row_count else Group(head)
+
+
+@app.command("export-sbatch")
+@friendly
+def export_sbatch(
+    sweep: Path = typer.Argument(..., help="A sweep folder planned with executor=slurm (launch ... --no-submit)."),
+    template: Optional[Path] = typer.Option(None, "--template", help="Your own copy of sbatch_templates/array.sbatch."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the script here instead of stdout."),
+) -> None:
+    """A plain sbatch array script for the sweep: task i runs `schedsweep run SWEEP --index i`."""
+    from schedsweep import launch as launcher
+    from schedsweep import sbatch, store
+
+    executor = launcher.executor_of(store.require_sweep(sweep))
+    if executor.get("kind") != "slurm":
+        raise SchedsweepError(
+            f"sweep '{sweep}' was planned with executor={executor.get('kind')}; export-sbatch needs the Slurm settings: "
+            "plan it with `schedsweep launch executor=slurm ... --no-submit`."
+        )
+    text = sbatch.render(sweep, executor, template)
+    sbatch.prepare_all(sweep)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+        out.print(f"wrote {out_file}; submit it with: sbatch {out_file}")
+
+
+@app.command("run")
+@friendly
+def run_index(
+    sweep: Path = typer.Argument(..., help="A sweep folder."),
+    index: int = typer.Option(..., "--index", min=0, help="Which run of plan.jsonl (0-based), e.g. $SLURM_ARRAY_TASK_ID."),
+    max_requeues: int = typer.Option(0, "--max-requeues", min=0, help="Requeue this Slurm job after a time-limit signal at most this often."),
+) -> None:
+    """Train one run of a sweep in this process (what each task of an exported sbatch array does)."""
+    import os
+
+    from schedsweep import store, train
+
+    records = store.read_plan(store.require_sweep(sweep))
+    if index >= len(records):
+        raise SchedsweepError(f"--index {index} is out of range: the sweep '{sweep}' has {len(records)} runs (0..{len(records) - 1}).")
+    record = records[index]
+    path = store.run_dir(sweep, record["id"])
+    if store.read_status(path).status in ("done", "diverged"):
+        out.print(f"run {record['id']} is already {store.read_status(path).status}.")
+        return
+    if not (path / store.RUN_RECORD).exists():
+        store.write_json(path / store.RUN_RECORD, record)
+    threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
+    status = train.main(str(path), threads, max_requeues)
+    out.print(f"run {record['id']}: {status}")
+    if status == "failed":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -122,3 +122,11 @@ def test_two_task_ddp_matches_its_single_process_twin(tmp_path: Path) -> None:
         evals = [(a, b) for a, b in zip(ddp["eval_loss"].to_pylist(), single["eval_loss"].to_pylist()) if a or b]
         assert len(evals) == 3 and all(a == pytest.approx(b, rel=1e-5) for a, b in evals)
         assert ddp["samples_seen"].to_pylist() == single["samples_seen"].to_pylist()
+
+
+def test_exported_sbatch_script_submitted_by_plain_sbatch_runs_the_sweep(tmp_path: Path) -> None:
+    cli("launch", *TINY, "full_steps=20", "schedule=linear,rex", "budget=0.5,1.0", "--no-submit", "--name", "plain", cwd=tmp_path)
+    cli("export-sbatch", "results/plain", "--out", "plain.sbatch", cwd=tmp_path)
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    subprocess.run(["sbatch", "--wait", "plain.sbatch"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    assert set(statuses(tmp_path / "results" / "plain").values()) == {"done"}

@@ -1,0 +1,74 @@
+"""A sweep as a plain sbatch array script, rendered from a template users copy and edit.
+
+The template holds no logic: `string.Template` placeholders, each filled with a shell-quoted
+value. Task i of the array runs `schedsweep run SWEEP --index i`, the same entry point
+(schedsweep.train.main) that submitit submits.
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+from schedsweep import slurm, store
+from schedsweep.config import PACKAGE_DIR
+from schedsweep.errors import ConfigError
+
+TEMPLATE = "array.sbatch"
+
+
+def default_template() -> Path:
+    for folder in (PACKAGE_DIR / "sbatch_templates", PACKAGE_DIR.parent / "sbatch_templates"):
+        if (folder / TEMPLATE).is_file():
+            return folder / TEMPLATE
+    raise ConfigError(f"the built-in sbatch template {TEMPLATE} is missing next to {PACKAGE_DIR}.")
+
+
+def render(sweep_dir: Path, executor: dict[str, Any], template: Path | None = None) -> str:
+    """The sbatch script for every run of the sweep (one array; the longest run's time limit)."""
+    records = store.read_plan(sweep_dir)
+    path = template or default_template()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read sbatch template '{path}': {e.strerror}.") from None
+    gpus = int(executor.get("gpus_per_node") or 0)
+    options = {k: executor.get(k) for k in ("partition", "account", "qos", "constraint")}
+    options |= {"gpus-per-node": gpus or None, "mem": f"{executor['mem_gb']}G" if executor.get("mem_gb") else None}
+    options |= {k.replace("_", "-"): v for k, v in (executor.get("additional_parameters") or {}).items()}
+    lines = [f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={shlex.quote(str(v))}" for k, v in options.items() if v not in (None, False)]
+    minutes = max(slurm.time_limit(executor, r["labels"]) for r in records)
+    throttle = min(len(records), int(executor.get("array_parallelism") or 256))
+    values = {
+        "job_name": f"schedsweep-{sweep_dir.name}",
+        "array": f"0-{len(records) - 1}%{throttle}",
+        "time": str(minutes),
+        "nodes": str(int(executor.get("nodes") or 1)),
+        "tasks_per_node": str(int(executor.get("tasks_per_node") or max(1, gpus))),
+        "cpus_per_task": str(int(executor.get("cpus_per_task") or 1)),
+        "log": str(sweep_dir.resolve() / "sbatch" / "%A_%a.log"),
+        "signal_delay_s": str(int(executor.get("signal_delay_s") or 60)),
+        "python": sys.executable,
+        "sweep": str(sweep_dir.resolve()),
+        "max_requeues": str(int(executor.get("max_requeues") or 0)),
+    }
+    quoted = {k: shlex.quote(v) for k, v in values.items()}
+    quoted["sbatch_options"] = "\n".join(lines)
+    quoted["setup"] = "\n".join(executor.get("setup") or [])  # shell lines the user wrote: kept verbatim
+    try:
+        return string.Template(text).substitute(quoted)
+    except (KeyError, ValueError) as e:
+        valid = ", ".join(sorted(quoted))
+        raise ConfigError(f"sbatch template '{path}' has an unknown or malformed placeholder ({e}); valid: {valid}.") from None
+
+
+def prepare_all(sweep_dir: Path) -> None:
+    """Every run of the plan gets its run.json and the log folder exists, as the script needs."""
+    for record in store.read_plan(sweep_dir):
+        path = store.run_dir(sweep_dir, record["id"])
+        if not (path / store.RUN_RECORD).exists():
+            store.write_json(path / store.RUN_RECORD, record)
+    (sweep_dir / "sbatch").mkdir(exist_ok=True)
