@@ -82,8 +82,9 @@ def launch(
         return
     if executor["kind"] == "slurm":
         jobs, active = launcher.submit_slurm(prepared.sweep_dir, executor)
-        arrays = sorted({j["array"] for j in jobs})
-        out.print(f"queued {len(jobs)} runs in {len(arrays)} job array(s) {', '.join(arrays)}"
+        arrays = sorted({j["array"] for j in jobs}, key=int)
+        shown = ", ".join(arrays) if len(arrays) <= 4 else f"{arrays[0]} .. {arrays[-1]}"
+        out.print(f"queued {len(jobs)} runs in {len(arrays)} job array(s) {shown}"
                   + (f"; {active} already pending or running on the cluster" if active else ""))
         if not wait:
             out.print(f"follow with: schedsweep status {prepared.sweep_dir} --watch; cancel with: schedsweep cancel {prepared.sweep_dir}")
@@ -286,7 +287,8 @@ def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/
     from schedsweep import slurm, store
 
     cancelled = slurm.cancel(store.require_sweep(sweep))
-    out.print(f"cancelled {len(cancelled)} job array(s): {', '.join(cancelled)}" if cancelled else "nothing to cancel.")
+    shown = ", ".join(cancelled) if len(cancelled) <= 4 else f"{cancelled[0]} .. {cancelled[-1]}"
+    out.print(f"cancelled {len(cancelled)} job array(s): {shown}" if cancelled else "nothing to cancel.")
 
 
 @app.command()

@@ -193,7 +193,7 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
 
 def cancel(sweep_dir: Path) -> list[str]:
     """Cancel every array of the sweep that still has pending or running tasks: one scancel per array."""
-    arrays_ = sorted({job.split("_")[0] for job in active_runs(sweep_dir).values()})
+    arrays_ = sorted({job.split("_")[0] for job in active_runs(sweep_dir).values()}, key=int)
     for array in arrays_:
         _run(["scancel", array])
     return arrays_
