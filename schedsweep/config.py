@@ -110,11 +110,12 @@ def check_option(composer: Composer, group: str, value: str) -> None:
 
 
 @contextmanager
-def composer(config_dir: Path | None = None) -> Iterator[Composer]:
+def composer(config_dir: Path | None = None, generated: Sequence[Path] = ()) -> Iterator[Composer]:
     """Hydra set up with the built-in conf/ and, in front of it, the user's --config-dir.
 
     The user's tree comes first so its files shadow built-in ones of the same name and add new
-    options to every group; a config.yaml there replaces the built-in primary config.
+    options to every group; a config.yaml there replaces the built-in primary config. `generated`
+    trees (schedules a sweep wrote itself, e.g. refined ones) come before both.
     """
     # Private Hydra API: initialize_config_dir() cannot put a second directory *before* the primary
     # one, and a `hydra.searchpath` override is not consulted when the primary config is looked up.
@@ -127,6 +128,8 @@ def composer(config_dir: Path | None = None) -> Iterator[Composer]:
         if not config_dir.is_dir():
             raise ConfigError(f"--config-dir '{config_dir}' is not a directory.")
         search_path.prepend(provider="schedsweep --config-dir", path=f"file://{config_dir.resolve()}")
+    for folder in generated:
+        search_path.prepend(provider="schedsweep generated", path=f"file://{folder.resolve()}")
     GlobalHydra.instance().clear()
     hydra = Hydra.create_main_hydra2("schedsweep", search_path)
     try:

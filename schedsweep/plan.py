@@ -25,6 +25,7 @@ TOP_LEVEL_KEYS = (
     "checkpoint_every", "checkpoint_minutes",
 )
 NOT_SWEEPABLE = ("executor", "full_steps")
+SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Plan:
     base: dict[str, Any]  # the composed config before any sweep value is set
     overrides: tuple[str, ...]
     executor: dict[str, Any]
+    refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.study)
     duplicates: int = 0  # grid points that resolved to an already planned run
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
 
@@ -90,13 +92,15 @@ def make_plan(
     config_dir: Path | None = None,
     config_name: str = "config",
     name: str | None = None,
+    generated: Sequence[Path] = (),
 ) -> Plan:
-    with composer(config_dir) as c:
+    with composer(config_dir, generated) as c:
         parsed = c.parse(overrides)
         fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
         cli_axes = [_axis_from_override(c, o) for o in parsed if o.is_sweep_override()]
         base, base_names = c.compose(fixed, config_name)
         given = {o.key_or_group for o in parsed}
+        refinement = base.pop("refinement", None)
         axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
         for axis in axes:
             if axis.key in NOT_SWEEPABLE:
@@ -115,6 +119,7 @@ def make_plan(
         base=base,
         overrides=tuple(overrides),
         executor=base.get("executor", {}),
+        refinement=refinement,
         duplicates=duplicates,
         counts={a.key: len(a.values) for a in axes},
     )
@@ -218,7 +223,7 @@ def _group_configs(
 
 def _without_sweep(composed: tuple[dict[str, Any], dict[str, str]]) -> tuple[dict[str, Any], dict[str, str]]:
     cfg, names = composed
-    return {k: v for k, v in cfg.items() if k != "sweep"}, names
+    return {k: v for k, v in cfg.items() if k not in SWEEP_KEYS}, names
 
 
 def _check_settable(cfg: dict[str, Any], axis: Axis, names: dict[str, str]) -> None:

@@ -4,6 +4,7 @@
       sweep.yaml          the resolved sweep: base config, axes, overrides (latest launch)
       plan.jsonl          one run record per line, written before anything runs
       launches.jsonl      one line per launch: argv, time, counts
+      jobs.jsonl          Slurm only: one line per submitted run: run id, job id, array id
       .submitit/          executor logs (stdout/stderr of every job)
       runs/<run_id>/
         run.json          the run record; the worker reads only this
@@ -54,6 +55,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def now() -> str:
