@@ -130,3 +130,22 @@ def test_exported_sbatch_script_submitted_by_plain_sbatch_runs_the_sweep(tmp_pat
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
     subprocess.run(["sbatch", "--wait", "plain.sbatch"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
     assert set(statuses(tmp_path / "results" / "plain").values()) == {"done"}
+
+
+def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Path) -> None:
+    # SIGUSR2 is what Slurm sends signal_delay_s before the time limit (and at preemption).
+    args = ["task=classifier", "task.n_train=2048", "full_steps=1500", "budget=1.0", "eval_every=100", "checkpoint_every=100"]
+    cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "twin", cwd=tmp_path)
+    cli("launch", *args, "executor=slurm", "executor.max_requeues=1", "--name", "usr2", cwd=tmp_path)
+    sweep = tmp_path / "results" / "usr2"
+    (run_id,) = statuses(sweep)
+    run = store.run_dir(sweep, run_id)
+    _wait(lambda: metrics.rows_written(run / store.METRICS) > 0 or (run / checkpoint.FILE).exists(), 120, "training to start")
+    job = slurm.latest_jobs(sweep)[run_id]["job"]
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    _wait(lambda: store.read_status(run).status == "done", 240, "the self-requeued run to finish")
+    assert store.read_status(run).requeues == 1
+    twin = store.run_dir(tmp_path / "results" / "twin", run_id)
+    resumed, uninterrupted = metrics.read_metrics(run / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+    assert resumed["step"].to_pylist() == list(range(1500))
+    assert resumed["loss"].to_pylist() == uninterrupted["loss"].to_pylist()
