@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from schedsweep import checkpoint, metrics, slurm, store
+from test_cli import _wait_for as _wait
 from test_cli import cli, statuses
 
 pytestmark = pytest.mark.slurm
@@ -35,13 +35,6 @@ def cluster() -> None:
 
 def _queue_empty(sweep: Path) -> bool:
     return not slurm.active_runs(sweep)
-
-
-def _wait(predicate, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + seconds
-    while not predicate():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def test_twenty_runs_in_chunked_arrays_complete_and_rank(tmp_path: Path) -> None:
