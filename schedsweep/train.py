@@ -117,6 +117,8 @@ def train(
             next(batches)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("schedule") is not None:
+            schedule.load_state_dict(state["schedule"])  # stateful schedules (plateau) only
         run |= state["run"]
         checkpoint.restore_rng(state)
 
@@ -130,7 +132,8 @@ def train(
             writer.flush()
             run["wall_s"] = time.perf_counter() - start
             checkpoint.save(path, {"step": next_step, "parts": len(part_files(writer.folder)), "run": dict(run),
-                                   "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "schedule": schedule.state_dict() if hasattr(schedule, "state_dict") else None})
 
     def emit(row: dict[str, Any]) -> None:
         if writer is not None:
@@ -180,6 +183,8 @@ def train(
                 return _summary("diverged", step + 1, run, start)
             best = run["best_eval"]
             run["best_eval"] = eval_loss if not math.isfinite(best) else min(best, eval_loss)
+            if hasattr(schedule, "observe"):  # reduce-on-plateau: the only schedule driven by the loss
+                schedule.observe(eval_loss)
         emit(row)
     return _summary("done", steps, run, start)
 

@@ -245,3 +245,22 @@ def _pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.slow
+def test_reduce_on_plateau_is_driven_by_the_runs_own_eval_losses(tmp_path: Path) -> None:
+    from schedsweep import schedules
+
+    cli("launch", *TINY, "full_steps=60", "budget=1.0", "schedule=plateau", "schedule.patience=0", "schedule.threshold=0.5", "optimizer=sgd",
+        "optimizer.lr=0.05", "executor=debug", "--name", "plateau", cwd=tmp_path)
+    sweep = tmp_path / "results" / "plateau"
+    (record,) = store.read_plan(sweep)
+    table = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS)
+    replay = schedules.build(record["spec"]["schedule"], 60)
+    expected = []
+    for step, eval_loss in zip(table["step"].to_pylist(), table["eval_loss"].to_pylist()):
+        expected.append(0.05 * replay(step))
+        if eval_loss is not None:
+            replay.observe(eval_loss)
+    assert table["lr"].to_pylist() == pytest.approx(expected, rel=1e-12)
+    assert len(set(expected)) > 1  # it did reduce
