@@ -69,6 +69,28 @@ def launch(
     _print_plan(plan, dry_run)
     if dry_run:
         return
+    prepared = _prepare(plan, results, retry_failed)
+    if no_submit:
+        out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {prepared.sweep_dir}")
+        return
+    try:
+        final = _execute(prepared.sweep_dir, executor, wait)
+        if plan.refinement is not None:
+            final = _refinement_stage(plan, prepared.sweep_dir, overrides or [], config_dir, config_name, executor, wait, retry_failed) or final
+    except KeyboardInterrupt:
+        err.print("interrupted: running runs were cancelled; relaunch the same command to continue.")
+        raise typer.Exit(130) from None
+    if final is None:
+        return
+    out.print(_counts_line(final))
+    out.print(f"next: schedsweep report {prepared.sweep_dir}")
+    if final.get("failed", 0) > prepared.skipped.get("failed", 0):  # runs that failed in this launch
+        raise typer.Exit(1)
+
+
+def _prepare(plan: Any, results: Path, retry_failed: bool) -> Any:
+    from schedsweep import launch as launcher
+
     prepared = launcher.prepare(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
     out.print(
@@ -77,31 +99,43 @@ def launch(
         + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get("failed") else "")
         + f"; {prepared.to_run} to run."
     )
-    if no_submit:
-        out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {prepared.sweep_dir}")
-        return
+    return prepared
+
+
+def _execute(sweep_dir: Path, executor: dict[str, Any], wait: Optional[bool]) -> Any:
+    """Run or submit every unfinished run; the final counts, or None when not waiting for them."""
+    from schedsweep import launch as launcher
+
     if executor["kind"] == "slurm":
-        jobs, active = launcher.submit_slurm(prepared.sweep_dir, executor)
+        jobs, active = launcher.submit_slurm(sweep_dir, executor)
         arrays = sorted({j["array"] for j in jobs}, key=int)
         shown = ", ".join(arrays) if len(arrays) <= 4 else f"{arrays[0]} .. {arrays[-1]}"
         out.print(f"queued {len(jobs)} runs in {len(arrays)} job array(s) {shown}"
                   + (f"; {active} already pending or running on the cluster" if active else ""))
         if not wait:
-            out.print(f"follow with: schedsweep status {prepared.sweep_dir} --watch; cancel with: schedsweep cancel {prepared.sweep_dir}")
-            return
+            out.print(f"follow with: schedsweep status {sweep_dir} --watch; cancel with: schedsweep cancel {sweep_dir}")
+            return None
     elif wait is False:
-        pid = launcher.spawn_queue(prepared.sweep_dir)
-        out.print(f"running in the background (pid {pid}); follow with: schedsweep status {prepared.sweep_dir}")
-        return
-    try:
-        final = _follow(prepared.sweep_dir, executor)
-    except KeyboardInterrupt:
-        err.print("interrupted: running runs were cancelled; relaunch the same command to continue.")
-        raise typer.Exit(130) from None
-    out.print(_counts_line(final))
-    out.print(f"next: schedsweep report {prepared.sweep_dir}")
-    if final.get("failed", 0) > prepared.skipped.get("failed", 0):  # runs that failed in this launch
-        raise typer.Exit(1)
+        pid = launcher.spawn_queue(sweep_dir)
+        out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep_dir}")
+        return None
+    return _follow(sweep_dir, executor)
+
+
+def _refinement_stage(plan: Any, sweep_dir: Path, overrides: list[str], config_dir: Optional[Path], config_name: str,
+                      executor: dict[str, Any], wait: Optional[bool], retry_failed: bool) -> Any:
+    """Stage 2 of the refinement study, once stage 1 has finished (now, or at a later relaunch)."""
+    from schedsweep import study
+
+    settings = study.Settings.parse(plan.refinement)
+    if not study.stage_one_done(sweep_dir):
+        out.print("refinement: stage 2 is planned once stage 1 has finished; run this same command again then.")
+        return None
+    for stage_two in study.stage_two(sweep_dir, overrides, settings, config_dir=config_dir, config_name=config_name):
+        out.print(f"refinement stage 2: [bold]{stage_two.runs[0].labels['schedule']}[/] "
+                  f"({stage_two.runs[0].spec['schedule']['shape']}, see {sweep_dir / 'refined'})")
+        _prepare(stage_two, sweep_dir.parent, retry_failed)
+    return _execute(sweep_dir, executor, wait)
 
 
 def _follow(sweep_dir: Path, executor: dict[str, Any]) -> Any:
@@ -225,6 +259,39 @@ def _status_view(sweep: Path) -> Any:
     return Group(head, table) if table.row_count else Group(head)
 
 
+@app.command()
+@friendly
+def refine(
+    run: Path = typer.Argument(..., help="A finished run folder, e.g. results/<sweep>/runs/<run id>."),
+    name: str = typer.Option(..., "--name", help="Name of the new schedule (the YAML file's name)."),
+    norm: str = typer.Option("auto", "--norm", help="l2 (SGD-type), l1 (Adam-type) or auto (from the run's optimizer)."),
+    window: float = typer.Option(0.1, "--window", help="Median-filter window as a fraction of the run (the paper: 0.1)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="YAML to write (default: conf/schedule/NAME.yaml here)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
+) -> None:
+    """Derive a schedule from a run's gradient norms (Defazio et al.'s refinement) and write it as YAML."""
+    import yaml
+
+    from schedsweep import refine as refinement
+    from schedsweep import store
+
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise SchedsweepError(f"--name {name!r} must be letters, digits, '_' or '-' (it becomes conf/schedule/NAME.yaml).")
+    target = out_file or Path("conf") / "schedule" / f"{name}.yaml"
+    if target.exists() and not force:
+        raise SchedsweepError(f"'{target}' exists; pass --force to overwrite it or choose another --name.")
+    result = refinement.refine_run(run, norm, window)
+    spec = refinement.schedule_yaml(result, name, f"run folder {run}")
+    store.atomic_write_text(target, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    figure = run / f"refined-{name}.png"
+    refinement.plot(result, figure, f"{name}: refined from run {result.source} ({result.norm} norms)")
+    out.print(f"wrote {target} ({result.norm} norms, window {window:g}) and {figure}")
+    from schedsweep.config import builtin_conf_dir
+
+    tree = target.resolve().parent.parent
+    out.print(f"use it: schedsweep launch schedule=linear,{name}" + ("" if tree == builtin_conf_dir() else f" --config-dir {tree}"))
+
+
 @app.command("export-sbatch")
 @friendly
 def export_sbatch(
@@ -293,32 +360,99 @@ def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/
 
 @app.command()
 @friendly
+def collect(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    last_k: int = typer.Option(20, "--last-k", help="Steps averaged for the train_loss_last_k summary column."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Re-read every run, not only those changed since the last collect."),
+) -> None:
+    """Merge every run's metric parts into <sweep>/collected/ (one dataset + a one-row-per-run summary)."""
+    from schedsweep import collect as collecting
+
+    result = collecting.collect(sweep, last_k=last_k, rebuild=rebuild)
+    _warn_collected(result)
+    chunks = result.summary["chunk"].dropna()
+    out.print(f"collected {len(result.summary)} runs into {result.path.parent}: {result.reread} re-read, "
+              f"{result.reused} unchanged; {int(result.summary['n_rows'].sum())} metric rows in "
+              f"{chunks.nunique()} file(s) under {result.path.parent / collecting.CHUNKS}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@friendly
 def report(
     sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv or json instead of terminal tables."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the --format output to this file."),
-    metric: str = typer.Option("final_eval_loss", "--metric", help="final_eval_loss, best_eval_loss or final_loss."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or latex instead of terminal tables."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the --format output to this file (format from its suffix if no --format)."),
+    metric: str = typer.Option("final_eval_loss", "--metric", help="final_eval_loss, best_eval_loss, final_loss, train_loss_last_k, or a logged column (its last value): grad_norm, lr, ..."),
+    maximize: bool = typer.Option(False, "--maximize/--minimize", help="Higher metric is better (accuracy-like), or lower (losses, the default)."),
+    last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
+    r_max: float = typer.Option(1.1, "--r-max", help="Performance profile: ratios to the best counted up to this factor."),
+    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: ranking, pivot, budgets, topk, ratios, ratio_summary or profile."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
 ) -> None:
-    """Rank schedules by final loss per budget (mean ± std over seeds, best peak LR per schedule)."""
+    """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule), then
+    compare them across settings: average rank per budget, Top-1/Top-3 shares, ratio to linear decay,
+    performance profile. Collects the sweep first (only runs changed since the last collect)."""
+    from schedsweep import collect as collecting
     from schedsweep import render
     from schedsweep import report as reporting
 
-    runs = reporting.load_runs(sweep)
-    ranked = reporting.rank(runs, metric=metric)
-    pivot = reporting.pivot(ranked)
-    if fmt is None and out_file is None:
-        for table in render.rich_tables(ranked, pivot):
-            out.print(table)
-        return
-    try:
-        text = render.to_text(ranked, pivot, fmt or (out_file.suffix.lstrip(".") if out_file else "md"))
-    except ValueError as e:
-        raise SchedsweepError(str(e)) from None
-    if out_file is None:
-        sys.stdout.write(text)
+    if fmt is None and out_file is not None:  # from the suffix: .md .csv .json .tex; Markdown otherwise
+        fmt = {".csv": "csv", ".json": "json", ".tex": "latex", ".latex": "latex"}.get(out_file.suffix, "md")
+    if fmt is not None and fmt not in render.FORMATS:
+        raise SchedsweepError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}.")
+    if table is not None and (fmt != "csv" or table not in render.TABLES):
+        raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
+    result = collecting.collect(sweep, last_k=last_k)
+    _warn_collected(result)
+    runs = collecting.runs_frame(result.summary)
+    if baseline is not None and baseline not in set(runs["schedule"]):
+        raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
+                              f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
+    rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline or "linear", r_max=r_max)
+    if fmt is None:
+        for section in render.report_sections(rep):
+            out.print(render.rich_table(section))
+        for note in rep.notes:
+            out.print(f"[dim]note: {note}[/]", highlight=False)
     else:
-        out_file.write_text(text, encoding="utf-8")
-        out.print(f"wrote {out_file}")
+        text = render.report_text(rep, fmt, table)
+        if out_file is None:
+            sys.stdout.write(text)
+        else:
+            out_file.write_text(text, encoding="utf-8")
+            err.print(f"wrote {out_file}")
+    if plots is not None or html is not None:
+        _figures_and_page(sweep, result, runs, rep, plots, html)
+
+
+def _warn_collected(result: Any) -> None:
+    warning = result.warning()
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _figures_and_page(sweep: Path, result: Any, runs: Any, rep: Any, plots_dir: Optional[Path], html_file: Optional[Path]) -> None:
+    from schedsweep import collect as collecting
+    from schedsweep import html, plots, render, store
+    from schedsweep import report as reporting
+
+    best = reporting.best_runs(runs, plots.shown_cells(rep))
+    rows = collecting.read_rows(sweep, result.summary, list(best["id"]), plots.CURVE_COLUMNS)
+    figures = plots.draw(rep, best, rows)
+    if plots_dir is not None:
+        paths = figures.save(plots_dir)
+        err.print(f"wrote {len(paths)} figures to {plots_dir}")
+    if html_file is not None:
+        config = sweep / store.SWEEP_CONFIG
+        counts = result.summary["status"].value_counts()
+        summary = f"{len(result.summary)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); ranked by {rep.metric}."
+        text = html.page(f"schedsweep report: {sweep.resolve().name}", render.report_sections(rep), figures.png,
+                         config.read_text(encoding="utf-8") if config.is_file() else "(no sweep.yaml)", summary,
+                         [w for w in [result.warning()] if w], rep.notes + figures.notes)
+        store.atomic_write_text(html_file, text)
+        err.print(f"wrote {html_file}")
 
 
 @schedules_app.command("list")
@@ -404,7 +538,7 @@ def schedules_plot(
     for name, lrs in curves.items():
         axes.plot(np.arange(steps), lrs, label=name, drawstyle="steps-post" if steps <= 200 else "default")
     axes.set(xlabel="update t", ylabel="learning rate", xlim=(0, max(steps - 1, 1)),
-             title=f"{', '.join(curves)} over {steps} steps, peak lr {peak_lr:g}")
+             title=f"learning rate over a budget of {steps} steps, peak lr {peak_lr:g}")
     axes.grid(alpha=0.3)
     axes.legend()
     try:
