@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test cluster bench clean
+.PHONY: setup demo test cluster browser bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/schedsweep launch +study=demo --name demo
 	$(BIN)/schedsweep report results/demo
 
-test: setup cluster
+test: setup cluster browser
 	$(BIN)/python -m pytest -q
 
 # The real one-node Slurm cluster that the `slurm` tests use (root: it installs packages and starts daemons).
@@ -27,8 +27,16 @@ cluster:
 	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm/cluster.sh start; \
 	else echo "make: not root, so no test cluster: the slurm tests will skip"; fi
 
+# Debian's headless chromium renders the report's HTML page in a test (the test skips without it).
+browser:
+	@if command -v chromium >/dev/null; then :; elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "make: not root, so no chromium: the HTML rendering test will skip"; fi
+
 bench: setup
 	$(BIN)/python benchmarks/plan_speed.py
+	$(BIN)/python benchmarks/loop_overhead.py
+	$(BIN)/python benchmarks/report_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

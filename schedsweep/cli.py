@@ -421,7 +421,7 @@ def report(
         if out_file is None:
             sys.stdout.write(text)
         else:
-            out_file.write_text(text, encoding="utf-8")
+            _write(out_file, text)
             err.print(f"wrote {out_file}")
     if plots is not None or html is not None:
         _figures_and_page(sweep, result, runs, rep, plots, html)
@@ -442,7 +442,10 @@ def _figures_and_page(sweep: Path, result: Any, runs: Any, rep: Any, plots_dir: 
     rows = collecting.read_rows(sweep, result.summary, list(best["id"]), plots.CURVE_COLUMNS)
     figures = plots.draw(rep, best, rows)
     if plots_dir is not None:
-        paths = figures.save(plots_dir)
+        try:
+            paths = figures.save(plots_dir)
+        except OSError as e:
+            raise SchedsweepError(f"cannot write figures to '{plots_dir}': {e.strerror or e}.") from None
         err.print(f"wrote {len(paths)} figures to {plots_dir}")
     if html_file is not None:
         config = sweep / store.SWEEP_CONFIG
@@ -451,8 +454,21 @@ def _figures_and_page(sweep: Path, result: Any, runs: Any, rep: Any, plots_dir: 
         text = html.page(f"schedsweep report: {sweep.resolve().name}", render.report_sections(rep), figures.png,
                          config.read_text(encoding="utf-8") if config.is_file() else "(no sweep.yaml)", summary,
                          [w for w in [result.warning()] if w], rep.notes + figures.notes)
-        store.atomic_write_text(html_file, text)
+        _write(html_file, text)
         err.print(f"wrote {html_file}")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a report file under a temporary name, then rename it (mode from the umask, to share)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        if tmp.is_file():
+            tmp.unlink()
+        raise SchedsweepError(f"cannot write '{path}': {e.strerror or e}.") from None
 
 
 @schedules_app.command("list")

@@ -21,7 +21,7 @@ from rich.console import Console
 from schedsweep import store
 from schedsweep.errors import ConfigError, ResultsError
 from schedsweep.render import budget_label, rich_tables, to_text
-from schedsweep.report import AVG_RANK, load_runs, pivot, rank, winners
+from schedsweep.report import AVG_RANK, best_runs, load_runs, lr_sensitivity, pivot, rank, t_quantile, winners
 
 FULL_STEPS = 1000
 
@@ -272,8 +272,10 @@ def mixed_sweep(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_markdown_has_ranking_and_pivot_with_marks(tmp_path: Path) -> None:
     md = to_text(*mixed_sweep(tmp_path), "md")
     assert "## task=charlm optimizer=adamw" in md
-    assert "| 25% | rex | 0.001 | 1.3 | 0.071 | 2 | 1 | +0.0% |  |" in md
-    assert "| 25% | linear |  | inf |  | 0 | 3 | inf | diverged (2 div) |" in md
+    # 95% CI half-width over 2 seeds: t(0.975, 1) * std / sqrt(2) = 12.706 * 0.0707 / 1.414 = 0.635
+    assert "| 25% | rex | 0.001 | 1.3 ± 0.071 | ±0.64 | 2 | 1 | 0 |  |" in md
+    assert "|  | cosine | 0.001 | 1.35 ± 0 | ±0 | 2 | 2 | +0.05 (+3.8%) |  |" in md
+    assert "|  | linear |  | inf |  | 0 | 3 | inf | diverged (2 div) |" in md
     assert "| wsd | missing (4) | missing (4) | 4.00 |" in md
 
 
@@ -297,7 +299,7 @@ def test_json_has_nulls_for_non_finite_numbers(tmp_path: Path) -> None:
 
 
 def test_unknown_format_lists_the_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="md, csv, json"):
+    with pytest.raises(ValueError, match="md, csv, json, latex"):
         to_text(*mixed_sweep(tmp_path), "xlsx")
 
 
@@ -309,7 +311,8 @@ def test_rich_tables_fit_100_columns_and_show_marks(tmp_path: Path) -> None:
         console.print(table)
     text = console.export_text()
     assert max(map(len, text.splitlines())) <= 100
-    for expected in ("1.3 ± 0.071", "diverged (2 div)", "missing (1 miss)", "1.3 (1)", "diverged (3)", "avg rank"):
+    for expected in ("1.3 ± 0.071", "±0.64", "+0.05 (+3.8%)", "diverged (2 div)", "missing (1 miss)", "1.3 (1)",
+                     "diverged (3)", "avg rank", "95% CI"):
         assert expected in text
     assert "…" not in text  # nothing truncated
 
@@ -342,3 +345,103 @@ def test_rank_lists_every_schedule_once_and_orders_by_status(outcomes: list[list
         assert finite["mean"].iloc[0] == finite["mean"].min() and (finite["gap"] >= 0).all()
     assert (ranked["n_runs"] == 4).all()
     assert (ranked[["n_diverged", "n_failed", "n_missing"]].sum(axis=1) <= 4).all()
+
+
+# ---- confidence intervals, maximize, every LR, the runs behind the best LR
+
+
+def t_cdf(t: float, df: int, n: int = 20_000) -> float:
+    """Student t CDF by Simpson's rule on the density (no scipy), for checking the quantile table."""
+    x = np.linspace(0.0, t, n + 1)
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    pdf = c * (1 + x**2 / df) ** (-(df + 1) / 2)
+    return 0.5 + (x[1] - x[0]) / 3 * (pdf[0] + pdf[-1] + 4 * pdf[1:-1:2].sum() + 2 * pdf[2:-1:2].sum())
+
+
+@pytest.mark.parametrize("df", [1, 2, 4, 9, 30, 31, 60, 200])
+def test_t_quantile_is_the_975th_percentile(df: int) -> None:
+    assert t_cdf(t_quantile(df), df) == pytest.approx(0.975, abs=2e-5)
+
+
+def test_ci95_over_seeds(tmp_path: Path) -> None:
+    losses = [1.0, 1.1, 1.3, 0.9, 1.2]
+    row = at(ranked_for(tmp_path, [Run("rex", seed=i, loss=x) for i, x in enumerate(losses)]), "rex")
+    assert row["ci95"] == pytest.approx(2.7764 * statistics.stdev(losses) / math.sqrt(5))
+    one = at(ranked_for(tmp_path / "one", [Run("rex", loss=1.0)]), "rex")
+    assert math.isnan(one["ci95"])
+
+
+def test_maximize_ranks_the_highest_first_and_diverged_still_last(tmp_path: Path) -> None:
+    runs = [Run("rex", loss=0.9), Run("cosine", loss=0.8), Run("linear", status="diverged"), Run("wsd", status="pending"),
+            Run("step", lr=1e-3, loss=0.5), Run("step", lr=3e-3, loss=0.85)]
+    ranked = rank(load_runs(make_sweep(tmp_path, runs)), maximize=True)
+    assert order(ranked) == [("rex", 1), ("step", 2), ("cosine", 3), ("linear", 4), ("wsd", 5)]
+    assert at(ranked, "step")["best_lr"] == 3e-3 and at(ranked, "step")["mean"] == 0.85
+    assert at(ranked, "cosine")["gap"] == pytest.approx(0.1) and at(ranked, "cosine")["gap_pct"] == pytest.approx(100 / 9)
+    assert at(ranked, "linear")["mean"] == -math.inf and ranked.attrs["maximize"] is True
+
+
+def test_sensitivity_lists_every_lr(tmp_path: Path) -> None:
+    runs = [Run("rex", lr=lr, seed=s, loss=loss + s / 10) for lr, loss in ((1e-3, 1.0), (3e-3, 0.8)) for s in (0, 1)]
+    runs += [Run("rex", lr=1e-2, seed=0, status="diverged"), Run("rex", lr=1e-2, seed=1, loss=0.7)]
+    sens = lr_sensitivity(load_runs(make_sweep(tmp_path, runs)))
+    assert sens["lr"].tolist() == [1e-3, 3e-3, 1e-2]
+    assert sens["mean"].tolist() == pytest.approx([1.05, 0.85, math.inf])
+    assert sens["n_diverged"].tolist() == [0, 0, 1] and sens["n_runs"].tolist() == [2, 2, 2]
+
+
+def test_best_runs_are_the_finished_seeds_of_the_best_lr(tmp_path: Path) -> None:
+    runs = [Run("rex", lr=lr, seed=s, loss=loss) for lr, loss in ((1e-3, 1.0), (3e-3, 0.8)) for s in (0, 1)]
+    runs += [Run("cosine", lr=3e-3, seed=0, loss=0.9), Run("cosine", lr=3e-3, seed=1, status="running"),
+             Run("wsd", status="failed")]
+    runs_frame = load_runs(make_sweep(tmp_path, runs))
+    ranked = rank(runs_frame)
+    best = best_runs(runs_frame, ranked)
+    assert sorted(zip(best["schedule"], best["lr"], best["seed"])) == [("cosine", 3e-3, 0), ("rex", 3e-3, 0), ("rex", 3e-3, 1)]
+    assert set(best["_cell"]) == {ranked.index[ranked["schedule"] == s][0] for s in ("rex", "cosine")}
+
+
+def test_latex_escapes_and_uses_booktabs(tmp_path: Path) -> None:
+    tex = to_text(*mixed_sweep(tmp_path), "latex")
+    assert tex.count(r"\begin{tabular}") == 2 and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"final\_eval\_loss" in tex and r"1.3 $\pm$ 0.071" in tex and r"\textbf{rex}" in tex and r"25\%" in tex
+
+
+def reference_best(runs: pd.DataFrame) -> dict[tuple[str, Any], tuple[float, float, str]]:
+    """rank()'s documented choice of best LR, the slow way: (best_lr, mean, mark) per (schedule, budget)."""
+    out = {}
+    for (schedule, budget), cell in runs.groupby(["schedule", "budget"]):
+        score = cell["final_eval_loss"].where(cell["status"] == "done").mask(cell["status"] == "diverged", np.inf)
+        options = []
+        for lr, g in cell.assign(score=score).groupby("lr"):
+            s = g["score"].dropna()
+            if len(s) and math.isfinite(s.mean()):
+                options.append((not len(s) == len(g), s.mean(), lr))
+        if options:
+            partial, mean, lr = min(options)
+            out[(schedule, budget)] = (lr, mean, "partial" if partial else "")
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(OUTCOMES, min_size=6, max_size=6), min_size=1, max_size=4))
+def test_rank_best_lr_matches_a_slow_reference(outcomes: list[list[Any]]) -> None:
+    rows = []
+    for i, per_schedule in enumerate(outcomes):  # 3 lrs x 2 seeds per schedule
+        for j, outcome in enumerate(per_schedule):
+            loss = round(outcome, 1) if isinstance(outcome, float) else math.nan  # rounding makes ties likely
+            rows.append({"id": f"{i}{j}", "task": "t", "optimizer": "o", "schedule": f"s{i}", "budget": 1.0,
+                         "steps": 10, "lr": [1e-3, 3e-3, 1e-2][j // 2], "seed": j % 2,
+                         "status": "done" if isinstance(outcome, float) else outcome,
+                         "final_eval_loss": loss, "final_loss": loss, "best_eval_loss": loss,
+                         "steps_done": 10, "wall_s": 0.0, "error": None})
+    frame = pd.DataFrame(rows)
+    ranked = rank(frame).set_index("schedule")
+    expected = reference_best(frame)
+    for schedule in ranked.index:
+        got = ranked.loc[schedule]
+        if (schedule, 1.0) in expected:
+            lr, mean, mark = expected[(schedule, 1.0)]
+            assert (got["best_lr"], got["mark"]) == (lr, mark) and got["mean"] == pytest.approx(mean)
+        else:
+            assert math.isnan(got["best_lr"]) and got["mark"] in ("diverged", "failed", "missing")

@@ -1,0 +1,298 @@
+"""Collect on results folders built by hand (real plan, status and Parquet part files), answers known."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_report import Run, make_sweep
+from typer.testing import CliRunner
+
+from schedsweep import collect, metrics, store
+from schedsweep.cli import app
+from schedsweep.errors import ResultsError
+from schedsweep.report import build, rank
+
+EVAL_EVERY = 5
+
+
+def write_parts(run_path: Path, steps: int, final: float, lr: float, part_rows: int = 7, diverge_at: int | None = None) -> pa.Table:
+    """Rows for steps 0..steps-1 (fewer if diverged): train loss falls linearly to `final + 0.1`,
+    eval every EVAL_EVERY steps and at the last step ends at `final`; lr decays linearly."""
+    n = steps if diverge_at is None else diverge_at + 1
+    t = np.arange(n)
+    loss = final + 0.1 + (1.0 - t / max(steps - 1, 1))
+    if diverge_at is not None:
+        loss[-1] = math.inf
+    is_eval = ((t + 1) % EVAL_EVERY == 0) | (t == steps - 1)
+    eval_loss = np.where(is_eval, final + (steps - 1 - t) * 0.01, np.nan)
+    table = pa.table({
+        "step": t, "lr": lr * (1 - t / steps), "loss": loss, "grad_norm": np.full(n, 0.5), "grad_norm_l1": np.full(n, 5.0),
+        "eval_loss": pa.array(eval_loss, from_pandas=True), "samples_seen": (t + 1) * 8, "wall_s": (t + 1) * 0.01,
+        "samples_per_s": np.full(n, 800.0)}, schema=metrics.SCHEMA)
+    folder = run_path / store.METRICS
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, start in enumerate(range(0, n, part_rows)):
+        pq.write_table(table.slice(start, part_rows), folder / f"part-{i:05d}.parquet")
+    return table
+
+
+def make_logged_sweep(root: Path, runs: list[Run], **kw: object) -> Path:
+    """make_sweep, plus metric parts for every run that started (done, diverged, running)."""
+    make_sweep(root, runs, **kw)
+    for record, run in zip(store.read_plan(root), runs):
+        steps = record["labels"]["steps"]
+        if run.status in ("done", "diverged", "running"):
+            final = run.loss if run.loss is not None else 1.0
+            write_parts(store.run_dir(root, record["id"]), steps if run.status != "running" else steps // 2, final,
+                        run.lr, diverge_at=steps // 2 if run.status == "diverged" else None)
+    return root
+
+
+def small(tmp_path: Path) -> Path:
+    runs = [Run(s, b, loss + b, lr=lr, seed=seed) for b in (0.01, 0.02) for s, loss in (("linear", 1.0), ("cosine", 1.2))
+            for lr in (1e-3, 3e-3) for seed in (0, 1)]
+    return make_logged_sweep(tmp_path / "sweep", runs)
+
+
+def test_summary_has_one_row_per_run_with_the_numbers_from_the_parts(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    result = collect.collect(sweep, last_k=4)
+    summary = result.summary
+    assert (result.reread, result.reused, result.problems) == (16, 0, [])
+    assert list(summary["run_id"]) == [r["id"] for r in store.read_plan(sweep)]  # plan order
+    row = summary.iloc[0]  # linear, budget 0.01 -> 10 steps, final 1.01, lr 1e-3
+    assert (row["schedule"], row["budget"], row["steps"], row["status"]) == ("linear", 0.01, 10, "done")
+    assert (row["steps_done"], row["n_rows"], row["samples_seen"]) == (10, 10, 80)
+    assert row["wall_s"] == pytest.approx(0.1)  # status.json has none here: the last row's
+    losses = 1.01 + 0.1 + (1 - np.arange(10) / 9)
+    assert row["train_loss_last_k"] == pytest.approx(losses[-4:].mean())
+    assert row["final_lr"] == pytest.approx(1e-3 * (1 - 9 / 10))
+    assert (row["final_grad_norm"], row["final_samples_per_s"]) == (0.5, 800.0)
+    assert (row["gpus"], row["gpu_hours"]) == (0.0, 0.0)
+    assert row["final_eval_loss"] == pytest.approx(1.01)  # from status.json
+    assert summary["chunk"].notna().all() and summary["problem"].isna().all()
+
+
+def test_the_dataset_holds_every_row_of_every_part_sorted_by_run_and_step(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    collect.collect(sweep)
+    files = sorted((sweep / collect.COLLECTED / collect.CHUNKS).glob("*.parquet"))
+    table = pa.concat_tables(pq.read_table(f) for f in files)
+    assert table.num_rows == 16 * 15  # 8 runs of 10 steps, 8 of 20
+    frame = table.to_pandas()
+    for record in store.read_plan(sweep):
+        mine = frame[frame["run_id"] == record["id"]].drop(columns="run_id").reset_index(drop=True)
+        parts = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS).to_pandas()
+        pd.testing.assert_frame_equal(mine, parts)
+    keys = list(zip(frame["run_id"], frame["step"]))
+    assert keys == sorted(keys)
+    assert not [p for p in (sweep / collect.COLLECTED).rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_collect_is_incremental(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = small(tmp_path)
+    collect.collect(sweep)
+    summary_path = sweep / collect.COLLECTED / collect.SUMMARY
+    before = summary_path.stat().st_mtime_ns
+    again = collect.collect(sweep)
+    assert (again.reread, again.reused) == (0, 16)
+    assert summary_path.stat().st_mtime_ns == before  # nothing changed: nothing written
+
+    # One run is re-run with other numbers: only it is re-read, and its rows are replaced.
+    record = store.read_plan(sweep)[3]
+    path = store.run_dir(sweep, record["id"])
+    for part in metrics.part_files(path / store.METRICS):
+        part.unlink()
+    write_parts(path, 10, 0.5, 1e-3)
+    store.write_status(path, store.RunStatus("done", steps_done=10, final_eval_loss=0.5, final_loss=0.6))
+    measured: list[str] = []
+    real = collect._measure
+    monkeypatch.setattr(collect, "_measure", lambda d, i, last_k: measured.append(i) or real(d, i, last_k))
+    third = collect.collect(sweep)
+    assert (third.reread, third.reused, measured) == (1, 15, [record["id"]])
+    row = third.summary.set_index("run_id").loc[record["id"]]
+    assert row["final_eval_loss"] == 0.5
+    rows = collect.read_rows(sweep, third.summary, [record["id"]], ["step", "loss"])
+    assert len(rows) == 10 and rows["loss"].iloc[-1] == pytest.approx(0.6)
+    assert third.summary.drop(columns="fingerprint").equals(collect.read_summary(sweep).drop(columns="fingerprint"))
+
+
+def test_runs_added_and_dropped_from_the_plan(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    collect.collect(sweep)
+    records = store.read_plan(sweep)
+    store.write_plan(sweep, records[:-2])  # re-planned without the last two runs
+    result = collect.collect(sweep)
+    assert len(result.summary) == 14 and result.reread == 0
+    rows = collect.read_rows(sweep, result.summary, [r["id"] for r in records], ["step"])
+    assert set(rows["run_id"]) == {r["id"] for r in records[:-2]}
+    files = list((sweep / collect.COLLECTED / collect.CHUNKS).glob("*.parquet"))
+    assert sum(pq.read_metadata(f).num_rows for f in files) == int(result.summary["n_rows"].sum())
+
+
+def test_missing_and_corrupt_run_folders_are_named_and_the_rest_still_works(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    records = store.read_plan(sweep)
+    gone, torn_status, torn_part = (store.run_dir(sweep, records[i]["id"]) for i in (0, 5, 9))
+    for p in gone.rglob("*"):
+        if p.is_file():
+            p.unlink()
+    for p in sorted(gone.rglob("*"), reverse=True):
+        p.rmdir()
+    gone.rmdir()
+    (torn_status / store.STATUS).write_text('{"status": "do')
+    metrics.part_files(torn_part / store.METRICS)[1].write_bytes(b"PAR1 not really")
+    result = collect.collect(sweep)
+    assert len(result.problems) == 3
+    warning = result.warning()
+    assert warning.startswith("3 run folder(s) missing or unreadable")
+    assert f"runs/{records[0]['id']}: no run folder" in warning
+    assert f"runs/{records[5]['id']}: unreadable" in warning and "status.json" in warning
+    assert f"runs/{records[9]['id']}: unreadable metrics" in warning
+    statuses = result.summary.set_index("run_id")["status"]
+    assert (statuses[records[0]["id"]], statuses[records[5]["id"]], statuses[records[9]["id"]]) == ("pending", "failed", "done")
+    ranked = rank(collect.runs_frame(result.summary))
+    assert len(ranked) == 4 and set(ranked["mark"]) <= {"", "partial"}
+    assert len(collect.collect(sweep).problems) == 3  # still named when nothing changed since
+
+
+def test_axis_values_come_back_as_the_plan_wrote_them(tmp_path: Path) -> None:
+    runs = [Run("rex", 500, 1.0, extra={"optimizer.betas": [0.9, 0.95], "task.width": 64, "task.dropout": None}),
+            Run("rex", 0.25, 1.1, extra={"optimizer.betas": [0.9, 0.99], "task.width": 128, "task.dropout": 0.1})]
+    sweep = make_logged_sweep(tmp_path / "s", runs)
+    fresh = collect.collect(sweep).summary
+    stored = collect.read_summary(sweep)
+    for summary in (fresh, stored):
+        assert list(summary["budget"]) == [500, 0.25] and type(summary["budget"][0]) is int
+        assert list(summary["task.width"]) == [64, 128] and type(summary["task.width"][0]) is int
+        assert list(summary["task.dropout"]) == [None, 0.1]
+        assert list(summary["optimizer.betas"]) == ['[0.9, 0.95]', '[0.9, 0.99]']
+    assert collect.runs_frame(stored).columns[0] == "id"
+
+
+def test_gpus_from_the_run_record_or_the_slurm_executor(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    records = store.read_plan(sweep)
+    records[0]["spec"]["gpus"] = 4
+    store.write_plan(sweep, records)
+    store.atomic_write_text(sweep / store.SWEEP_CONFIG, "executor:\n  kind: slurm\n  nodes: 2\n  gpus_per_node: 8\n")
+    summary = collect.collect(sweep).summary
+    path = store.run_dir(sweep, records[0]["id"])
+    store.write_status(path, store.RunStatus("done", steps_done=10, final_eval_loss=1.0, wall_s=1800.0))
+    summary = collect.collect(sweep).summary
+    assert list(summary["gpus"][:2]) == [4.0, 16.0]
+    assert summary["gpu_hours"][0] == pytest.approx(2.0)  # 0.5 h x 4 GPUs
+
+
+def test_last_k_change_rereads_every_run_and_bad_last_k_is_an_error(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    collect.collect(sweep, last_k=2)
+    result = collect.collect(sweep, last_k=3)
+    assert result.reread == 16
+    with pytest.raises(ResultsError, match="--last-k"):
+        collect.collect(sweep, last_k=0)
+
+
+def test_an_unwritable_collected_folder_gives_the_summary_in_memory(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    (sweep / collect.COLLECTED).write_text("in the way")  # mkdir fails as it would without permission
+    result = collect.collect(sweep)
+    assert not result.written and len(result.summary) == 16
+    assert "computed in memory" in result.warning()
+
+
+def test_diverged_and_running_runs(tmp_path: Path) -> None:
+    runs = [Run("linear", 0.02, 1.0), Run("cosine", 0.02, status="diverged"), Run("rex", 0.02, status="running")]
+    sweep = make_logged_sweep(tmp_path / "s", runs)
+    summary = collect.collect(sweep).summary.set_index("schedule")
+    assert summary.loc["cosine", "n_rows"] == 11 and math.isinf(summary.loc["cosine", "train_loss_last_k"])
+    assert summary.loc["rex", "status"] == "running" and summary.loc["rex", "n_rows"] == 10
+    rep = build(collect.runs_frame(collect.collect(sweep).summary))
+    assert list(rep.ranked["mark"]) == ["", "diverged", "missing"]
+
+
+def test_rank_by_any_logged_column(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    runs = collect.runs_frame(collect.collect(sweep).summary)
+    by_alias = rank(runs, "last_k_loss")
+    assert by_alias.attrs["metric"] == "train_loss_last_k"
+    assert rank(runs, "lr").attrs["metric"] == "final_lr"
+    assert list(rank(runs, "grad_norm")["rank"]) == [1, 1, 1, 1]  # every run logged 0.5: ties share rank 1
+
+
+# ---- the CLI
+
+
+def cli(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_collect_prints_counts_and_warns_about_missing_runs(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    first = cli("collect", str(sweep))
+    assert first.exit_code == 0 and "16 re-read, 0 unchanged" in first.stdout and "240 metric" in first.stdout
+    record = store.read_plan(sweep)[2]
+    (store.run_dir(sweep, record["id"]) / store.STATUS).write_text("{")
+    second = cli("collect", str(sweep))
+    assert second.exit_code == 0 and "1 re-read, 15 unchanged" in second.stdout
+    assert f"warning: 1 run folder(s) missing or unreadable" in second.stderr and record["id"] in second.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--format", "xlsx"], "unknown format 'xlsx'; choose one of: md, csv, json, latex."),
+        (["--format", "md", "--table", "topk"], "--table selects one table for --format csv"),
+        (["--format", "csv", "--table", "nope"], "one of ranking, pivot, budgets"),
+        (["--metric", "accuracy"], "unknown metric 'accuracy'"),
+        (["--baseline", "nope"], "--baseline 'nope' is not a schedule of this sweep; choose one of: linear, cosine."),
+        (["--r-max", "1"], "--r-max must be greater than 1"),
+        (["--last-k", "0"], "--last-k must be at least 1"),
+        (["--format", "md", "--out", "a_file/x.md"], "cannot write 'a_file/x.md'"),
+        (["--html", "a_file/x.html"], "cannot write 'a_file/x.html'"),
+    ],
+)
+def test_cli_report_errors_are_one_message_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                     expected: str) -> None:
+    sweep = small(tmp_path)
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.chdir(tmp_path)
+    result = cli("report", str(sweep), *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error:") and expected in " ".join(result.stderr.split())
+    assert len(result.stderr.strip().splitlines()) <= 2 and "Traceback" not in result.output
+
+
+def test_cli_report_formats_and_out_file(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    doc = json.loads(cli("report", str(sweep), "--format", "json").stdout)
+    assert {"ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile", "notes"} <= set(doc)
+    topk = cli("report", str(sweep), "--format", "csv", "--table", "topk").stdout
+    assert topk.splitlines()[0].startswith("schedule,low_top1,low_top3,n_low")
+    out = tmp_path / "table.tex"
+    result = cli("report", str(sweep), "--out", str(out))
+    assert result.exit_code == 0 and out.read_text().startswith("% schedsweep report") and "\\toprule" in out.read_text()
+    terminal = cli("report", str(sweep)).stdout
+    assert "Average rank per budget" in terminal and "Ratio to linear" in terminal and "Performance profile" in terminal
+    assert os.path.isdir(sweep / collect.COLLECTED)
+
+
+def test_a_damaged_collected_chunk_is_collected_again(tmp_path: Path) -> None:
+    sweep = small(tmp_path)
+    collect.collect(sweep)
+    chunk = next((sweep / collect.COLLECTED / collect.CHUNKS).glob("*.parquet"))
+    chunk.write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match="collect --rebuild"):
+        collect.read_rows(sweep, collect.read_summary(sweep), [store.read_plan(sweep)[0]["id"]], ["step"])
+    os.utime(store.run_dir(sweep, store.read_plan(sweep)[0]["id"]) / store.STATUS, ns=(1, 1))  # one run changed
+    result = collect.collect(sweep)
+    assert result.reread == 16
+    assert len(collect.read_rows(sweep, result.summary, list(result.summary["run_id"]), ["step"])) == 240
