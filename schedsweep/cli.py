@@ -411,6 +411,9 @@ def report(
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
     rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline or "linear", r_max=r_max)
+    from schedsweep import study
+
+    rep.notes.extend(study.source_notes(sweep))
     if fmt is None:
         for section in render.report_sections(rep):
             out.print(render.rich_table(section))

@@ -93,3 +93,12 @@ def stage_two(
         plans.append(make_plan([*kept, *pinned], config_dir=config_dir, config_name=config_name,
                                name=sweep_dir.name, generated=[folder]))
     return plans
+
+
+def source_notes(sweep_dir: Path) -> list[str]:
+    """One line per refined schedule of the sweep: where it came from (the report prints them)."""
+    notes = []
+    for path in sorted((sweep_dir / "refined").glob("*/schedule/refined.yaml")):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        notes.append(f"refined ({path.parent.parent.name}): {spec.get('description', '')}")
+    return notes

@@ -109,5 +109,6 @@ def test_two_stage_refinement_study_ranks_refined_next_to_linear(tmp_path: Path)
     for optimizer in ("sgd", "adamw"):
         for budget in (0.5, 1.0):
             assert {(optimizer, budget, "linear"), (optimizer, budget, "refined")} <= rows
+    assert any(n.startswith("refined (sgd): refined from run") for n in report["notes"])  # marked with its source
     again = cli(*args, cwd=tmp_path).stdout  # relaunch: nothing new to run in either stage
     assert "0 to run" in again
