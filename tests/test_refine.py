@@ -112,3 +112,19 @@ def test_two_stage_refinement_study_ranks_refined_next_to_linear(tmp_path: Path)
     assert any(n.startswith("refined (sgd): refined from run") for n in report["notes"])  # marked with its source
     again = cli(*args, cwd=tmp_path).stdout  # relaunch: nothing new to run in either stage
     assert "0 to run" in again
+
+
+@pytest.mark.slow
+def test_per_budget_refinement_uses_each_budgets_own_linear_run(tmp_path: Path) -> None:
+    cli("launch", "+study=refinement", "refinement.per_budget=true", "task=classifier", "task.n_train=512",
+        "task.hidden=16", "full_steps=60", "budget=0.5,1.0", "optimizer=sgd", "eval_every=10", "executor=debug",
+        "--name", "pb", cwd=tmp_path)
+    sweep = tmp_path / "results" / "pb"
+    sources = {}
+    for budget in (0.5, 1.0):
+        spec = yaml.safe_load((sweep / "refined" / f"sgd_budget_{budget}" / "schedule" / "refined.yaml").read_text())
+        sources[budget] = spec["description"]
+        assert f"budget {budget}" in spec["description"]
+    refined = [r for r in store.read_plan(sweep) if r["labels"]["schedule"] == "refined"]
+    assert sorted(r["labels"]["budget"] for r in refined) == [0.5, 1.0]  # each budget with its own source only
+    assert len(set(sources.values())) == 2
