@@ -240,7 +240,7 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
         "problem": problem,
     }
     table = None
-    parts = _part_files(path / store.METRICS)
+    parts = metrics.part_files(path / store.METRICS)
     try:
         if parts:
             table = pa.concat_tables(_read_part(p) for p in parts)
@@ -263,15 +263,6 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
         **{f"final_{c}": _last_valid(table[c]) for c in FINAL_OF},
     )
     return row, table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
-
-
-def _part_files(folder: Path) -> list[Path]:
-    """metrics.part_files without pathlib's glob, which costs more than reading a small part."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    return [folder / n for n in sorted(names) if n.startswith(metrics.PART_PREFIX) and n.endswith(".parquet")]
 
 
 def _read_part(path: Path) -> pa.Table:

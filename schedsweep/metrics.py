@@ -42,7 +42,7 @@ class MetricsWriter:
         self.flush_s = flush_s
         self._rows: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
-        self._next_part = len(list(self.folder.glob(f"{PART_PREFIX}*.parquet")))
+        self._next_part = len(part_files(self.folder))
 
     def append(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
@@ -63,7 +63,12 @@ class MetricsWriter:
 
 
 def part_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob(f"{PART_PREFIX}*.parquet"))
+    """Closed parts in order. os.listdir, not Path.glob: collect lists 10,000s of folders and glob costs more."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [folder / n for n in sorted(names) if n.startswith(PART_PREFIX) and n.endswith(".parquet")]
 
 
 def rows_written(folder: Path) -> int:
