@@ -300,10 +300,9 @@ def export_sbatch(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the script here instead of stdout."),
 ) -> None:
     """A plain sbatch array script for the sweep: task i runs `schedsweep run SWEEP --index i`."""
-    from schedsweep import launch as launcher
     from schedsweep import sbatch, store
 
-    executor = launcher.executor_of(store.require_sweep(sweep))
+    executor = store.read_executor(store.require_sweep(sweep))
     if executor.get("kind") != "slurm":
         raise SchedsweepError(
             f"sweep '{sweep}' was planned with executor={executor.get('kind')}; export-sbatch needs the Slurm settings: "

@@ -119,7 +119,7 @@ def collect(sweep_dir: Path, last_k: int = LAST_K, rebuild: bool = False) -> Col
             chunks.remove_unused(out / CHUNKS, set())
             old, same, chunk_of, changed = None, set(), {}, ids
             fresh = chunks.update(out / CHUNKS, changed, set(), chunk_of, measure)
-        summary = _assemble(labels, old, same, fresh, chunk_of, fingerprints, _gpus(records, _executor(sweep_dir)))
+        summary = _assemble(labels, old, same, fresh, chunk_of, fingerprints, _gpus(records, store.read_executor(sweep_dir)))
         meta = {"version": VERSION, "last_k": last_k, "json_columns": _json_columns(summary), "inputs": inputs}
         chunks.write_table(pa.Table.from_pandas(_encode(summary), preserve_index=False), out / SUMMARY, meta)
         chunks.remove_unused(out / CHUNKS, set(summary["chunk"].dropna()))
@@ -323,7 +323,7 @@ def _in_memory(sweep_dir: Path, last_k: int, out: Path) -> Collected:
     ids = list(labels["run_id"])
     fingerprints, missing = _scan(sweep_dir, ids)
     fresh = {i: _measure(sweep_dir, i, last_k)[0] for i in ids}
-    summary = _assemble(labels, None, set(), fresh, {}, fingerprints, _gpus(records, _executor(sweep_dir)))
+    summary = _assemble(labels, None, set(), fresh, {}, fingerprints, _gpus(records, store.read_executor(sweep_dir)))
     named = [*_named(missing, summary), f"cannot write '{out}': the summary was computed in memory"]
     return Collected(summary, out / SUMMARY, len(ids), 0, named, written=False)
 
@@ -418,18 +418,6 @@ def _inputs(sweep_dir: Path) -> str:
 
 
 # ---- GPUs per run
-
-
-def _executor(sweep_dir: Path) -> dict[str, Any]:
-    path = sweep_dir / store.SWEEP_CONFIG
-    try:
-        import yaml
-
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError, ImportError, Exception):  # sweep.yaml is informational here
-        return {}
-    executor = data.get("executor") if isinstance(data, dict) else None
-    return executor if isinstance(executor, dict) else {}
 
 
 def _gpus(records: list[dict[str, Any]], executor: dict[str, Any]) -> dict[str, float]:

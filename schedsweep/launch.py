@@ -139,10 +139,6 @@ def _sweep_yaml(plan: Plan) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def executor_of(sweep_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((sweep_dir / store.SWEEP_CONFIG).read_text(encoding="utf-8"))["executor"]
-
-
 def counts(sweep_dir: Path) -> Counter[str]:
     return Counter(store.read_status(store.run_dir(sweep_dir, r["id"])).status for r in store.read_plan(sweep_dir))
 
@@ -280,5 +276,5 @@ def spawn_queue(sweep_dir: Path) -> int:
 
 if __name__ == "__main__":
     sweep = Path(sys.argv[1])
-    final = run_queue(sweep, executor_of(sweep))
+    final = run_queue(sweep, store.read_executor(sweep))
     print(dict(final), flush=True)

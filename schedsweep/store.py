@@ -61,6 +61,18 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def read_executor(sweep_dir: Path) -> dict[str, Any]:
+    """The executor settings of the sweep's latest launch (sweep.yaml); {} when unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((sweep_dir / SWEEP_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    executor = data.get("executor") if isinstance(data, dict) else None
+    return executor if isinstance(executor, dict) else {}
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
