@@ -189,7 +189,7 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
 
     parallel = int(executor.get("max_parallel") or os.cpu_count() or 1)
     threads = _threads(executor, parallel)
-    timeout_min = max(1, int(executor.get("timeout_min") or 60))
+    timeout_min = max(1, int(executor.get("timeout_min") or 1440))
     queue = list(reversed(todo))
     running: dict[Any, Path] = {}
     try:
