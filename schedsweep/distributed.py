@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -65,28 +65,30 @@ def teardown(dist: Dist) -> None:
         torch.distributed.destroy_process_group()
 
 
+def map_tensors(batch: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
+    """`fn` applied to every tensor of a batch (a tensor, or dicts, lists and tuples of them)."""
+    if isinstance(batch, torch.Tensor):
+        return fn(batch)
+    if isinstance(batch, dict):
+        return {k: map_tensors(v, fn) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(map_tensors(v, fn) for v in batch)
+    return batch
+
+
 def shard(batch: Any, dist: Dist) -> Any:
     """This rank's contiguous slice of every tensor in the batch (along dim 0)."""
     if dist.world == 1:
         return batch
-    if isinstance(batch, torch.Tensor):
-        n = batch.shape[0]
-        if n % dist.world:
-            raise ValueError(f"batch of {n} samples cannot be split evenly over {dist.world} ranks")
-        size = n // dist.world
-        return batch[dist.rank * size : (dist.rank + 1) * size]
-    if isinstance(batch, dict):
-        return {k: shard(v, dist) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(shard(v, dist) for v in batch)
-    return batch
+
+    def mine(t: torch.Tensor) -> torch.Tensor:
+        if t.shape[0] % dist.world:
+            raise ValueError(f"batch of {t.shape[0]} samples cannot be split evenly over {dist.world} ranks")
+        size = t.shape[0] // dist.world
+        return t[dist.rank * size : (dist.rank + 1) * size]
+
+    return map_tensors(batch, mine)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
+    return map_tensors(batch, lambda t: t.to(device, non_blocking=True))

@@ -66,7 +66,7 @@ def check_executor(cfg: dict[str, Any]) -> dict[str, Any]:
     if kind == "slurm":
         from schedsweep import slurm
 
-        slurm.check_executor(cfg, EXECUTOR_KEYS["slurm"])
+        slurm.check_executor(cfg)
     return cfg
 
 

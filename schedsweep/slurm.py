@@ -199,7 +199,7 @@ def cancel(sweep_dir: Path) -> list[str]:
     return arrays_
 
 
-def check_executor(cfg: dict[str, Any], valid: tuple[str, ...]) -> None:
+def check_executor(cfg: dict[str, Any]) -> None:
     for key in ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time_min", "array_parallelism", "max_requeues"):
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):

@@ -207,12 +207,8 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
 
 
 def _evaluate(task: tasks.Task, model: torch.nn.Module) -> float:
-    model.eval()
-    try:
-        with torch.no_grad():
-            return float(task.evaluate(model))
-    finally:
-        model.train()
+    with tasks.evaluating(model):
+        return float(task.evaluate(model))
 
 
 def _batch_size(batch: Any) -> int:

@@ -323,19 +323,24 @@ OUTCOMES = st.one_of(st.sampled_from(["diverged", "failed", "pending", "running"
                      st.floats(0.5, 3.0, allow_nan=False))
 
 
+def outcome_frame(outcomes: list[list[Any]], lrs: list[float], digits: int | None = None) -> pd.DataFrame:
+    """A load_runs-like frame: schedule i, lr lrs[j // 2], seed j % 2; a float outcome is a done run's loss."""
+    rows = []
+    for i, per_schedule in enumerate(outcomes):
+        for j, outcome in enumerate(per_schedule):
+            done = isinstance(outcome, float)
+            loss = (round(outcome, digits) if digits is not None else outcome) if done else math.nan
+            rows.append({"id": f"{i}{j}", "task": "t", "optimizer": "o", "schedule": f"s{i}", "budget": 1.0,
+                         "steps": 10, "lr": lrs[j // 2], "seed": j % 2, "status": "done" if done else outcome,
+                         "final_eval_loss": loss, "final_loss": loss, "best_eval_loss": loss,
+                         "steps_done": 10, "wall_s": 0.0, "error": None})
+    return pd.DataFrame(rows)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(OUTCOMES, min_size=4, max_size=4), min_size=1, max_size=5))
 def test_rank_lists_every_schedule_once_and_orders_by_status(outcomes: list[list[Any]]) -> None:
-    rows = []
-    for i, per_schedule in enumerate(outcomes):  # 2 lrs x 2 seeds per schedule
-        for j, outcome in enumerate(per_schedule):
-            loss = outcome if isinstance(outcome, float) else math.nan
-            rows.append({"id": f"{i}{j}", "task": "t", "optimizer": "o", "schedule": f"s{i}", "budget": 1.0,
-                         "steps": 10, "lr": [1e-3, 3e-3][j // 2], "seed": j % 2,
-                         "status": "done" if isinstance(outcome, float) else outcome,
-                         "final_eval_loss": loss, "final_loss": loss, "best_eval_loss": loss,
-                         "steps_done": 10, "wall_s": 0.0, "error": None})
-    ranked = rank(pd.DataFrame(rows))
+    ranked = rank(outcome_frame(outcomes, [1e-3, 3e-3]))  # 2 lrs x 2 seeds per schedule
     assert sorted(ranked["schedule"]) == sorted(f"s{i}" for i in range(len(outcomes)))
     tier = np.where(np.isfinite(ranked["mean"]), 0, np.where(ranked["mark"] == "diverged", 1, 2))
     assert list(tier) == sorted(tier) and list(ranked["rank"]) == sorted(ranked["rank"])
@@ -426,16 +431,7 @@ def reference_best(runs: pd.DataFrame) -> dict[tuple[str, Any], tuple[float, flo
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(OUTCOMES, min_size=6, max_size=6), min_size=1, max_size=4))
 def test_rank_best_lr_matches_a_slow_reference(outcomes: list[list[Any]]) -> None:
-    rows = []
-    for i, per_schedule in enumerate(outcomes):  # 3 lrs x 2 seeds per schedule
-        for j, outcome in enumerate(per_schedule):
-            loss = round(outcome, 1) if isinstance(outcome, float) else math.nan  # rounding makes ties likely
-            rows.append({"id": f"{i}{j}", "task": "t", "optimizer": "o", "schedule": f"s{i}", "budget": 1.0,
-                         "steps": 10, "lr": [1e-3, 3e-3, 1e-2][j // 2], "seed": j % 2,
-                         "status": "done" if isinstance(outcome, float) else outcome,
-                         "final_eval_loss": loss, "final_loss": loss, "best_eval_loss": loss,
-                         "steps_done": 10, "wall_s": 0.0, "error": None})
-    frame = pd.DataFrame(rows)
+    frame = outcome_frame(outcomes, [1e-3, 3e-3, 1e-2], digits=1)  # 3 lrs x 2 seeds; rounding makes ties likely
     ranked = rank(frame).set_index("schedule")
     expected = reference_best(frame)
     for schedule in ranked.index:
