@@ -190,6 +190,12 @@ def test_schedules_show_csv_and_list(tmp_path: Path) -> None:
         (["report", "a_file"], "is a file"),
         (["report", "torn"], "line 2 is not valid JSON"),
         (["launch", "--name", "../x", "--dry-run"], "--name"),
+        (["launch", "executor=slurm", "executor.nodes=-1", "--dry-run"], "executor.nodes must be an integer >= 0"),
+        (["launch", "executor=slurm", "executor.setup=5", "--dry-run"], "executor.setup must be a list"),
+        (["launch", "executor=local", "executor.max_parallel=0", "--dry-run"], "executor.max_parallel"),
+        (["cancel", "does/not/exist"], "does not exist"),
+        (["run", "torn", "--index", "0"], "line 2 is not valid JSON"),
+        (["export-sbatch", "does/not/exist"], "does not exist"),
     ],
 )
 def test_bad_input_is_one_message_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -264,3 +270,9 @@ def test_reduce_on_plateau_is_driven_by_the_runs_own_eval_losses(tmp_path: Path)
             replay.observe(eval_loss)
     assert table["lr"].to_pylist() == pytest.approx(expected, rel=1e-12)
     assert len(set(expected)) > 1  # it did reduce
+
+
+def test_run_index_out_of_range_is_a_clear_error(tmp_path: Path) -> None:
+    cli("launch", *TINY, "budget=0.5", "--no-submit", "--name", "one", cwd=tmp_path)
+    proc = cli("run", "results/one", "--index", "5", cwd=tmp_path, check=2)
+    assert "--index 5 is out of range" in proc.stderr and "Traceback" not in proc.stderr
