@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import torch
 
-from schedsweep import checkpoint, distributed, optimizers, schedules, store, tasks
+from schedsweep import checkpoint, distributed, optimizers, schedules, script, store, tasks
 from schedsweep.distributed import Dist
 from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
 
@@ -62,6 +62,8 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
     """Train (or resume) the run in `run_dir` and return its status."""
     path = Path(run_dir)
     record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
+    if script.is_script(record["spec"]["task"]):  # the user's own command (task=script): schedsweep.script runs it
+        return script.run(path, record, threads, max_requeues)
     if threads:
         torch.set_num_threads(threads)
     dist = distributed.setup()
