@@ -122,6 +122,8 @@ class Run:
         for key in ("loss", "eval_loss"):
             if key in values and not math.isfinite(values[key]):
                 self._close()
+                if self._writer is not None:
+                    self._writer.flush()
                 self._report("diverged", error=f"non-finite {key} {values[key]} at step {step}")
                 raise SystemExit(f"schedsweep: non-finite {key} at step {step}: the run diverged and stops.")
 
