@@ -54,7 +54,9 @@ def main() -> None:
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
         optimizer.step()
         scheduler.step()
-        run.log(step, loss=loss.item(), grad_norm=grad_norm.item(), samples_seen=(step + 1) * len(x))
+        # param_norm is a metric of this script's own: it becomes a column that `report --metric` ranks by
+        param_norm = torch.cat([p.detach().flatten() for p in model.parameters()]).norm().item()
+        run.log(step, loss=loss.item(), grad_norm=grad_norm.item(), param_norm=param_norm, samples_seen=(step + 1) * len(x))
         if (step + 1) % 50 == 0:
             run.log(step, eval_loss=evaluate(model))
         time.sleep(args.sleep)
