@@ -19,8 +19,9 @@ STEPS = 12
 
 
 @pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Iterator[None]:
-    """init() installs the client's handlers; put pytest's back afterwards."""
+def keep_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """init() installs the client's handlers (put pytest's back afterwards) and remembers its run (forget it)."""
+    monkeypatch.setattr(sweep, "_current", None)
     saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
     yield
     for sig, handler in saved.items():
@@ -138,6 +139,8 @@ def test_a_checkpointed_run_resumes_at_start_step_with_no_missing_or_repeated_st
     run.log(5, loss=9.0)  # logged after the checkpoint, then killed: must not survive the resume
     run._writer.flush()  # type: ignore[union-attr]
 
+    assert sweep.init() is run  # under a sweep, one run per process
+    monkeypatch.setattr(sweep, "_current", None)  # a new process: the requeued attempt
     resumed = sweep.init()
     assert resumed.start_step == 5 and resumed.load_checkpoint() == {"weights": [1, 2, 3]}
     expected = [0.1 * f for f in schedules.values(schedules.load("linear"), STEPS)]

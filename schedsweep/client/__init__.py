@@ -82,21 +82,26 @@ class Run:
 
     def lr_at(self, step: int) -> float:
         """peak_lr * f(step): the LR of update `step` (the sweep's convention, as in the built-in loop)."""
-        return self.peak_lr * float(self._f(step))
+        return self.peak_lr * self.multiplier(step)
 
-    def lr_scheduler(self, optimizer: Any) -> Any:
-        """A torch LambdaLR over this run's schedule, positioned at start_step.
+    def lr_scheduler(self, optimizer: Any, start_step: int | None = None) -> Any:
+        """A torch LambdaLR over this run's schedule, positioned at start_step (the run's, unless given).
 
         Step it once after each optimizer.step(): update t then uses peak_lr * f(t). Every param
         group's base LR becomes peak_lr (scale a group by wrapping, not by its own lr).
         """
         import torch
 
+        start = self.start_step if start_step is None else start_step
         for group in optimizer.param_groups:
             group["initial_lr"] = self.peak_lr
-            group["lr"] = self.lr_at(self.start_step)
-        # last_epoch=start_step-1 and initial_lr set: torch's first step() lands on start_step.
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: float(self._f(t)), last_epoch=self.start_step - 1)
+            group["lr"] = self.lr_at(start)
+        # last_epoch=start-1 and initial_lr set: torch's first step() lands on start.
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, self.multiplier, last_epoch=start - 1)
+
+    def multiplier(self, step: int) -> float:
+        """f(step): the schedule's multiplier of peak_lr (an lr_lambda for torch's LambdaLR)."""
+        return float(self._f(step))
 
     # ---- metrics
 
@@ -258,21 +263,29 @@ class Run:
         raise ClientError(message)
 
 
+_current: Run | None = None  # under a sweep, init() always returns the same run
+
+
 def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, Any] = "cosine", seed: int = 0,
          folder: str | Path | None = None, **config: Any) -> Run:
     """This run: from $SCHEDSWEEP_RUN_DIR under schedsweep, else from the defaults given here.
 
+    Under a sweep every call returns the same Run (a script and its HF or Lightning callback share it).
     Run alone, `schedule` is a name in conf/schedule/ (or a spec) and `config` extra keys of the run's
     config; with `folder` the run writes its metrics and checkpoint there as under schedsweep.
     """
+    global _current
     run_dir = os.environ.get(ENV_RUN_DIR)
     if run_dir:
         path = Path(run_dir)
+        if _current is not None and _current.folder == path:  # the script and a callback share one run
+            return _current
         try:
             record = store.read_json(path / store.RUN_RECORD)
         except (OSError, ValueError) as e:
             raise ClientError(f"${ENV_RUN_DIR}={run_dir!r} is not a schedsweep run folder ({e}).") from None
-        return Run(record["spec"], path, record.get("log", {}).get("eval_every"))
+        _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"))
+        return _current
     spec = schedules.load(schedule, peak_lr=peak_lr) if isinstance(schedule, str) else dict(schedule)
     shape = {k: v for k, v in spec.items() if k not in schedules.LABEL_KEYS}
     schedules.check(shape, steps, str(schedule if isinstance(schedule, str) else shape.get("shape")))
