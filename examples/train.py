@@ -42,6 +42,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=run.peak_lr)
     state = run.load_checkpoint()
     if state is not None:
+        print(f"resumed at step {run.start_step}", flush=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     scheduler = run.lr_scheduler(optimizer)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import shlex
 import shutil
@@ -65,20 +67,29 @@ def test_the_example_script_swept_over_three_schedules_and_two_budgets_is_ranked
         assert table["samples_seen"].to_pylist() == [64 * (t + 1) for t in range(steps)]
         assert (run / "logs" / "script.out").read_text().startswith(f"done: {steps} steps")
         assert store.read_status(run).final_eval_loss == table["eval_loss"].to_pylist()[-1]
-    ranking = cli("report", str(sweep), "--format", "csv", cwd=tmp_path).stdout
-    rows = [line.split(",") for line in ranking.strip().splitlines()]
-    header = rows[0]
-    ranked = {(r[header.index("steps")], r[header.index("schedule")]): r[header.index("rank")] for r in rows[1:]}
-    assert sorted(ranked) == sorted((s, n) for s in ("20", "40") for n in ("cosine", "linear", "rex"))
-    assert {s: sorted(r for (st, _), r in ranked.items() if st == s) for s in ("20", "40")} == {
-        "20": ["1", "2", "3"], "40": ["1", "2", "3"]}
-    # The script's own metric is a column of the collected summary that the report ranks by.
+    final = {(r["labels"]["steps"], r["labels"]["schedule"]): store.read_status(store.run_dir(sweep, r["id"]))
+             for r in store.read_plan(sweep)}
+    ranking = _csv(cli("report", str(sweep), "--format", "csv", cwd=tmp_path).stdout)
+    assert sorted((int(r["steps"]), r["schedule"]) for r in ranking) == sorted(final)
+    for row in ranking:
+        assert float(row["mean"]) == pytest.approx(final[int(row["steps"]), row["schedule"]].final_eval_loss)
+    for steps in (20, 40):
+        at = sorted(ranking, key=lambda r: float(r["mean"]))
+        assert [r["rank"] for r in at if int(r["steps"]) == steps] == ["1", "2", "3"]
+    # The script's own metric is a column of the collected summary, and the report ranks by it.
     summary = collect.collect(sweep).summary
     last = {i: metrics.read_metrics(store.run_dir(sweep, i) / store.METRICS)["param_norm"].to_pylist()[-1]
             for i in summary["run_id"]}
     assert summary.set_index("run_id")["final_param_norm"].to_dict() == pytest.approx(last)
-    by_norm = cli("report", str(sweep), "--metric", "param_norm", "--format", "csv", cwd=tmp_path).stdout
-    assert "final_param_norm" in by_norm or "param_norm" in by_norm
+    ids = {(r["labels"]["steps"], r["labels"]["schedule"]): r["id"] for r in store.read_plan(sweep)}
+    by_norm = _csv(cli("report", str(sweep), "--metric", "param_norm", "--format", "csv", cwd=tmp_path).stdout)
+    assert len(by_norm) == 6
+    for row in by_norm:
+        assert float(row["mean"]) == pytest.approx(last[ids[int(row["steps"]), row["schedule"]]])
+
+
+def _csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 BAD = '''

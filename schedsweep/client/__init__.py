@@ -205,13 +205,14 @@ class Run:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
             else:
                 truncate_parts(metrics_dir, self._state["parts"])
-            self._writer = MetricsWriter(metrics_dir)
-            self._report("started", steps_done=self.start_step)
-        for sig in SIGNALS:
+        for sig in SIGNALS:  # before reporting "started": a signal from then on is a checkpoint, not a kill
             try:
                 signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread: nobody can signal this run
                 pass
+        if self.rank == 0:
+            self._writer = MetricsWriter(metrics_dir)
+            self._report("started", steps_done=self.start_step)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop = signum
