@@ -61,8 +61,11 @@ def main() -> None:
         if (step + 1) % 50 == 0:
             run.log(step, eval_loss=evaluate(model))
         time.sleep(args.sleep)
-        if run.should_stop():  # preemption, time limit or Ctrl-C: save and exit; the requeued run resumes here
+        stop = run.should_stop()  # preemption, time limit or Ctrl-C: save and exit; the requeued run resumes here
+        periodic = (step + 1) % 50 == 0 and step + 1 < run.steps  # bounds what a hard kill (SIGKILL) loses
+        if stop or periodic:
             run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
+        if stop:
             return
     run.finish(eval_loss=evaluate(model))
     print(f"done: {run.steps} steps, eval loss {evaluate(model):.4f}")
