@@ -5,6 +5,7 @@ transformers and lightning come from the `integrations` extra, which `make setup
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,4 +107,54 @@ def test_lightning_with_the_callback_replaces_the_modules_scheduler_and_logs_eve
     assert table["lr"].to_pylist() == pytest.approx(expected_lrs(run), rel=1e-9)
     evals = table["eval_loss"].to_pylist()
     assert [i for i, v in enumerate(evals) if v is not None] == [5]  # validation at the end of the first epoch
+    assert store.read_json(path / "client.json")["state"] == "finished"
+
+
+def test_lightning_stopped_by_a_signal_checkpoints_and_resumes_at_the_next_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lightning = pytest.importorskip("lightning")
+    import signal
+
+    import schedsweep.client.lightning as sweep_pl
+
+    path = make_run_dir(tmp_path, monkeypatch, schedule="linear", steps=STEPS)
+    used: list[float] = []
+
+    class Tiny(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=1.0)
+
+    class Preempt(lightning.Callback):
+        def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+            used.append(optimizer.param_groups[0]["lr"])
+
+        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+            if trainer.global_step == 4 and len(used) == 4:  # the first attempt only
+                os.kill(os.getpid(), signal.SIGUSR2)  # what Slurm sends before the time limit
+
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=4)
+
+    def attempt() -> sweep_pl.Callback:
+        callback = sweep_pl.Callback()
+        trainer = lightning.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                    enable_model_summary=False, callbacks=[Preempt(), callback])
+        trainer.fit(Tiny(), train, ckpt_path=callback.ckpt_path)
+        return callback
+
+    first = attempt()
+    assert first.run.should_stop() and store.read_json(path / "client.json")["state"] == "checkpointed"
+    monkeypatch.setattr(sweep, "_current", None)  # the requeued job is a new process
+    second = attempt()
+    assert second.run.start_step == 4
+    assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
+    assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
     assert store.read_json(path / "client.json")["state"] == "finished"
