@@ -158,3 +158,45 @@ def test_lightning_stopped_by_a_signal_checkpoints_and_resumes_at_the_next_step(
     assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
     assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
     assert store.read_json(path / "client.json")["state"] == "finished"
+
+
+def test_hf_trainer_stopped_by_a_signal_saves_and_resumes_at_the_next_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    transformers = pytest.importorskip("transformers")
+    import signal
+
+    import schedsweep.client.hf as sweep_hf
+
+    path = make_run_dir(tmp_path, monkeypatch, schedule="linear", steps=STEPS)
+    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=16, vocab_size=50, n_positions=16)
+    ids = torch.randint(0, 50, (64, 16), generator=torch.Generator().manual_seed(1))
+    data = [{"input_ids": x, "labels": x} for x in ids]
+    used: list[float] = []
+
+    class Preempt(transformers.TrainerCallback):
+        def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
+            used.append(optimizer.param_groups[0]["lr"])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step == 4 and len(used) == 4:  # the first attempt only
+                os.kill(os.getpid(), signal.SIGTERM)  # what `scontrol requeue` sends
+
+    def attempt() -> sweep_hf.Callback:
+        torch.manual_seed(0)
+        args = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4,
+                                              report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True)
+        callback = sweep_hf.Callback()
+        trainer = transformers.Trainer(model=transformers.GPT2LMHeadModel(config), args=args, train_dataset=data,
+                                       callbacks=[Preempt(), callback])
+        trainer.train(resume_from_checkpoint=sweep_hf.resume_from(args))
+        return callback
+
+    first = attempt()
+    assert store.read_json(path / "client.json")["state"] == "checkpointed"
+    assert (path / "hf" / "checkpoint-4").is_dir() and first.run.should_stop()
+    monkeypatch.setattr(sweep, "_current", None)  # the requeued job is a new process
+    second = attempt()
+    assert second.run.start_step == 4
+    assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
+    assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
+    assert store.read_json(path / "client.json")["state"] == "finished"
