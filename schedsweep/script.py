@@ -36,7 +36,7 @@ from schedsweep import store
 from schedsweep.errors import TaskError
 
 ENV_RUN_DIR = "SCHEDSWEEP_RUN_DIR"  # the run's folder, for schedsweep.client.init()
-STATE = "client.json"  # what the script reports: started | checkpointed | finished | diverged | error
+STATE = "client.json"  # what the script reports: started | checkpointed | finished | exited | diverged | error
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)  # Slurm's warning and requeue, Ctrl-C
 TAIL_LINES = 20  # of stderr, in a failed run's status
 EXAMPLE = 'schedsweep launch task=script task.command="python train.py --data x"'
@@ -50,7 +50,9 @@ def is_script(task: Any) -> bool:
 def argv(task: dict[str, Any]) -> list[str]:
     """The command as an argument list; TaskError naming task.command when it is unset or malformed."""
     command = task.get("command")
-    if not isinstance(command, str) or command.strip() in ("", "???"):
+    if command is not None and not isinstance(command, str):
+        raise TaskError(f"task.command must be one string (the command line); got {command!r}.")
+    if command is None or command.strip() in ("", "???"):
         raise TaskError(f"task.command is not set: the script task needs the command that trains one run, as in `{EXAMPLE}`.")
     try:
         args = shlex.split(command)
@@ -190,7 +192,7 @@ def _status(code: int, state: dict[str, Any] | None, stopped: list[int], err: Pa
         return store.RunStatus("diverged", **numbers, error=state["error"])  # type: ignore[index]
     if kind == "error":
         return store.RunStatus("failed", **numbers, error=state["error"])  # type: ignore[index]
-    if stopped:
+    if stopped or kind == "checkpointed":  # signalled (through us, or the script alone) after a checkpoint
         return store.RunStatus("requeued", **numbers)
     if code != 0:
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"

@@ -124,7 +124,7 @@ if mode == "ok":
 def test_every_bad_script_gets_one_message_in_its_status_and_the_sweep_goes_on(tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text(BAD)
     modes = ["noinit", "raise", "nofinish", "order", "beyond", "nan", "ok"]
-    commands = ",".join(f"'{PY} bad.py {m}'" for m in modes) + ",'no-such-command-xyz --flag'"
+    commands = ",".join(f"{PY} bad.py {m}" for m in modes) + ",no-such-command-xyz --flag"
     cli("launch", "task=script", f"task.command={commands}", "budget=1.0", "full_steps=5", "executor.max_parallel=2",
         "--name", "bad", cwd=tmp_path)
     sweep = tmp_path / "results" / "bad"

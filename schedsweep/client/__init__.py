@@ -29,6 +29,7 @@ becomes the run's status.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import shutil
@@ -72,6 +73,7 @@ class Run:
         self._last = -1  # the last step logged (or closed by a checkpoint)
         self._numbers = {"loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "samples": 0, "wall_s": 0.0}
         self._state: dict[str, Any] | None = None
+        self._ended = False  # finished, diverged or failed: nothing more to report at exit
         self.start_step = 0
         self._writer: MetricsWriter | None = None
         self._start = time.perf_counter()
@@ -129,6 +131,7 @@ class Run:
                 self._close()
                 if self._writer is not None:
                     self._writer.flush()
+                self._ended = True
                 self._report("diverged", error=f"non-finite {key} {values[key]} at step {step}")
                 raise SystemExit(f"schedsweep: non-finite {key} at step {step}: the run diverged and stops.")
 
@@ -143,6 +146,7 @@ class Run:
         self._close()
         if self._writer is not None:
             self._writer.flush()
+        self._ended = True
         self._report("finished")
 
     # ---- interruptions
@@ -213,6 +217,16 @@ class Run:
         if self.rank == 0:
             self._writer = MetricsWriter(metrics_dir)
             self._report("started", steps_done=self.start_step)
+            atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        """The interpreter exits (normally or on an exception) without finish(): keep the rows, say where it ended."""
+        if self._ended or self._writer is None or self._stop is not None:  # stopped: "checkpointed" stays
+            return
+        if self._row is not None and "loss" in self._row:
+            self._close()
+        self._writer.flush()
+        self._report("exited")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop = signum
@@ -260,6 +274,7 @@ class Run:
     def _fail(self, message: str) -> None:
         if self._writer is not None:
             self._writer.flush()
+        self._ended = True
         self._report("error", error=message)
         raise ClientError(message)
 
