@@ -192,7 +192,7 @@ def _status(code: int, state: dict[str, Any] | None, stopped: list[int], err: Pa
         return store.RunStatus("diverged", **numbers, error=state["error"])  # type: ignore[index]
     if kind == "error":
         return store.RunStatus("failed", **numbers, error=state["error"])  # type: ignore[index]
-    if stopped or kind == "checkpointed":  # signalled (through us, or the script alone) after a checkpoint
+    if stopped or (kind == "checkpointed" and code == 0):  # signalled (through us, or the script alone), saved
         return store.RunStatus("requeued", **numbers)
     if code != 0:
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
