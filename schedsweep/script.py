@@ -117,6 +117,9 @@ def run(path: Path, record: dict[str, Any], threads: int | None = None, max_requ
         args = argv(record["spec"]["task"])
         with open(logs / f"{name}.out", "ab") as out, open(logs / f"{name}.err", "ab") as err:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as e:
+        status = store.RunStatus("failed", error=f"cannot start task.command {record['spec']['task'].get('command')!r}: "
+                                                 f"command {e.filename!r} not found (neither a file nor on PATH)")
     except (OSError, TaskError) as e:
         status = store.RunStatus("failed", error=f"cannot start task.command {record['spec']['task'].get('command')!r}: {e}")
     else:

@@ -126,7 +126,7 @@ def test_every_bad_script_gets_one_message_in_its_status_and_the_sweep_goes_on(t
     modes = ["noinit", "raise", "nofinish", "order", "beyond", "nan", "ok"]
     commands = ",".join(f"{PY} bad.py {m}" for m in modes) + ",no-such-command-xyz --flag"
     cli("launch", "task=script", f"task.command={commands}", "budget=1.0", "full_steps=5", "executor.max_parallel=2",
-        "--name", "bad", cwd=tmp_path)
+        "--name", "bad", cwd=tmp_path, check=1)  # exit 1: some runs failed
     sweep = tmp_path / "results" / "bad"
     by_mode = {}
     for record in store.read_plan(sweep):
@@ -141,7 +141,8 @@ def test_every_bad_script_gets_one_message_in_its_status_and_the_sweep_goes_on(t
     assert by_mode["order"].error == "run.log(step=0) after step 1: steps must be logged in order."
     assert "step 5 is beyond the budget" in by_mode["beyond"].error
     assert "non-finite loss nan at step 1" in by_mode["nan"].error and by_mode["nan"].steps_done == 2
-    assert "cannot start task.command 'no-such-command-xyz --flag'" in by_mode["--flag"].error
+    assert by_mode["--flag"].error == ("cannot start task.command 'no-such-command-xyz --flag': "
+                                       "command 'no-such-command-xyz' not found (neither a file nor on PATH)")
     assert by_mode["ok"].final_eval_loss == 0.5 and by_mode["ok"].steps_done == 5
 
 
