@@ -174,3 +174,14 @@ def test_two_tasks_per_run_start_two_ranks_with_torchrun_variables(tmp_path: Pat
     assert {e["run"] for e in envs} == {str(store.run_dir(sweep, run_id).resolve())}
     assert metrics.read_metrics(store.run_dir(sweep, run_id) / store.METRICS)["step"].to_pylist() == [0, 1, 2, 3]
     assert (store.run_dir(sweep, run_id) / "logs" / "script.rank1.err").exists()
+
+
+def test_a_command_that_does_not_exist_fails_the_run_with_one_message(tmp_path: Path) -> None:
+    from schedsweep import train
+
+    record = {"id": "r", "spec": {"task": {"command": "no-such-command-xyz --flag", "files": {}}}, "labels": {}, "log": {}}
+    path = tmp_path / "runs" / "r"
+    store.write_json(path / store.RUN_RECORD, record)
+    assert train.main(str(path)) == "failed"  # the one execution seam dispatches script tasks
+    assert store.read_status(path).error == ("cannot start task.command 'no-such-command-xyz --flag': "
+                                             "command 'no-such-command-xyz' not found (neither a file nor on PATH)")
