@@ -82,6 +82,12 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
             print(f"run {path.name} is being trained by {where} (since {holder.start}); left alone", file=sys.stderr)
         distributed.teardown(dist)
         return BUSY
+    final = store.read_status(path).status  # every rank reads the same file
+    if final in ("done", "diverged"):  # finished by an earlier writer: nothing to do
+        if claim is not None:
+            claims.release(path, claim)
+        distributed.teardown(dist)
+        return final
     status = None
     try:
         with claims.heartbeat(path, claim) if claim is not None else nullcontext():
