@@ -105,8 +105,11 @@ def _locked(run_path: Path) -> Iterator[None]:
 
 
 def acquire(run_path: Path) -> tuple[Claim | None, Claim | None]:
-    """Claim the run: (our claim, None), or (None, the live claim of its current owner)."""
+    """Claim the run: (our claim, None), or (None, the live claim of its current owner), or
+    (None, None) when an earlier writer finished it (done or diverged): nothing is left to train."""
     with _locked(run_path):
+        if store.read_status(run_path).status in ("done", "diverged"):
+            return None, None
         held = read(run_path)
         if held is not None and not _mine(held) and not gone(held):
             return None, held

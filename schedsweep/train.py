@@ -81,13 +81,7 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
             where = f"Slurm job {holder.job}" if holder.job else f"{holder.host} pid {holder.pid}"
             print(f"run {path.name} is being trained by {where} (since {holder.start}); left alone", file=sys.stderr)
         distributed.teardown(dist)
-        return BUSY
-    final = store.read_status(path).status  # every rank reads the same file
-    if final in ("done", "diverged"):  # finished by an earlier writer: nothing to do
-        if claim is not None:
-            claims.release(path, claim)
-        distributed.teardown(dist)
-        return final
+        return store.read_status(path).status if dist.main and holder is None else BUSY  # done by an earlier writer
     status = None
     try:
         with claims.heartbeat(path, claim) if claim is not None else nullcontext():

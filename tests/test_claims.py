@@ -51,7 +51,6 @@ def test_run_index_beside_a_local_queue_trains_every_run_once(tmp_path: Path) ->
     outs = [p.communicate(timeout=300) for p in runs]
     assert [p.returncode for p in runs] == [0, 0, 0], outs
     assert queue.wait(timeout=300) == 0, queue.communicate()
-    assert any("left alone" in out for out, _ in outs)  # at least the run the queue was training
     assert attempts_per_seed(log) == {"0": 1, "1": 1, "2": 1}  # counted by the task itself
     assert_trained_once(tmp_path / "results" / "both", 800)
 
@@ -122,7 +121,7 @@ def test_a_failed_run_resumes_from_its_checkpoint_with_retry_failed(tmp_path: Pa
 
 @pytest.mark.slow
 def test_ctrl_c_checkpoints_the_run_and_the_next_launch_resumes_it(tmp_path: Path) -> None:
-    args = ["launch", *FLAKY, "full_steps=20000", "eval_every=5000", "executor=debug", "--name", "sigint"]
+    args = ["launch", *FLAKY, "full_steps=4000", "eval_every=1000", "executor=debug", "--name", "sigint"]
     proc = popen(*args, cwd=tmp_path)
     sweep = tmp_path / "results" / "sigint"
     _wait_for(lambda: store.is_sweep(sweep) and "running" in statuses(sweep).values(), 120, "the run to start")
@@ -136,8 +135,8 @@ def test_ctrl_c_checkpoints_the_run_and_the_next_launch_resumes_it(tmp_path: Pat
     assert status.status == "interrupted" and "SIGINT" in (status.error or "")
     assert checkpoint.load(run)["step"] == status.steps_done > 0
     assert "interrupted 1" in cli("status", str(sweep), cwd=tmp_path).stdout
-    cli(*args, "full_steps=20000", cwd=tmp_path)
-    assert metrics.read_metrics(run / store.METRICS)["step"].to_pylist() == list(range(20000))
+    cli(*args, cwd=tmp_path)
+    assert metrics.read_metrics(run / store.METRICS)["step"].to_pylist() == list(range(4000))
     assert len(claims.attempts(run)) == 2
 
 
