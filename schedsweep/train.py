@@ -74,6 +74,11 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
     path = Path(run_dir)
     if threads:
         torch.set_num_threads(threads)
+    with stop_on_signals() as stop:  # from the start: a signal before the first step still checkpoints cleanly
+        return _claimed(path, max_requeues, stop)
+
+
+def _claimed(path: Path, max_requeues: int, stop: StopFlag) -> str:
     dist = distributed.setup()
     claim, holder = claims.acquire(path) if dist.main else (None, None)
     if dist.any(dist.main and claim is None):  # every rank leaves together
@@ -85,7 +90,7 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
     status = None
     try:
         with claims.heartbeat(path, claim) if claim is not None else nullcontext():
-            status = _attempt(path, dist, max_requeues)
+            status = _attempt(path, dist, max_requeues, stop)
     finally:
         # A requeued Slurm job keeps its claim: the same job id takes it back when it restarts.
         if claim is not None and not (status is not None and status.status == "requeued"):
@@ -94,7 +99,7 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
     return status.status
 
 
-def _attempt(path: Path, dist: Dist, max_requeues: int) -> store.RunStatus:
+def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store.RunStatus:
     """One attempt at the claimed run: resume from its checkpoint if any, write its status at the end.
     Only `done` and `diverged` remove the checkpoint: a failed run resumes with --retry-failed."""
     record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
@@ -108,16 +113,15 @@ def _attempt(path: Path, dist: Dist, max_requeues: int) -> store.RunStatus:
             truncate_parts(path / store.METRICS, state["parts"])
         writer = MetricsWriter(path / store.METRICS)
     start = time.perf_counter()
-    with stop_on_signals() as stop:
-        try:
-            status = train(record, path, dist, writer, state, stop)
-        except Exception:
-            status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
-            if not dist.main:  # rank 0 writes the status: leave it this rank's reason
-                store.atomic_write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
-        finally:
-            if writer is not None:
-                writer.flush()
+    try:
+        status = train(record, path, dist, writer, state, stop)
+    except Exception:
+        status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
+        if not dist.main:  # rank 0 writes the status: leave it this rank's reason
+            store.atomic_write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
+    finally:
+        if writer is not None:
+            writer.flush()
     if dist.main:
         if status.status == "requeued":
             if stop.signal == signal.SIGUSR2:

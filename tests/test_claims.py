@@ -121,13 +121,13 @@ def test_a_failed_run_resumes_from_its_checkpoint_with_retry_failed(tmp_path: Pa
 
 @pytest.mark.slow
 def test_ctrl_c_checkpoints_the_run_and_the_next_launch_resumes_it(tmp_path: Path) -> None:
-    args = ["launch", *FLAKY, "full_steps=4000", "eval_every=1000", "executor=debug", "--name", "sigint"]
+    args = ["launch", *FLAKY, "full_steps=4000", "eval_every=1000", "checkpoint_every=200", "executor=debug", "--name", "sigint"]
     proc = popen(*args, cwd=tmp_path)
     sweep = tmp_path / "results" / "sigint"
-    _wait_for(lambda: store.is_sweep(sweep) and "running" in statuses(sweep).values(), 120, "the run to start")
+    _wait_for(lambda: store.is_sweep(sweep) and any((store.run_dir(sweep, i) / checkpoint.FILE).exists() for i in statuses(sweep)),
+              120, "the run's first checkpoint")
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
