@@ -11,9 +11,11 @@ in the run's folder (logs/script.rank<r>.* for the other ranks).
 
 The status, from client.json (written by the client) and the exit code:
     finished and exit 0 -> done; diverged -> diverged; a ClientError -> failed with its message;
-    stopped by a signal (forwarded to the script, which checkpoints) -> requeued, and under Slurm on
-    SIGUSR2 the job requeues itself as built-in runs do; any other exit -> failed, with the tail of
-    stderr, or the reason when the script never called init() or never called finish().
+    stopped by a signal (forwarded to the script, which checkpoints) -> requeued, and then, as for
+    built-in runs (schedsweep.train), on SIGUSR2 under Slurm the job requeues itself and elsewhere the
+    run is interrupted until the next launch; any other exit -> failed, with the tail of stderr, or the
+    reason when the script never called init() or never called finish(). The runner holds the run's
+    claim (one writer per run) while the script runs.
 
 A run's identity includes the command and the SHA-256 of every file the command names that exists
 (`script_identity`), so editing train.py makes new runs rather than reusing stale results.
@@ -26,9 +28,7 @@ import hashlib
 import os
 import shlex
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,67 +101,49 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:
     return digest.hexdigest()
 
 
-def run(path: Path, record: dict[str, Any], threads: int | None = None, max_requeues: int = 0) -> str:
-    """Run the script of the run in `path` to its end and return its status (rank 0 writes it)."""
-    rank, env = _environment(path, threads)
-    main = rank == 0
-    if main:
+def run(path: Path, record: dict[str, Any], dist: Any, stop: Any) -> store.RunStatus:
+    """Run the script of the claimed run in `path` to its end and return its status.
+
+    Called by schedsweep.train's attempt, which writes the status, requeues on SIGUSR2 and removes
+    the checkpoint of a done run, as for built-in runs. `stop` (train.StopFlag) records a signal,
+    which is also forwarded to the script; `dist` is this process's rank in the run.
+    """
+    env = _environment(path, dist)
+    if dist.main:
         (path / STATE).unlink(missing_ok=True)
-        store.write_status(path, store.RunStatus("running", host=socket.gethostname(), pid=os.getpid()))
     logs = path / "logs"
     logs.mkdir(exist_ok=True)
-    name = "script" if main else f"script.rank{rank}"
-    start = time.perf_counter()
-    stopped: list[int] = []
+    name = "script" if dist.main else f"script.rank{dist.rank}"
+    command = record["spec"]["task"].get("command")
     try:
         args = argv(record["spec"]["task"])
         with open(logs / f"{name}.out", "ab") as out, open(logs / f"{name}.err", "ab") as err:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     except FileNotFoundError as e:
-        status = store.RunStatus("failed", error=f"cannot start task.command {record['spec']['task'].get('command')!r}: "
-                                                 f"command {e.filename!r} not found (neither a file nor on PATH)")
+        return store.RunStatus("failed", error=f"cannot start task.command {command!r}: "
+                                               f"command {e.filename!r} not found (neither a file nor on PATH)")
     except (OSError, TaskError) as e:
-        status = store.RunStatus("failed", error=f"cannot start task.command {record['spec']['task'].get('command')!r}: {e}")
-    else:
-        status = _wait(proc, path, logs / f"{name}.err", stopped, time.perf_counter() - start)
-    if not main:
-        return status.status
-    if status.status == "requeued" and stopped and stopped[0] == signal.SIGUSR2:
-        from schedsweep import train
-
-        status = train._requeue(status, max_requeues)
-    store.write_status(path, status)
-    if status.status in store.TERMINAL:
-        from schedsweep import checkpoint  # torch: not for planning, which imports this module
-
-        checkpoint.remove(path)
-    return status.status
+        return store.RunStatus("failed", error=f"cannot start task.command {command!r}: {e}")
+    return _wait(proc, path, logs / f"{name}.err", stop)
 
 
-def _environment(path: Path, threads: int | None) -> tuple[int, dict[str, str]]:
-    """This rank and the script's environment: the run folder, threads, and torchrun's variables under DDP."""
-    env = dict(os.environ)
-    rank = 0
-    from schedsweep import distributed
+def _environment(path: Path, dist: Any) -> dict[str, str]:
+    """The script's environment: the run folder, the runner's thread count, and torchrun's variables under DDP."""
+    import torch
 
-    if distributed.world_size_from_env() > 1:
-        import submitit
-
-        dist = submitit.helpers.TorchDistributedEnvironment()
-        rank = dist.rank
-        env |= {"RANK": str(dist.rank), "WORLD_SIZE": str(dist.world_size), "LOCAL_RANK": str(dist.local_rank),
-                "LOCAL_WORLD_SIZE": str(dist.local_world_size), "MASTER_ADDR": dist.master_addr,
-                "MASTER_PORT": str(dist.master_port)}
+    env = dict(os.environ)  # under DDP, distributed.setup exported RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT
+    if dist.world > 1:
+        # The runners' own process group holds MASTER_PORT: the scripts' group meets on the next port.
+        env["MASTER_PORT"] = str(int(env["MASTER_PORT"]) + 1)
     env[ENV_RUN_DIR] = str(path.resolve())
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    return rank, env
+    env.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))  # executor.threads_per_run, set by train.main
+    return env
 
 
-def _wait(proc: subprocess.Popen[bytes], path: Path, err: Path, stopped: list[int], started_s: float) -> store.RunStatus:
-    """Wait for the script, forwarding stop signals to it; then read what it reported."""
+def _wait(proc: subprocess.Popen[bytes], path: Path, err: Path, stop: Any) -> store.RunStatus:
+    """Wait for the script, recording stop signals and forwarding them to it; then read what it reported."""
     def forward(signum: int, frame: Any) -> None:
-        stopped.append(signum)
+        stop(signum, frame)
         proc.send_signal(signum)
 
     previous = {}
@@ -175,6 +157,7 @@ def _wait(proc: subprocess.Popen[bytes], path: Path, err: Path, stopped: list[in
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    stopped = [stop.signal] if stop.signal is not None else []
     return _status(code, _read_state(path), stopped, err)
 
 
