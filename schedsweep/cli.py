@@ -67,6 +67,7 @@ def launch(
     plan = make_plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
     executor = launcher.check_executor(dict(plan.executor))
     _print_plan(plan, dry_run)
+    _print_sharing(plan, dry_run)
     if dry_run:
         return
     prepared = _prepare(plan, results, retry_failed)
@@ -584,3 +585,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _print_sharing(plan: Any, full: bool) -> None:
+    """The shared-prefix line; with --dry-run every tree: trunk, fork steps, branches (at most 20 trees)."""
+    from schedsweep import branching
+
+    sharing = branching.of_plan(plan)
+    out.print(f"  {sharing.line()}" if plan.share_prefix else "  share_prefix=false: every run trains from step 0")
+    if not full:
+        return
+    runs = {r.id: r for r in plan.runs}
+
+    def name(run_id: str) -> str:
+        lab = runs[run_id].labels
+        return f"{run_id} (budget {lab['budget']}, {lab['steps']} steps)"
+
+    for tree in sharing.trees[:20]:
+        out.print(f"  trunk {name(tree.trunk)}: forks at {', '.join(map(str, tree.forks))}")
+        for b in tree.branches:
+            of = "" if b.of == tree.trunk else f" of {b.of}"
+            out.print(f"    └ {name(b.run)}: from step {b.step}{of}, trains {b.steps - b.step}")
+    if len(sharing.trees) > 20:
+        out.print(f"  ... and {len(sharing.trees) - 20} more trees")
