@@ -21,21 +21,16 @@ is a small part of the run, so a run branches only when it inherits at least MIN
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
 from schedsweep import schedules
 
 MIN_SHARED = 0.1  # a fork is kept when it saves at least 10% of the branch's steps
-FORKS = "forks"  # runs/<parent>/forks/<k>/{checkpoint.pt, inherited.parquet}
-FORK_CHECKPOINT = "checkpoint.pt"
-FORK_ROWS = "inherited.parquet"
 
 STATEFUL = "stateful schedule (LR driven by evaluation losses)"
 FRACTION_WARMUP = "warm-up as a fraction of the budget (give schedule.warmup in steps, e.g. 50)"
@@ -167,8 +162,13 @@ def of_plan(plan: Any) -> Sharing:
     return Sharing((), total, total)
 
 
-# ---- forks on disk ---------------------------------------------------------------------------------
-
-
-def fork_dir(parent: Path, step: int) -> Path:
-    return parent / FORKS / str(step)
+def record_keys(sharing: Sharing, run_id: str) -> dict[str, Any]:
+    """What run.json says about the run's place in a tree: `branch` {of, step} and/or `forks` [steps]."""
+    keys: dict[str, Any] = {}
+    branch = sharing.branches.get(run_id)
+    if branch is not None:
+        keys["branch"] = {"of": branch.of, "step": branch.step}
+    forks = sharing.forks.get(run_id)
+    if forks:
+        keys["forks"] = list(forks)
+    return keys

@@ -26,6 +26,7 @@ SCHEMA = pa.schema(
         pa.field("samples_seen", pa.int64(), nullable=False),  # training samples consumed up to and including t
         pa.field("wall_s", pa.float64(), nullable=False),  # seconds since the run started
         pa.field("samples_per_s", pa.float64()),  # throughput of step t (eval time excluded)
+        pa.field("inherited", pa.bool_(), nullable=False),  # copied from the run this branch forked from
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
@@ -53,7 +54,7 @@ class MetricsWriter:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
+        table = pa.Table.from_pylist([{"inherited": False} | row for row in self._rows], schema=SCHEMA)
         final = self.folder / f"{PART_PREFIX}{self._next_part:05d}.parquet"
         tmp = self.folder / f".{final.name}.tmp"
         pq.write_table(table, tmp)
