@@ -30,7 +30,8 @@ COMPARED = ["step", "lr", "loss", "grad_norm", "grad_norm_l1", "eval_loss", "sam
 def make_run(schedule: str, optimizer: str, seed: int, steps: int) -> Run:
     spec = {"task": TASK, "optimizer": OPTIMIZERS[optimizer], "schedule": SCHEDULES[schedule], "steps": steps,
             "seed": seed, "grad_clip": None}
-    return Run(run_id(spec), spec, {"schedule": schedule, "budget": steps, "steps": steps}, LOG)
+    labels = {"task": "classifier", "optimizer": optimizer, "schedule": schedule, "budget": steps, "steps": steps}
+    return Run(run_id(spec), spec, labels, LOG)
 
 
 def write(sweep: Path, run: Run, extra: dict[str, Any]) -> Path:
@@ -92,3 +93,30 @@ def test_forks_are_removed_once_every_branch_has_finished(tmp_path: Path) -> Non
     assert train.main(str(paths[runs[2].id]), threads=1) == "done"
     assert forks.remove_forks(tmp_path) == 1  # the 10-step run's fork at 9
     assert [p.name for p in (paths[runs[0].id] / forks.FORKS).iterdir()] == ["19"]
+
+
+def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Path) -> None:
+    from schedsweep import collect
+
+    runs = [make_run("wsd", "adamw", 0, steps) for steps in (40, 20)]
+    runs = [Run(r.id, r.spec, r.labels | {"gpus": 2}, r.log) for r in runs]  # GPU-hours need GPUs
+    sharing = branching.find(runs)
+    (branch,) = sharing.trees[0].branches
+    store.write_plan(tmp_path, [r.record() for r in runs])
+    train_all(tmp_path, runs, sharing)
+    summary = collect.collect(tmp_path).summary.set_index("run_id")
+    trunk, own = summary.loc[runs[0].id], summary.loc[runs[1].id]
+    assert (trunk["branch_of"], trunk["branch_step"], trunk["steps_trained"]) == (None, 0, 40)
+    assert (own["branch_of"], own["branch_step"], own["steps_trained"]) == (runs[0].id, branch.step, 20 - branch.step)
+    assert own["steps_done"] == 20 and own["n_rows"] == 20
+    # The branch's clock continues the trunk's; its GPU-hours are only the seconds after the fork.
+    rows = read_metrics(store.run_dir(tmp_path, runs[1].id) / store.METRICS)
+    shared_s = rows["wall_s"][branch.step - 1].as_py()
+    assert own["wall_s_trained"] == pytest.approx(own["wall_s"] - shared_s)
+    assert own["gpu_hours"] == pytest.approx(2 * own["wall_s_trained"] / 3600)
+    assert trunk["gpu_hours"] == pytest.approx(2 * trunk["wall_s"] / 3600)
+    trained = 40 + 20 - branch.step
+    hours = (trunk["gpu_hours"] + own["gpu_hours"])
+    assert collect.sharing_notes(summary.reset_index()) == [
+        f"shared prefixes: 1 runs branched from another run's checkpoint; {trained} of 60 steps trained "
+        f"(-{1 - trained / 60:.0%}); {hours:.2f} GPU-hours, shared steps counted once"]
