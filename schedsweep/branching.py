@@ -24,7 +24,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -154,11 +154,11 @@ def _reason(run: Any) -> str:
     return DIFFERENT
 
 
-def of_plan(plan: Any) -> Sharing:
-    """The plan's trees, or none when it sets share_prefix=false (every run trains from step 0)."""
-    if plan.share_prefix:
-        return find(plan.runs)
-    total = sum(int(r.spec["steps"]) for r in plan.runs)
+def plan_trees(runs: Sequence[Any], share_prefix: bool) -> Sharing:
+    """The trees of `runs`, or none with share_prefix=false (every run trains from step 0)."""
+    if share_prefix:
+        return find(runs)
+    total = sum(int(r.spec["steps"]) for r in runs)
     return Sharing((), total, total)
 
 

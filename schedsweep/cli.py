@@ -592,7 +592,7 @@ def _print_sharing(plan: Any, full: bool) -> None:
     """The shared-prefix line; with --dry-run every tree: trunk, fork steps, branches (at most 20 trees)."""
     from schedsweep import branching
 
-    sharing = branching.of_plan(plan)
+    sharing = branching.plan_trees(plan.runs, plan.share_prefix)
     out.print(f"  {sharing.line()}" if plan.share_prefix else "  share_prefix=false: every run trains from step 0")
     if not full:
         return

@@ -6,8 +6,8 @@
 The trees (which run forks from which, at which step) are planned by :mod:`schedsweep.branching` and
 written into each run.json (`branch: {of, step}`, `forks: [k, ...]`). The loop calls :func:`keep_fork`
 after its checkpoint at a fork step and :func:`start_from_fork` before loading its own checkpoint; the
-local queue starts a branch once :func:`ready` says so; forks are removed once all their branches have
-finished (:func:`remove_forks`).
+local queue starts a branch once :func:`ready` says so; forks are removed once all their branches are
+done or diverged (:func:`remove_forks`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from schedsweep import checkpoint, metrics, store
+from schedsweep import store
 
 FORKS = "forks"
-FORK_CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.pt"  # schedsweep.checkpoint.FILE (a run's own; a fork's has the same name), no torch import
 FORK_ROWS = "inherited.parquet"
 
 
@@ -39,13 +39,15 @@ def keep_fork(run_path: Path, step: int) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from schedsweep import metrics
+
     final = fork_dir(run_path, step)
-    if (final / FORK_CHECKPOINT).exists():  # written by an earlier attempt of the same (deterministic) run
+    if (final / CHECKPOINT).exists():  # written by an earlier attempt of the same (deterministic) run
         return
     tmp = final.parent / f".{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copyfile(run_path / checkpoint.FILE, tmp / FORK_CHECKPOINT)
+    shutil.copyfile(run_path / CHECKPOINT, tmp / CHECKPOINT)
     rows = metrics.read_metrics(run_path / store.METRICS)
     rows = rows.filter(pc.less(rows["step"], step))
     rows = rows.set_column(rows.schema.get_field_index("inherited"), metrics.SCHEMA.field("inherited"),
@@ -64,11 +66,13 @@ def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
     """
     import torch
 
+    from schedsweep import metrics
+
     branch = record.get("branch")
-    if not branch or (run_path / checkpoint.FILE).exists():
+    if not branch or (run_path / CHECKPOINT).exists():
         return False
     fork = fork_dir(run_path.parent / branch["of"], int(branch["step"]))
-    if not (fork / FORK_CHECKPOINT).is_file():
+    if not (fork / CHECKPOINT).is_file():
         return False
     folder = run_path / store.METRICS
     shutil.rmtree(folder, ignore_errors=True)
@@ -76,12 +80,12 @@ def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
     part = folder / f"{metrics.PART_PREFIX}00000.parquet"
     shutil.copyfile(fork / FORK_ROWS, folder / f".{part.name}.tmp")
     os.replace(folder / f".{part.name}.tmp", part)
-    state = torch.load(fork / FORK_CHECKPOINT, map_location="cpu", weights_only=False)
+    state = torch.load(fork / CHECKPOINT, map_location="cpu", weights_only=False)
     state["parts"] = 1  # the inherited rows; the parent's own part count is meaningless here
     state["run"] = state["run"] | {"requeues": 0}  # the parent's requeues are not this run's
-    tmp = run_path / f".{checkpoint.FILE}.tmp"
+    tmp = run_path / f".{CHECKPOINT}.tmp"
     torch.save(state, tmp)  # not checkpoint.save: that would replace the fork's RNG states with ours
-    os.replace(tmp, run_path / checkpoint.FILE)
+    os.replace(tmp, run_path / CHECKPOINT)
     return True
 
 
@@ -90,15 +94,18 @@ def ready(run_path: Path) -> bool:
     parent finished without writing the fork (the run then trains from step 0)."""
     record = store.read_json(run_path / store.RUN_RECORD)
     branch = record.get("branch")
-    if not branch or (run_path / checkpoint.FILE).exists():
+    if not branch or (run_path / CHECKPOINT).exists():
         return True
     parent = run_path.parent / branch["of"]
-    return (fork_dir(parent, int(branch["step"])) / FORK_CHECKPOINT).is_file() \
+    return (fork_dir(parent, int(branch["step"])) / CHECKPOINT).is_file() \
         or store.read_status(parent).status in store.TERMINAL
 
 
 def remove_forks(sweep_dir: Path) -> int:
-    """Delete every fork whose branches have all finished (done, failed or diverged); how many were removed."""
+    """Delete every fork whose branches are all done or diverged; how many were removed.
+
+    A failed branch keeps its fork, so --retry-failed starts it from there again.
+    """
     waiting: set[tuple[str, int]] = set()
     runs = sweep_dir / store.RUNS
     for record in store.read_plan(sweep_dir):
@@ -107,7 +114,7 @@ def remove_forks(sweep_dir: Path) -> int:
             branch = store.read_json(path / store.RUN_RECORD).get("branch")
         except OSError:
             continue
-        if branch and store.read_status(path).status not in store.TERMINAL:
+        if branch and store.read_status(path).status not in ("done", "diverged"):
             waiting.add((branch["of"], int(branch["step"])))
     removed = 0
     for forks in runs.glob(f"*/{FORKS}"):

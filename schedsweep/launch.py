@@ -5,6 +5,10 @@ run: runs already done, diverged or failed are skipped (failed ones are re-run w
 `run_queue` then runs everything in the plan that has no final status, so a queue started later
 (`--no-wait` detaches one) or a relaunch after a crash picks up exactly what is left.
 
+Shared prefixes (schedsweep.branching): `prepare` plans the branch trees among the runs new to the
+sweep and writes each run's place in them into its run.json; the queue starts a branch once its fork
+exists (`_next_ready`) and removes forks once their branches are done.
+
 submitit's LocalExecutor starts every job at once and kills jobs after 2 minutes by default, so the
 local queue bounds concurrency itself and always passes a timeout.
 """
@@ -24,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from schedsweep import store
+from schedsweep import branching, forks, store
 from schedsweep.errors import ConfigError, ResultsError
 from schedsweep.plan import Plan
 
@@ -114,6 +118,9 @@ def prepare(plan: Plan, results: Path, *, retry_failed: bool = False, argv: list
         )
         skipped: Counter[str] = Counter()
         to_run = 0
+        # Trees among the runs new to the sweep: a run written earlier keeps its place (or none).
+        fresh = [r for r in plan.runs if not (store.run_dir(sweep_dir, r.id) / store.RUN_RECORD).exists()]
+        sharing = branching.plan_trees(fresh, plan.share_prefix)
         for run in plan.runs:
             path = store.run_dir(sweep_dir, run.id)
             status = store.read_status(path).status
@@ -123,7 +130,7 @@ def prepare(plan: Plan, results: Path, *, retry_failed: bool = False, argv: list
                 skipped[status] += 1
                 continue
             if not (path / store.RUN_RECORD).exists():
-                store.write_json(path / store.RUN_RECORD, run.record())
+                store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id))
             to_run += 1
     return Prepared(sweep_dir, len(plan.runs), len(records), to_run, skipped)
 
@@ -161,6 +168,7 @@ def run_queue(sweep_dir: Path, executor: dict[str, Any], progress: Progress | No
             _run_debug(todo, executor, state, report)
         else:
             _run_local(todo, executor, state, report)
+        forks.remove_forks(sweep_dir)
     return state
 
 
@@ -172,7 +180,9 @@ def _run_debug(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
     from schedsweep import train
 
     threads = _threads(executor, 1)
-    for path in todo:
+    queue = list(todo)
+    while queue:
+        path = _next_ready(queue, idle=True)
         state["pending"] -= 1
         state["running"] += 1
         report(state)
@@ -190,12 +200,14 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
     parallel = int(executor.get("max_parallel") or os.cpu_count() or 1)
     threads = _threads(executor, parallel)
     timeout_min = max(1, int(executor.get("timeout_min") or 1440))
-    queue = list(reversed(todo))
+    queue = list(todo)
     running: dict[Any, Path] = {}
     try:
         while queue or running:
             while queue and len(running) < parallel:
-                path = queue.pop()
+                path = _next_ready(queue, idle=not running)
+                if path is None:
+                    break
                 ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
                 ex.update_parameters(
                     timeout_min=timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=int(executor.get("tasks_per_node") or 1)
@@ -215,6 +227,17 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
         for job in running:
             job.cancel()
         raise
+
+
+def _next_ready(queue: list[Path], idle: bool) -> Path | None:
+    """Take the first queued run that can start now (a branch once its fork exists: forks.ready).
+
+    When nothing is running and none is ready, the first: it trains from step 0 rather than wait forever.
+    """
+    for i, path in enumerate(queue):
+        if forks.ready(path):
+            return queue.pop(i)
+    return queue.pop(0) if idle and queue else None
 
 
 def _final_status(job: Any, path: Path) -> str:

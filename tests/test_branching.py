@@ -168,7 +168,7 @@ def test_share_prefix_false_keeps_the_run_ids_and_shares_nothing() -> None:
     on, off = make_plan(args), make_plan([*args, "share_prefix=false"])
     assert on.share_prefix and not off.share_prefix
     assert [r.id for r in on.runs] == [r.id for r in off.runs]
-    assert branching.of_plan(off).trees == () and len(branching.of_plan(on).trees) == 1
+    assert branching.plan_trees(off.runs, off.share_prefix).trees == () and len(branching.plan_trees(on.runs, on.share_prefix).trees) == 1
 
 
 @pytest.mark.parametrize("args, message", [

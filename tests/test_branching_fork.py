@@ -120,3 +120,9 @@ def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Pat
     assert collect.sharing_notes(summary.reset_index()) == [
         f"shared prefixes: 1 runs branched from another run's checkpoint; {trained} of 60 steps trained "
         f"(-{1 - trained / 60:.0%}); {hours:.2f} GPU-hours, shared steps counted once"]
+
+
+def test_forks_name_the_checkpoint_file_as_the_loop_does() -> None:
+    from schedsweep import checkpoint
+
+    assert forks.CHECKPOINT == checkpoint.FILE
