@@ -591,9 +591,14 @@ if __name__ == "__main__":
 def _print_sharing(plan: Any, full: bool) -> None:
     """The shared-prefix line; with --dry-run every tree: trunk, fork steps, branches (at most 20 trees)."""
     from schedsweep import branching
+    from schedsweep.launch import shares_prefixes
 
-    sharing = branching.plan_trees(plan.runs, plan.share_prefix)
-    out.print(f"  {sharing.line()}" if plan.share_prefix else "  share_prefix=false: every run trains from step 0")
+    if not shares_prefixes(plan):
+        why = "share_prefix=false" if not plan.share_prefix else "not yet on Slurm"
+        out.print(f"  every run trains from step 0 ({why})")
+        return
+    sharing = branching.plan_trees(plan.runs, True)
+    out.print(f"  {sharing.line()}")
     if not full:
         return
     runs = {r.id: r for r in plan.runs}

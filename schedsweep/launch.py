@@ -120,7 +120,7 @@ def prepare(plan: Plan, results: Path, *, retry_failed: bool = False, argv: list
         to_run = 0
         # Trees among the runs new to the sweep: a run written earlier keeps its place (or none).
         fresh = [r for r in plan.runs if not (store.run_dir(sweep_dir, r.id) / store.RUN_RECORD).exists()]
-        sharing = branching.plan_trees(fresh, plan.share_prefix)
+        sharing = branching.plan_trees(fresh, shares_prefixes(plan))
         for run in plan.runs:
             path = store.run_dir(sweep_dir, run.id)
             status = store.read_status(path).status
@@ -133,6 +133,15 @@ def prepare(plan: Plan, results: Path, *, retry_failed: bool = False, argv: list
                 store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id))
             to_run += 1
     return Prepared(sweep_dir, len(plan.runs), len(records), to_run, skipped)
+
+
+def shares_prefixes(plan: Plan) -> bool:
+    """share_prefix, on the executors that start a branch once its fork exists (local, debug).
+
+    On Slurm a branch job would start before its fork is written (it needs a dependency on a segment
+    of its trunk's job, not there yet), so every run trains from step 0 there.
+    """
+    return plan.share_prefix and plan.executor.get("kind") != "slurm"
 
 
 def _sweep_yaml(plan: Plan) -> str:
