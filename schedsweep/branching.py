@@ -4,7 +4,8 @@ Two runs share a prefix of k steps when their specs are equal except for the bud
 log settings are equal (so the inherited metric rows are the rows the run would have logged), and their
 LR multipliers are exactly equal over updates 0..k-1. The multipliers are computed with
 :mod:`schedsweep.schedules`, never guessed from a shape's name: WSD with a warm-up in steps agrees up to
-its cooldown, the infinite schedule up to its anneal, a constant schedule everywhere, cosine nowhere.
+its cooldown, a step schedule up to the shorter run's first milestone, a constant schedule everywhere,
+cosine nowhere.
 Stateful schedules (plateau) never branch: their LR depends on the losses, not on the step alone.
 
 The planner forms trees. Within a group of runs that differ only in budget, runs are taken longest

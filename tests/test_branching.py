@@ -93,6 +93,12 @@ def test_constant_branches_one_step_before_each_end_and_seeds_make_separate_tree
     assert sharing.trained_steps == 2 * (100 + 1)
 
 
+def test_a_step_schedule_shares_up_to_the_shorter_runs_first_milestone() -> None:
+    runs = [run({"shape": "step", "milestones": [0.5, 0.75], "gamma": 0.1}, t) for t in (1000, 500)]
+    (tree,) = branching.find(runs).trees
+    assert [(b.of, b.step) for b in tree.branches] == [(runs[0].id, 250)]
+
+
 def test_fraction_warmup_stateful_and_cosine_cannot_share_and_say_why() -> None:
     runs = [run({**WSD, "warmup": 0.05}, t) for t in (100, 200, 400)]
     runs += [run({"shape": "plateau"}, t) for t in (100, 200)]
