@@ -266,7 +266,8 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
         n_rows=table.num_rows,
         **{f"final_{c}": _last_valid(table[c]) for c in FINAL_OF},
     )
-    row.update({"steps_trained": row["steps_done"], "wall_s_trained": row["wall_s"]} | _branch(path, table, row["steps_done"], row["wall_s"]))
+    row.update(steps_trained=row["steps_done"], wall_s_trained=row["wall_s"])
+    row.update(_branch(path, table, row["steps_done"], row["wall_s"]))
     return row, table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
 
 
