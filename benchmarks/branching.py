@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from schedsweep import collect, launch
-from schedsweep.plan import make_plan
+from schedsweep.sweep import Sweep
 
 BUDGETS = "0.1,0.25,0.5,0.75,1.0"
 
@@ -38,12 +37,11 @@ def overrides(task: str, full_steps: int, share: bool) -> list[str]:
 
 
 def in_process(args: list[str], results: Path) -> tuple[float, object]:
-    plan = make_plan(args)
-    prepared = launch.prepare(plan, results)
+    sweep, _ = Sweep.create(Sweep.plan(args), results)
     start = time.perf_counter()
-    launch.run_queue(prepared.sweep_dir, dict(plan.executor))
+    sweep.launch()
     seconds = time.perf_counter() - start
-    return seconds, collect.collect(prepared.sweep_dir).summary.set_index("run_id")
+    return seconds, sweep.collect().summary.set_index("run_id")
 
 
 def cli(args: list[str], results: Path) -> float:

@@ -123,3 +123,15 @@ def remove_forks(sweep_dir: Path) -> int:
                 shutil.rmtree(fork)
                 removed += 1
     return removed
+
+
+def next_ready(queue: list[Path], idle: bool) -> Path | None:
+    """Take the first queued run that can start now (a branch once its fork exists: :func:`ready`).
+
+    When nothing is running (`idle`) and none is ready, the first: it trains from step 0 rather than
+    wait forever. None when runs are running and none is ready.
+    """
+    for i, path in enumerate(queue):
+        if ready(path):
+            return queue.pop(i)
+    return queue.pop(0) if idle and queue else None

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedsweep import branching, launch, schedules
+from schedsweep import branching, schedules
 from schedsweep.errors import ScheduleError
 from schedsweep.plan import Run, make_plan, run_id
 
@@ -177,8 +177,8 @@ def test_share_prefix_false_keeps_the_run_ids_and_shares_nothing() -> None:
     assert [r.id for r in on.runs] == [r.id for r in off.runs]
     assert branching.plan_trees(off.runs, off.share_prefix).trees == () and len(branching.plan_trees(on.runs, on.share_prefix).trees) == 1
     # On Slurm a branch's job would not wait for its fork yet: every run trains from step 0 there.
-    assert launch.shares_prefixes(on) and not launch.shares_prefixes(off)
-    assert not launch.shares_prefixes(replace(on, executor={**on.executor, "kind": "slurm"}))
+    assert branching.shares_prefixes(on) and not branching.shares_prefixes(off)
+    assert not branching.shares_prefixes(replace(on, executor={**on.executor, "kind": "slurm"}))
 
 
 @pytest.mark.parametrize("args, message", [
