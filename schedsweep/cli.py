@@ -68,6 +68,7 @@ def launch(
     plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
     settings = executors.check(dict(plan.executor))
     views.print_plan(out, plan, dry_run)
+    views.print_sharing(out, plan, dry_run)
     if dry_run:
         return
     sweep, prepared = _create(plan, results, retry_failed)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from schedsweep import store
+from schedsweep import forks, store
 from schedsweep.claims import BUSY
 from schedsweep.errors import ConfigError
 
@@ -133,7 +133,7 @@ class Debug:
 
         if not self.queue:
             return {}
-        path = self.queue.pop(0)
+        path = forks.next_ready(self.queue, idle=True)  # a branch once its fork exists
         status = train.main(str(path), self.threads)
         if status == "interrupted":  # Ctrl-C reached the run: it checkpointed; the queue stops too
             raise KeyboardInterrupt
@@ -180,7 +180,9 @@ class Local:
 
     def _fill(self) -> None:
         while self.queue and len(self.running) < self.parallel:
-            path = self.queue.pop(0)
+            path = forks.next_ready(self.queue, idle=not self.running)  # a branch once its fork exists
+            if path is None:
+                break
             self.running[path] = self._start(path)
             self.changes[path] = "running"
 

@@ -31,6 +31,7 @@ SCHEMA = pa.schema(
         pa.field("samples_seen", pa.int64(), nullable=False),  # training samples consumed up to and including t
         pa.field("wall_s", pa.float64(), nullable=False),  # seconds since the run started
         pa.field("samples_per_s", pa.float64()),  # throughput of step t (eval time excluded)
+        pa.field("inherited", pa.bool_(), nullable=False),  # copied from the run this branch forked from
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
@@ -77,7 +78,8 @@ class MetricsWriter:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=schema_for(k for row in self._rows for k in row))
+        rows = [{"inherited": False} | row for row in self._rows]  # a branch's inherited rows are copied, not written here
+        table = pa.Table.from_pylist(rows, schema=schema_for(k for row in rows for k in row))
         final = self.folder / f"{PART_PREFIX}{self._next_part:05d}.parquet"
         tmp = self.folder / f".{final.name}.tmp"
         pq.write_table(table, tmp)

@@ -22,9 +22,9 @@ from schedsweep.errors import ConfigError
 
 TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
-    "checkpoint_every", "checkpoint_minutes",
+    "checkpoint_every", "checkpoint_minutes", "share_prefix",
 )
-NOT_SWEEPABLE = ("executor", "full_steps")
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
 
 
@@ -54,6 +54,7 @@ class Plan:
     refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.study)
     duplicates: int = 0  # grid points that resolved to an already planned run
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
+    share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.branching); not in run ids
 
 
 def canonical_json(obj: Any) -> str:
@@ -122,7 +123,15 @@ def make_plan(
         refinement=refinement,
         duplicates=duplicates,
         counts={a.key: len(a.values) for a in axes},
+        share_prefix=_share_prefix(base),
     )
+
+
+def _share_prefix(base: dict[str, Any]) -> bool:
+    value = base.get("share_prefix", True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"share_prefix must be true or false; got {value!r}.")
+    return value
 
 
 def _axis_from_override(c: Composer, override: Any) -> Axis:
@@ -268,7 +277,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         raise ConfigError(
             f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS)}, sweep."
         )
-    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg]
+    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg and k != "share_prefix"]  # optional: true by default
     if missing:
         raise ConfigError(f"the config lacks {', '.join(missing)} (see the built-in conf/config.yaml).")
     seed, eval_every, clip = cfg["seed"], cfg["eval_every"], cfg["grad_clip"]

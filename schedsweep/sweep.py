@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
-from schedsweep import claims, executors, store
+from schedsweep import branching, claims, executors, forks, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan import Plan
 
@@ -96,6 +96,9 @@ class Sweep:
             store.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
             skipped: Counter[str] = Counter()
+            # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
+            fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
+            sharing = branching.plan_trees(fresh, branching.shares_prefixes(plan))
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
                 status = store.read_status(path).status
@@ -105,7 +108,7 @@ class Sweep:
                     skipped[status] += 1
                     continue
                 if not (path / store.RUN_RECORD).exists():
-                    store.write_json(path / store.RUN_RECORD, run.record())
+                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id))
         return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped)
 
     @contextmanager
@@ -160,7 +163,9 @@ class Sweep:
     def follow(self, progress: Progress | None = None) -> Counter[str]:
         """Wait for the runs of this object's last launch (e.g. one returned at once, on Slurm)."""
         executor, view, todo = self._launched
-        return _follow(executor, view, todo, progress or (lambda _: None))
+        counts = _follow(executor, view, todo, progress or (lambda _: None))
+        forks.remove_forks(self.path)  # shared prefixes: forks whose branches are all done or diverged
+        return counts
 
     def status(self) -> SweepStatus:
         """Every run's observed status: a running run whose writer is gone shows as `interrupted`, and

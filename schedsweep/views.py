@@ -82,3 +82,30 @@ def status_view(path: Path, sweep_status: Any) -> Group:
     head = Text.from_markup(f"{path}: {len(sweep_status.runs)} runs · " + counts_line(sweep_status.counts)
                             + (" (all finished)" if sweep_status.finished else ""))
     return Group(head, table) if table.row_count else Group(head)
+
+
+def print_sharing(out: Console, plan: Any, full: bool) -> None:
+    """The shared-prefix line; with `full` (--dry-run) every tree: trunk, fork steps, branches (at most 20 trees)."""
+    from schedsweep import branching
+
+    if not branching.shares_prefixes(plan):
+        why = "share_prefix=false" if not plan.share_prefix else "not yet on Slurm"
+        out.print(f"  every run trains from step 0 ({why})")
+        return
+    sharing = branching.plan_trees(plan.runs, True)
+    out.print(f"  {sharing.line()}")
+    if not full:
+        return
+    runs = {r.id: r for r in plan.runs}
+
+    def name(run_id: str) -> str:
+        lab = runs[run_id].labels
+        return f"{run_id} (budget {lab['budget']}, {lab['steps']} steps)"
+
+    for tree in sharing.trees[:20]:
+        out.print(f"  trunk {name(tree.trunk)}: forks at {', '.join(map(str, tree.forks))}")
+        for b in tree.branches:
+            of = "" if b.of == tree.trunk else f" of {b.of}"
+            out.print(f"    └ {name(b.run)}: from step {b.step}{of}, trains {b.steps - b.step}")
+    if len(sharing.trees) > 20:
+        out.print(f"  ... and {len(sharing.trees) - 20} more trees")
