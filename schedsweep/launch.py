@@ -5,8 +5,8 @@ run: runs already done, diverged or failed are skipped (failed ones are re-run w
 `run_queue` then runs everything in the plan that has no final status, so a queue started later
 (`--no-wait` detaches one) or a relaunch after a crash picks up exactly what is left.
 
-submitit's LocalExecutor starts every job at once and kills jobs after 2 minutes by default, so the
-local queue bounds concurrency itself and always passes a timeout.
+The local executor trains in a pool of reused worker processes (schedsweep.workers): at most
+max_parallel runs at once, each stopped with a checkpoint after timeout_min.
 """
 
 from __future__ import annotations
@@ -183,11 +183,36 @@ def _run_debug(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
 
 
 def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], report: Progress) -> None:
+    """Runs in a pool of worker processes (schedsweep.workers); multi-task DDP runs through submitit."""
+    from schedsweep import workers
+
+    parallel = int(executor.get("max_parallel") or os.cpu_count() or 1)
+    if int(executor.get("tasks_per_node") or 1) > 1:
+        return _run_submitit(todo, executor, state, report, parallel)
+    queue = list(reversed(todo))
+    with workers.Pool(min(parallel, len(todo)), _threads(executor, parallel), 60 * float(executor.get("timeout_min") or 1440)) as pool:
+        try:
+            while queue or pool.busy:
+                while queue and pool.idle:
+                    pool.submit(queue.pop())
+                    state["pending"] -= 1
+                    state["running"] += 1
+                    report(state)
+                for run in pool.poll(wait_s=60):
+                    state["running"] -= 1
+                    state[_final_status(run.run_dir, lambda: run.error)] += 1
+                    report(state)
+        except BaseException:
+            pool.cancel()  # each running run checkpoints; a relaunch resumes it
+            raise
+
+
+def _run_submitit(todo: list[Path], executor: dict[str, Any], state: Counter[str], report: Progress, parallel: int) -> None:
+    """One submitit LocalExecutor job per run: its tasks_per_node processes form the run's process group."""
     import submitit
 
     from schedsweep import train
 
-    parallel = int(executor.get("max_parallel") or os.cpu_count() or 1)
     threads = _threads(executor, parallel)
     timeout_min = max(1, int(executor.get("timeout_min") or 1440))
     queue = list(reversed(todo))
@@ -197,9 +222,7 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
             while queue and len(running) < parallel:
                 path = queue.pop()
                 ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
-                ex.update_parameters(
-                    timeout_min=timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=int(executor.get("tasks_per_node") or 1)
-                )
+                ex.update_parameters(timeout_min=timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=int(executor["tasks_per_node"]))
                 running[ex.submit(train.main, str(path), threads)] = path
                 state["pending"] -= 1
                 state["running"] += 1
@@ -207,7 +230,7 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
             time.sleep(POLL_S)
             for job in [j for j in running if j.done()]:
                 path = running.pop(job)
-                status = _final_status(job, path)
+                status = _final_status(path, lambda: _job_error(job))
                 state["running"] -= 1
                 state[status] += 1
                 report(state)
@@ -217,7 +240,15 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
         raise
 
 
-def _final_status(job: Any, path: Path) -> str:
+def _job_error(job: Any) -> str:
+    try:
+        return repr(job.exception())
+    except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
+        return repr(e)
+
+
+def _final_status(path: Path, died: Callable[[], str]) -> str:
+    """The run's final status, written as failed when its process stopped it early (`died`: why, if it left none)."""
     status = store.read_status(path)
     if status.status in store.TERMINAL:
         return status.status
@@ -227,11 +258,7 @@ def _final_status(job: Any, path: Path) -> str:
             "relaunch with --retry-failed to resume")))
         return "failed"
     # The process died without writing its status: killed, timed out, or could not start.
-    try:
-        error = repr(job.exception())
-    except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
-        error = repr(e)
-    store.write_status(path, store.RunStatus("failed", error=f"the run's process ended without a status: {error}"))
+    store.write_status(path, store.RunStatus("failed", error=f"the run's process ended without a status: {died()}"))
     return "failed"
 
 
