@@ -4,6 +4,7 @@ so `schedsweep --help` stays instant; expected failures print one paragraph and 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -22,8 +23,19 @@ app = typer.Typer(
 )
 schedules_app = typer.Typer(help="List and inspect the schedules in conf/schedule/.", no_args_is_help=True)
 app.add_typer(schedules_app, name="schedules")
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr. Off a terminal (a pipe, a file) rich would wrap every line and table
+    cell at 80 columns; there rows print at full width instead (COLUMNS, when set, still decides)."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 10_000  # wider than any table: each row stays one line
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigDir = typer.Option(None, "--config-dir", help="Your own conf tree, searched before the built-in one.")
@@ -139,8 +151,11 @@ def _refinement_stage(plan: Any, sweep_dir: Path, overrides: list[str], config_d
 
 
 def _follow(sweep_dir: Path, executor: dict[str, Any]) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    import time
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from schedsweep import eta
     from schedsweep import launch as launcher
 
     with Progress(
@@ -148,25 +163,21 @@ def _follow(sweep_dir: Path, executor: dict[str, Any]) -> Any:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
+        TextColumn("eta {task.fields[eta]}"),
         console=err,
         transient=False,
     ) as bar:
-        task = bar.add_task("starting", total=None)
-        start: dict[str, int] = {}
+        task = bar.add_task("starting", total=None, eta="?")
+        steps = eta.queue_steps(sweep_dir)  # what the queue will run, in its order: the ETA counts steps
+        start: dict[str, Any] = {}
 
         def update(state: Any) -> None:
             finished = sum(state[s] for s in ("done", "failed", "diverged"))
             if not start:
-                start["finished"] = finished
-                start["total"] = finished + state["pending"] + state["running"] + state["requeued"]
-            bar.update(
-                task,
-                description=_counts_line(state),
-                completed=finished - start["finished"],
-                total=start["total"] - start["finished"],
-            )
+                start.update(finished=finished, time=time.monotonic())
+            left = eta.remaining_s(steps, finished - start["finished"], state["running"], time.monotonic() - start["time"])
+            bar.update(task, description=_counts_line(state), completed=finished - start["finished"],
+                       total=len(steps), eta=eta.clock(left))
 
         if executor["kind"] == "slurm":
             return launcher.follow_slurm(sweep_dir, update)
