@@ -200,7 +200,7 @@ def _run_local(todo: list[Path], executor: dict[str, Any], state: Counter[str], 
                     report(state)
                 for run in pool.poll(wait_s=60):
                     state["running"] -= 1
-                    state[_final_status(run.run_dir, lambda: run.error)] += 1
+                    state[_final_status(run.run_dir, lambda error=run.error: error)] += 1
                     report(state)
         except BaseException:
             pool.cancel()  # each running run checkpoints; a relaunch resumes it
@@ -230,7 +230,7 @@ def _run_submitit(todo: list[Path], executor: dict[str, Any], state: Counter[str
             time.sleep(POLL_S)
             for job in [j for j in running if j.done()]:
                 path = running.pop(job)
-                status = _final_status(path, lambda: _job_error(job))
+                status = _final_status(path, lambda job=job: _job_error(job))
                 state["running"] -= 1
                 state[status] += 1
                 report(state)
