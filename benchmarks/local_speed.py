@@ -6,7 +6,7 @@
   debug     every run in the launcher's own process, one after another
 
 Each is timed twice: as the user waits (process start to exit of `schedsweep launch`, cold imports and
-planning included) and in process (launch.run_queue alone, the figure the overhead comes from). Per-run
+planning included) and in process (Sweep.launch alone, the figure the overhead comes from). Per-run
 overhead = (queue wall time x runs at once - training time the runs report) / runs: the seconds of a core
 each run costs outside its training loop. Then the `make demo` sweep (48 runs) with the pool, and how
 right the step-based ETA was after the first tenth of its runs.
@@ -25,14 +25,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from schedsweep import eta, launch, store
+from schedsweep import eta, executors, store
 from schedsweep.plan import make_plan
+from schedsweep.sweep import Sweep
 
 TINY = ["task=classifier", "budget=1.0", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
 # The CLI with the local executor's queue swapped for the per-run submitit path (as before the pool).
-OLD_CLI = ("import sys; from schedsweep import cli, launch; "
-           "launch._run_local = lambda todo, ex, state, report: launch._run_submitit(todo, ex, state, report, "
-           "int(ex.get('max_parallel') or 1)); sys.argv[0] = 'schedsweep'; cli.main()")
+OLD_CLI = ("import sys; from schedsweep import cli, executors; executors.Local = executors.LocalSubmitit; "
+           "sys.argv[0] = 'schedsweep'; cli.main()")
 PATHS = {"submitit": "local", "pool": "local", "debug": "debug"}
 
 
@@ -46,22 +46,21 @@ def user_wait(path: str, overrides: list[str], results: Path) -> float:
     return time.perf_counter() - start
 
 
-def in_process(path: str, overrides: list[str], results: Path, parallel: int, watch: Any = None) -> tuple[float, float]:
-    """(seconds of launch.run_queue, training seconds the runs report)."""
+def in_process(path: str, overrides: list[str], results: Path, watch: Any = None) -> tuple[float, float]:
+    """(seconds of Sweep.launch, training seconds the runs report)."""
     plan = make_plan([*overrides, f"executor={PATHS[path]}"], name=path)
-    sweep = launch.prepare(plan, results).sweep_dir
-    executor = dict(plan.executor)
-    old = launch._run_local
+    sweep, _ = Sweep.create(plan, results)
+    local = executors.Local
     if path == "submitit":
-        launch._run_local = lambda todo, ex, state, report: launch._run_submitit(todo, ex, state, report, parallel)
+        executors.Local = executors.LocalSubmitit  # type: ignore[misc]
     try:
         start = time.perf_counter()
-        final = launch.run_queue(sweep, executor, watch)
+        final = sweep.launch(dict(plan.executor), progress=watch)
         wall = time.perf_counter() - start
     finally:
-        launch._run_local = old
-    assert set(final) - {"pending", "running", "requeued"} <= {"done"} and final["done"] == len(plan.runs), final
-    return wall, sum(store.read_status(store.run_dir(sweep, r.id)).wall_s or 0.0 for r in plan.runs)
+        executors.Local = local  # type: ignore[misc]
+    assert final is not None and final["done"] == len(plan.runs), final
+    return wall, sum(store.read_status(store.run_dir(sweep.path, r.id)).wall_s or 0.0 for r in plan.runs)
 
 
 class EtaCheck:
@@ -88,23 +87,23 @@ def main() -> None:
     parser.add_argument("--old-demo", action="store_true", help="also time the demo through submitit (minutes)")
     args = parser.parse_args()
     tiny = [*TINY, f"seed=range({args.runs})", f"executor.max_parallel={args.parallel}", "executor.threads_per_run=1"]
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.runs} runs x 20 steps, "
+    print(f"{executors.cpus()} cores, load average {os.getloadavg()[0]:.1f}; {args.runs} runs x 20 steps, "
           f"{args.parallel} at once (debug: 1)")
     print(f"{'':10} {'user waits':>11} {'in process':>11} {'training':>9} {'per-run overhead':>17}")
     with tempfile.TemporaryDirectory() as tmp:
         for path in PATHS:
             wait = user_wait(path, tiny, Path(tmp) / "cli")
-            wall, trained = in_process(path, tiny, Path(tmp) / "lib", args.parallel)
+            wall, trained = in_process(path, tiny, Path(tmp) / "lib")
             cores = 1 if path == "debug" else args.parallel
             print(f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s {(wall * cores - trained) / args.runs:16.2f}s")
 
         demo = ["+study=demo"]
-        print(f"make demo's sweep (48 runs; executor defaults: {os.cpu_count()} at once):")
+        print(f"make demo's sweep (48 runs; executor defaults: {executors.cpus()} at once):")
         for path in ("pool", "debug", *(("submitit",) if args.old_demo else ())):
             wait = user_wait(path, demo, Path(tmp) / "demo-cli")
             plan = make_plan([*demo, f"executor={PATHS[path]}"], name=path)
             check = EtaCheck([r.spec["steps"] for r in plan.runs])
-            wall, trained = in_process(path, demo, Path(tmp) / "demo-lib", os.cpu_count() or 1, check)
+            wall, trained = in_process(path, demo, Path(tmp) / "demo-lib", check)
             end = time.perf_counter()
             line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"
             if check.predicted is not None and check.at is not None:

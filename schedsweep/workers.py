@@ -8,9 +8,9 @@ line `{"status": ...}` on its stdout. Nothing is pickled, a worker is an ordinar
 signals by pid, and its death is an end of file on its stdout. Isolation from the launcher and between runs:
 
 - a worker that dies (crash, OOM kill, SIGKILL) fails only the run it held; the next submit starts a new one;
-- SIGUSR2 (the timeout) and SIGTERM (cancel) reach the run's handler in train.main, which checkpoints at
-  the next step boundary; between runs a worker ignores them, and SIGINT always (Ctrl-C in a terminal
-  reaches the whole process group: the launcher decides what a Ctrl-C cancels);
+- SIGTERM (the timeout, cancel) and SIGINT (Ctrl-C in a terminal reaches the whole process group) reach
+  the run's handler in train.main, which checkpoints at the next step boundary; between runs a worker
+  ignores them;
 - a run's stdout and stderr go to `<run>/logs/run.log`; the protocol keeps its own copy of the pipe;
 - on Linux a worker whose launcher dies gets SIGTERM (the parent-death signal), so its run checkpoints
   and a relaunch resumes it, instead of a second process training the same run.
@@ -53,7 +53,7 @@ class _Worker:
 
 class Pool:
     """At most `size` workers with `threads` torch threads each. A run still going `timeout_s` after it
-    started is sent SIGUSR2 (it checkpoints, stops, and returns `requeued`), and killed GRACE_S later."""
+    started is sent SIGTERM (it checkpoints, stops, and returns `interrupted`), and killed GRACE_S later."""
 
     def __init__(self, size: int, threads: int, timeout_s: float = float("inf")) -> None:
         self.size, self.threads, self.timeout_s = size, threads, timeout_s
@@ -190,8 +190,7 @@ class Pool:
             if now - worker.stop_by >= GRACE_S:
                 worker.proc.kill()
             elif now - worker.signalled >= SIGNAL_EVERY_S:
-                timed_out = now - worker.started >= self.timeout_s
-                self._signal(worker, signal.SIGUSR2 if timed_out else signal.SIGTERM)
+                self._signal(worker, signal.SIGTERM)
 
     def _signal(self, worker: _Worker, sig: int) -> None:
         worker.signalled = time.monotonic()
@@ -204,7 +203,7 @@ class Pool:
 def serve(threads: int, launcher_pid: int, commands: IO[str]) -> None:
     """The worker's loop: one run per line of `commands`, one JSON answer per run on the original stdout."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_IGN)  # train.main handles SIGTERM and SIGUSR2 while a run trains
+        signal.signal(sig, signal.SIG_IGN)  # train.main handles them while a run trains
     _die_with(launcher_pid)
     from schedsweep import train  # torch, once per worker
 

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from test_cli import TINY, cli, statuses
 
-from schedsweep import checkpoint, launch, metrics, store, train, workers
+from schedsweep import checkpoint, executors, metrics, store, train, workers
 from schedsweep.plan import make_plan
+from schedsweep.sweep import Sweep
 
 LONG = ["task=classifier", "budget=1.0", "full_steps=1000000", "eval_every=1000000", "task.n_train=256", "task.hidden=16"]
 
@@ -22,8 +23,8 @@ LONG = ["task=classifier", "budget=1.0", "full_steps=1000000", "eval_every=10000
 def runs(tmp_path: Path, name: str, overrides: list[str]) -> list[Path]:
     """Run folders of a planned sweep, ready to train."""
     plan = make_plan(overrides, name=name)
-    prepared = launch.prepare(plan, tmp_path / "results")
-    return [store.run_dir(prepared.sweep_dir, r.id) for r in plan.runs]
+    sweep, _ = Sweep.create(plan, tmp_path / "results")
+    return [store.run_dir(sweep.path, r.id) for r in plan.runs]
 
 
 def wait_for(predicate: Any, seconds: float, what: str) -> None:
@@ -77,7 +78,7 @@ def test_a_killed_worker_fails_its_run_only_and_is_replaced(tmp_path: Path) -> N
         assert finished[short_runs[0]].status == "done"
         pool.submit(short_runs[1])  # on a new worker
         assert [(f.run_dir, f.status) for f in finish_all(pool)] == [(short_runs[1], "done")]
-    assert launch._final_status(long_run, lambda: finished[long_run].error) == "failed"
+    assert executors._outcome(long_run, None, lambda: finished[long_run].error) == "failed"  # no checkpoint yet
     assert "signal SIGKILL" in (store.read_status(long_run).error or "")
 
 
@@ -86,7 +87,7 @@ def test_a_run_past_its_timeout_checkpoints_and_stops(tmp_path: Path) -> None:
     with workers.Pool(1, threads=1, timeout_s=3) as pool:
         pool.submit(run)
         (finished,) = finish_all(pool, 120)
-    assert finished.status == "requeued"
+    assert finished.status == "interrupted"
     assert checkpoint.load(run)["step"] == store.read_status(run).steps_done > 0
 
 
@@ -104,7 +105,7 @@ def test_ctrl_c_of_the_launcher_checkpoints_running_runs_and_a_relaunch_finishes
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in stderr
-    assert list(statuses(sweep).values()) == ["requeued"] * 2
+    assert list(statuses(sweep).values()) == ["interrupted"] * 2
     for run_id in statuses(sweep):
         run = store.run_dir(sweep, run_id)
         assert 0 < checkpoint.load(run)["step"] == store.read_status(run).steps_done < 1500
@@ -123,7 +124,7 @@ def test_a_worker_whose_launcher_dies_checkpoints_its_run(tmp_path: Path) -> Non
     launcher.kill()
     launcher.wait()
     wait_for(lambda: not _alive(worker), 60, "the worker to end")
-    assert store.read_status(run).status == "requeued" and checkpoint.load(run)["step"] > 0
+    assert store.read_status(run).status == "interrupted" and checkpoint.load(run)["step"] > 0
 
 
 def _alive(pid: int | None) -> bool:
