@@ -46,7 +46,7 @@ class Finished:
 class _Worker:
     proc: subprocess.Popen[str]
     run_dir: Path | None = None
-    started: float = 0.0
+    started: float = float("inf")  # when the worker began the current run
     stop_by: float | None = None  # when the current run was first signalled to stop
     signalled: float = 0.0
 
@@ -83,7 +83,7 @@ class Pool:
             except (BrokenPipeError, OSError):  # it died while idle: its end of file is ignored
                 self._workers.remove(worker)
                 continue
-            worker.run_dir, worker.started, worker.stop_by = run_dir, time.monotonic(), None
+            worker.run_dir, worker.started, worker.stop_by = run_dir, float("inf"), None  # until it says "started"
             return
 
     def poll(self, wait_s: float) -> list[Finished]:
@@ -167,8 +167,11 @@ class Pool:
     def _handle(self, worker: _Worker, line: str | None) -> Finished | None:
         run_dir = worker.run_dir
         if line is not None:
-            worker.run_dir = None
             answer = json.loads(line)
+            if "started" in answer:  # the timeout counts from here, not from a worker's torch import
+                worker.started = time.monotonic()
+                return None
+            worker.run_dir = None
             return Finished(run_dir, answer["status"], answer.get("error", "")) if run_dir else None
         if worker in self._workers:
             self._workers.remove(worker)
@@ -212,6 +215,7 @@ def serve(threads: int, launcher_pid: int, commands: IO[str]) -> None:
     for line in commands:
         run_dir = Path(line.rstrip("\n"))
         answer: dict[str, Any]
+        answers.write(json.dumps({"started": str(run_dir)}) + "\n")
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         with (run_dir / "logs" / "run.log").open("ab") as log:
             os.dup2(log.fileno(), 1)
