@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from schedsweep import optimizers, schedules, tasks
+from schedsweep import optimizers, schedules, script, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 
@@ -286,6 +286,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
     shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
     spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom"),
@@ -305,7 +306,7 @@ def _validate(runs: Iterable[Run]) -> None:
     seen: set[str] = set()
     for run in runs:
         checks = (
-            ("task", run.spec["task"], lambda s: tasks.resolve(s)),
+            ("task", run.spec["task"], lambda s: script.check(s) if script.is_script(s) else tasks.resolve(s)),
             ("optimizer", run.spec["optimizer"], lambda s: optimizers.resolve(s, run.labels["optimizer"])),
             (f"schedule@{run.spec['steps']}", run.spec["schedule"],
              lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
