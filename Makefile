@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/plan_speed.py
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/python benchmarks/local_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
