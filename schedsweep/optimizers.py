@@ -46,3 +46,46 @@ def build(spec: Mapping[str, Any], params: Iterable[Any]) -> Any:
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k != "_target_"}
     return cls(params, **kwargs)
 
+
+
+def identity_params(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """(constructor defaults, no file parameters) of the optimizer class, for its run id.
+
+    Read from the source without importing torch (schedsweep.signature), else imported and inspected.
+    """
+    from schedsweep import signature
+
+    target = spec.get("_target_")
+    static = signature.read(target) if isinstance(target, str) else None
+    if static is not None:
+        return static.defaults, {}
+    cls = resolve(spec)
+    empty = inspect.Parameter.empty
+    return {n: p.default for n, p in inspect.signature(cls).parameters.items() if p.default is not empty}, {}
+
+
+def check_values(spec: Mapping[str, Any], name: str = "optimizer") -> None:
+    """Build the optimizer once on a dummy parameter: ConfigError naming the key whose value it rejects.
+
+    torch checks ranges in the constructor (betas in [0, 1), momentum >= 0, ...) and says which value
+    is wrong but not which key; the key is the one whose default, put back alone, makes the build pass.
+    """
+    import torch
+
+    cls = resolve(spec, name)
+    try:
+        build(spec, [torch.nn.Parameter(torch.zeros(1))])
+        return
+    except (ValueError, TypeError, RuntimeError) as e:
+        reason = " ".join(str(e).split())
+    defaults = identity_params(spec)[0]
+    for key in (k for k in spec if k in defaults and spec[k] != defaults[k]):
+        try:
+            build({**spec, key: defaults[key]}, [torch.nn.Parameter(torch.zeros(1))])
+        except (ValueError, TypeError, RuntimeError):
+            continue
+        raise ConfigError(
+            f"optimizer '{name}': optimizer.{key}={spec[key]!r} is rejected by {spec['_target_']}: {reason}. "
+            f"Set optimizer.{key} to an allowed value (its default is {defaults[key]!r})."
+        )
+    raise ConfigError(f"optimizer '{name}' ({spec['_target_']}) rejects its values {dict(spec)}: {reason}.")
