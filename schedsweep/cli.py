@@ -64,7 +64,7 @@ def launch(
 
     if name is not None and (not name or "/" in name or name.startswith(".")):
         raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
-    plan = make_plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
+    plan = make_plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
     executor = launcher.check_executor(dict(plan.executor))
     _print_plan(plan, dry_run)
     if dry_run:
@@ -90,7 +90,10 @@ def launch(
 
 def _prepare(plan: Any, results: Path, retry_failed: bool) -> Any:
     from schedsweep import launch as launcher
+    from schedsweep.settings import added_settings
 
+    if differ := added_settings(results / plan.name, plan.runs):
+        out.print(f"this launch adds runs that differ in: {', '.join(differ)} (the report ranks each value apart)")
     prepared = launcher.prepare(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
     out.print(

@@ -182,3 +182,16 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
                 assert _make_run(cfg, names, axes, Identifier(tasks.identity_params, optimizers.identity_params)) == run
     assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {16}
     assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["optimizer=adamw", "optimizer.betas=[2,3]"], "optimizer.betas=[2, 3] is rejected by torch.optim.AdamW"),
+    (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum=-1 is rejected by torch.optim.SGD"),
+    (["budget=0.004", "full_steps=300"], "budget 0.004 of full_steps=300 rounds to 1 step(s); a run needs at least 2"),
+])
+def test_cli_values_are_checked_at_plan_time(tmp_path: Path, overrides: list[str], expected: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *FAST, "budget=0.5", *overrides, "--no-submit"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error:") and expected in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing written
