@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from schedsweep import optimizers, schedules, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
-from schedsweep.identity import Identifier, canonical_json, run_id
+from schedsweep.identity import Identifier
 from schedsweep.errors import ConfigError
 
 TOP_LEVEL_KEYS = (
@@ -179,6 +179,8 @@ def _expand(
         for axis in value_axes:
             _check_settable(cfg, axis, names)
         resolve = interpolated(cfg)
+        if isinstance(cfg.get("schedule"), dict):  # once per group combination, not once per run
+            cfg = {**cfg, "schedule": _without_labels(cfg["schedule"])}
         for values in itertools.product(*(a.values for a in value_axes)):
             point = cfg
             for axis, value in zip(value_axes, values):
@@ -292,7 +294,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
-    shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
+    shape = _without_labels(cfg["schedule"])
     spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
     labels = {
         "task": names.get("task", "custom"),
@@ -305,27 +307,34 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
         "axes": swept,
     }
     log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
-    identity = identifier.identity(spec)
-    return Run(run_id(identity), spec, labels, log, identity)
+    digest, identity = identifier.id_and_identity(spec)
+    return Run(digest, spec, labels, log, identity)
+
+
+def _without_labels(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The schedule section without its label keys; the same object when it has none (identities are cached by object)."""
+    if not any(k in schedule for k in schedules.LABEL_KEYS):
+        return schedule
+    return {k: v for k, v in schedule.items() if k not in schedules.LABEL_KEYS}
 
 
 def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     """Check each distinct task, optimizer and (schedule, steps) once: plans repeat them thousands of times."""
-    seen: set[str] = set()
+    seen: set[tuple[str, int]] = set()
     for run in runs:
         checks = [
-            (f"schedule@{run.spec['steps']}", run.spec["schedule"],
-             lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
+            (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
         ]
         if check_imports:
             checks += [
-                ("task", run.spec["task"], lambda s: tasks.resolve(s)),
-                ("optimizer", run.spec["optimizer"], lambda s: optimizers.check_values(s, run.labels["optimizer"])),
+                ("task", "task", lambda s: tasks.resolve(s)),
+                ("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"])),
             ]
         for kind, section, check in checks:
-            key = kind + canonical_json(section)
+            # Equal identities are the same values: the identity's cached section object stands for them.
+            key = (kind, id(run.identity[section]))
             if key not in seen:
-                check(section)
+                check(run.spec[section])
                 seen.add(key)
     if not seen:
         raise ConfigError("the sweep has zero runs.")
