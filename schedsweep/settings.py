@@ -69,25 +69,27 @@ def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def differing(records: list[dict[str, Any]], meanings: list[dict[str, Any]]) -> list[str]:
     """The setting keys of setting_keys, from the records' flattened identities."""
-    keys = dict.fromkeys(k for m in meanings for k in m if not any(k == x or k.startswith(x + ".") for x in NOT_SETTING))
+    every = dict.fromkeys(k for m in meanings for k in m)
+    keys = [k for k in every if not any(k == x or k.startswith(x + ".") for x in NOT_SETTING)]
     labels = [r.get("labels") or {} for r in records]
-    out = []
-    for key in keys:
-        section = key.split(".")[0]
-        if varies(meanings, key, [lab.get(section) if section in LABELLED else None for lab in labels]):
-            out.append(key)
-    return out
+    groups = [{s: lab.get(s) for s in LABELLED} for lab in labels]
+    found = varying(meanings, keys, lambda i, key: groups[i].get(key.split(".")[0]))
+    return [k for k in keys if any(key == k for _, key in found)]
 
 
-def varies(meanings: list[dict[str, Any]], key: str, groups: list[Any]) -> bool:
-    """Whether `key` takes two values (absent = the default is one) among the runs of one group."""
-    values: dict[Any, set[str]] = {}
-    for group, meaning in zip(groups, meanings):
-        seen = values.setdefault(group, set())
-        seen.add(json.dumps(meaning.get(key, ABSENT), sort_keys=True))
-        if len(seen) > 1:
-            return True
-    return False
+def varying(meanings: list[dict[str, Any]], keys: list[str], group: Any) -> set[tuple[Any, str]]:
+    """(group, key) pairs where `key` takes two values (absent = the default is one) among the runs of
+    one group; `group(i, key)` is run i's group for that key. One pass over the runs."""
+    first: dict[tuple[Any, str], Any] = {}
+    found: set[tuple[Any, str]] = set()
+    for i, meaning in enumerate(meanings):
+        for key in keys:
+            value = meaning.get(key, ABSENT)
+            value = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else (type(value) is bool, value)
+            where = (group(i, key), key)
+            if first.setdefault(where, value) != value:
+                found.add(where)
+    return found
 
 
 def shown(record: dict[str, Any], meaning: dict[str, Any], key: str, absent: Any = None) -> Any:
@@ -104,16 +106,13 @@ def schedule_variants(records: list[dict[str, Any]], meanings: list[dict[str, An
     """Per schedule name, the schedule keys in which its runs of one (setting, steps) differ, e.g.
     {"cosine": ["schedule.final"]}. Across settings or budgets a name may stand for different specs
     (the refinement study's `refined` schedule is fitted per optimizer): those are not variants."""
-    keys = dict.fromkeys(k for m in meanings for k in m if k.startswith("schedule."))
-    groups = [(lab.get("task"), lab.get("optimizer"), lab.get("steps"), lab.get("schedule"),
-               json.dumps([m.get(k, ABSENT) for k in setting], sort_keys=True))
-              for lab, m in zip((r.get("labels") or {} for r in records), meanings)]
-    out: dict[Any, list[str]] = {}
-    for key in keys:
-        for name in dict.fromkeys(g[3] for g in groups):
-            if varies([m for m, g in zip(meanings, groups) if g[3] == name], key, [g for g in groups if g[3] == name]):
-                out.setdefault(name, []).append(key)
-    return out
+    keys = [k for k in dict.fromkeys(k for m in meanings for k in m) if k.startswith("schedule.")]
+    labels = [r.get("labels") or {} for r in records]
+    groups = [(lab.get("schedule"), lab.get("task"), lab.get("optimizer"), lab.get("steps"),
+               json.dumps([m.get(k, ABSENT) for k in setting], sort_keys=True)) for lab, m in zip(labels, meanings)]
+    found = varying(meanings, keys, lambda i, key: groups[i])
+    return {name: [k for k in keys if any(g[0] == name and key == k for g, key in found)]
+            for name in dict.fromkeys(g[0] for g in groups)}
 
 
 def schedule_name(record: dict[str, Any], meaning: dict[str, Any], variant_keys: list[str]) -> Any:
