@@ -362,3 +362,14 @@ def test_cli_second_launch_with_another_value_reports_two_settings(tmp_path: Pat
               for r in store.read_plan(sweep)}
     assert by_hidden[8]["mean"] == pytest.approx(finals[8]) and by_hidden[128]["mean"] == pytest.approx(finals[128])
     assert finals[8] != finals[128]
+
+
+def test_one_schedule_name_fitted_per_optimizer_is_not_a_variant(tmp_path: Path) -> None:
+    # The refinement study's `refined` schedule: one name, other points for each optimizer.
+    from schedsweep.plan import make_plan
+
+    base = ["task=classifier", "full_steps=20", "budget=1.0", "schedule=piecewise"]
+    records = [r.record() for points, optimizer in (("[[0,1],[1,0]]", "sgd"), ("[[0,1],[0.5,0.2],[1,0]]", "adamw"))
+               for r in make_plan([*base, f"optimizer={optimizer}", f"schedule.points={points}"], check_imports=False).runs]
+    assert records[0]["identity"]["schedule"] != records[1]["identity"]["schedule"]
+    assert list(collect.label_frame(records, tmp_path / "plan.jsonl")["schedule"]) == ["piecewise", "piecewise"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import inspect
 import subprocess
 import sys
@@ -210,3 +211,31 @@ def test_planning_a_dry_run_imports_no_torch() -> None:
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["16", "False"]
+
+
+def test_classes_that_cannot_be_read_from_source_are_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    Path("odd_tasks.py").write_text(textwrap.dedent("""
+        import dataclasses, math
+
+        @dataclasses.dataclass
+        class Decorated:
+            width: int = 32
+            seed: int = 0
+
+        class Computed:
+            def __init__(self, *, scale: float = math.pi, seed: int = 0) -> None: ...
+
+        class Inherited(Computed):
+            pass
+
+        class Plain:
+            def __init__(self, *, scale: float = 3.0, seed: int = 0) -> None: ...
+    """))
+    for name in ("Decorated", "Computed", "Inherited"):
+        assert signature.read(f"odd_tasks.{name}") is None
+    assert signature.read("odd_tasks.Plain").defaults == {"scale": 3.0, "seed": 0}
+    assert tasks.identity_params({"_target_": "odd_tasks.Decorated"}) == ({"width": 32}, {})  # imported and inspected
+    assert tasks.identity_params({"_target_": "odd_tasks.Inherited"}) == ({"scale": math.pi}, {})
+    assert id_of(spec(task={"_target_": "odd_tasks.Computed", "scale": math.pi})) == id_of(spec(task={"_target_": "odd_tasks.Computed"}))
