@@ -96,10 +96,10 @@ def make_plan(
     """Compose, expand and validate the grid.
 
     Every check that needs no import of a task module or of torch always runs (schedules at every
-    budget, budgets, top-level keys; the run ids read class defaults from source). `check_imports`
-    adds those that import: each distinct task is resolved (its methods, signature and
-    check_params) and each distinct optimizer config is built on a dummy parameter. `launch
-    --dry-run` leaves them out to stay well under a second of the ~4 s of CPU that importing torch costs.
+    budget, budgets, top-level keys, optimizer keys and lr > 0; the run ids read class defaults from
+    source). `check_imports` adds those that import: each distinct task is resolved (its methods,
+    signature and check_params) and each distinct optimizer config is built on a dummy parameter.
+    `launch --dry-run` leaves them out: importing torch alone costs ~4 s of CPU.
     """
     with composer(config_dir, generated) as c:
         parsed = c.parse(overrides)
@@ -324,6 +324,7 @@ def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     for run in runs:
         checks = [
             (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
+            ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),
         ]
         if check_imports:
             checks += [

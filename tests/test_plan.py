@@ -184,6 +184,25 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
     assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}
 
 
+@pytest.mark.parametrize(("override", "expected"), [
+    ("optimizer.lr=-0.1", "lr (the peak learning rate) must be a number > 0"),
+    ("+optimizer.lrr=0.1", "optimizer 'adamw' (torch.optim.AdamW) has no parameter(s) lrr. Valid: lr, betas"),
+])
+def test_a_dry_run_checks_optimizer_keys_without_torch(override: str, expected: str) -> None:
+    code = f"""
+import sys
+from schedsweep.errors import ConfigError
+from schedsweep.plan import make_plan
+try:
+    make_plan({[*FAST, "budget=0.5", override]!r}, check_imports=False)
+except ConfigError as e:
+    print(str(e))
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert expected in out and out.split()[-1] == "False"
+
+
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["optimizer=adamw", "optimizer.betas=[2,3]"], "optimizer.betas=[2, 3] is rejected by torch.optim.AdamW"),
     (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum=-1 is rejected by torch.optim.SGD"),
