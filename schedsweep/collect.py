@@ -4,6 +4,7 @@
       summary.parquet            one row per planned run (plan order): run_id, every setting key,
                                  status, final and best eval loss, last-k train loss, steps done,
                                  wall time, GPU-hours, samples seen, the last value of every column
+                                 (also of the extra metrics a script logged: final_<name>)
       metrics/chunk-NNNNN.parquet  every run's per-step rows with a run_id column, sorted by
                                  (run_id, step) (schedsweep.chunks)
 
@@ -46,6 +47,7 @@ VERSION = 1
 LABELS = ("task", "optimizer", "schedule", "budget", "steps", "lr", "seed")
 REQUIRED_LABELS = ("task", "optimizer", "schedule", "budget", "steps")
 FINAL_OF = ("lr", "grad_norm", "grad_norm_l1", "samples_per_s")  # last logged value -> final_<column>
+FINAL = "final_"  # also the prefix of an extra metric's last value (a script's `accuracy` -> final_accuracy)
 MEASURES = (
     "status", "error", "steps_done", "final_eval_loss", "final_loss", "best_eval_loss", "train_loss_last_k",
     "wall_s", "gpus", "gpu_hours", "samples_seen", *(f"final_{c}" for c in FINAL_OF), "n_rows",
@@ -237,7 +239,7 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
     parts = metrics.part_files(path / store.METRICS)
     try:
         if parts:
-            table = pa.concat_tables(_read_part(p) for p in parts)
+            table = pa.concat_tables((_read_part(p) for p in parts), promote_options="default")
     except (OSError, ValueError, pa.ArrowException) as e:
         row["problem"] = f"unreadable metrics ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
         table = None
@@ -254,17 +256,14 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
         wall_s=row["wall_s"] or float(table["wall_s"][-1].as_py()),
         samples_seen=int(table["samples_seen"][-1].as_py()),
         n_rows=table.num_rows,
-        **{f"final_{c}": _last_valid(table[c]) for c in FINAL_OF},
+        **{f"{FINAL}{c}": _last_valid(table[c]) for c in (*FINAL_OF, *table.column_names[len(metrics.COLUMNS):])},
     )
     return row, table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
 
 
 def _read_part(path: Path) -> pa.Table:
     """One part file in the metrics schema. ParquetFile.read is ~4x faster than read_table on small files."""
-    table = pq.ParquetFile(path).read(use_threads=False)
-    if not table.schema.equals(metrics.SCHEMA):
-        table = table.select(list(metrics.COLUMNS)).cast(metrics.SCHEMA)  # KeyError/ArrowInvalid: not our schema
-    return table
+    return metrics.conform(pq.ParquetFile(path).read(use_threads=False))  # KeyError/ArrowInvalid: not our schema
 
 
 def _last_valid(column: pa.ChunkedArray) -> float:
@@ -329,10 +328,11 @@ def _assemble(labels: pd.DataFrame, old: pd.DataFrame | None, same: set[str], fr
               chunk_of: dict[str, str | None], fingerprints: dict[str, str], gpus: dict[str, float]) -> pd.DataFrame:
     """Labels from the plan, measures kept from the old summary (unchanged runs) or just measured."""
     ids = labels["run_id"]
-    columns = [*[c for c in MEASURES if c not in ("gpus", "gpu_hours")], "problem"]
+    extras = _extra_columns(old, same, fresh)
+    columns = [*[c for c in MEASURES if c not in ("gpus", "gpu_hours")], *extras, "problem"]
     parts = []
     if old is not None and same:
-        parts.append(old.loc[[i for i in ids if i in same], columns])
+        parts.append(old.loc[[i for i in ids if i in same]].reindex(columns=columns))
     if fresh:
         parts.append(pd.DataFrame.from_dict(fresh, orient="index").reindex(columns=columns))
     measured = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
@@ -345,8 +345,17 @@ def _assemble(labels: pd.DataFrame, old: pd.DataFrame | None, same: set[str], fr
     summary["chunk"] = pd.Series([chunk_of.get(i) for i in ids], dtype=object)
     summary["fingerprint"] = [fingerprints.get(i, "") for i in ids]
     numeric = [c for c in MEASURES if c not in ("status", "error", "steps_done", "samples_seen", "n_rows")]
-    summary = summary.astype({**dict.fromkeys(numeric, float), "steps_done": int, "samples_seen": int, "n_rows": int})
-    return summary[["run_id", *[c for c in labels.columns if c != "run_id"], *MEASURES, *BOOKKEEPING]]
+    summary = summary.astype({**dict.fromkeys([*numeric, *extras], float), "steps_done": int, "samples_seen": int, "n_rows": int})
+    return summary[["run_id", *[c for c in labels.columns if c != "run_id"], *MEASURES, *extras, *BOOKKEEPING]]
+
+
+def _extra_columns(old: pd.DataFrame | None, same: set[str], fresh: dict[str, dict[str, Any]]) -> list[str]:
+    """final_<name> of every extra metric that a kept or freshly measured run logged, in name order."""
+    names = {k for row in fresh.values() for k in row if k.startswith(FINAL) and k not in MEASURES}
+    if old is not None and same:
+        kept = old.loc[[i for i in old.index if i in same]]
+        names |= {c for c in kept.columns if c.startswith(FINAL) and c not in MEASURES and kept[c].notna().any()}
+    return sorted(names)
 
 
 def _json_columns(summary: pd.DataFrame) -> list[str]:
@@ -373,7 +382,7 @@ def _decode(table: pa.Table, json_columns: list[str]) -> pd.DataFrame:
     for column in table.column_names:
         if column in json_columns:
             values = [json.loads(v) for v in table[column].to_pylist()]
-        elif column in ("budget", "error", "problem", "chunk") or column not in RESERVED:
+        elif column in ("budget", "error", "problem", "chunk") or (column not in RESERVED and not column.startswith(FINAL)):
             values = table[column].to_pylist()  # Python values: no NaN for null, no 64.0 for 64
         else:
             continue

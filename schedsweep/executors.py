@@ -2,8 +2,8 @@
 
 Every executor has `submit(runs)`, `poll() -> {run folder: state}` for the runs whose state changed
 since the last poll (running, requeued, interrupted, done, failed, diverged, or BUSY: trained by
-another writer), and `cancel()`: local and debug stop their runs, Slurm leaves its queued jobs
-(`schedsweep cancel` cancels them). Each run is `schedsweep.train.main(run_dir)`, which claims
+another writer), and `cancel()`. `detached` executors (Slurm) keep running when the launcher stops;
+the others' runs are cancelled with it. Each run is `schedsweep.train.main(run_dir)`, which claims
 the run first, so whatever executor or process reaches a run, it is trained once.
 
 The settings' schema is one dataclass per kind: unknown keys, kinds and bad numbers are errors
@@ -109,6 +109,8 @@ def threads(settings: dict[str, Any], parallel: int) -> int:
 
 
 class Executor(Protocol):
+    detached: bool  # whether its runs outlive the process that submitted them (Slurm jobs)
+
     def submit(self, runs: list[Path]) -> None: ...
     def poll(self) -> dict[Path, str]: ...
     def cancel(self) -> None: ...
@@ -116,6 +118,8 @@ class Executor(Protocol):
 
 class Debug:
     """Every run in this process, one after another (for debugging a task or a schedule)."""
+
+    detached = False
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.threads = threads(settings, 1)
@@ -143,6 +147,8 @@ class Local:
     """Runs as processes on this machine, at most max_parallel at once (submitit's LocalExecutor
     starts every job at once and kills them after 2 minutes by default, so it never sees more than
     `max_parallel` runs and always gets a timeout). start/done/stop below are the only process code."""
+
+    detached = False
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.parallel = int(settings.get("max_parallel") or cpus())
@@ -219,6 +225,8 @@ def _outcome(job: Any, path: Path) -> str:
 class Slurm:
     """Job arrays on a Slurm cluster (schedsweep.slurm): submit returns once queued; poll reads the
     run folders, after settling the runs whose job left the queue without a status (reconcile)."""
+
+    detached = True
 
     def __init__(self, sweep_dir: Path, settings: dict[str, Any], records: list[dict[str, Any]], poll_s: float = 2.0) -> None:
         self.sweep_dir, self.settings, self.records, self.poll_s = sweep_dir, settings, records, poll_s

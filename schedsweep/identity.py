@@ -186,8 +186,12 @@ class Identifier:
             return hit[1]
         key = kind + json.dumps(section, sort_keys=True)  # a cache key only: equal dicts, equal text
         if key not in self._by_text:
+            from schedsweep.script import is_script
+
             if kind == "schedule":
                 found = schedule_identity(section)
+            elif kind == "task" and is_script(section):
+                found = canonical(dict(section))  # its command and the digests of the files it names
             else:
                 target = (kind, section.get("_target_"))
                 if target not in self._classes or not isinstance(target[1], str):

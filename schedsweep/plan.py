@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from schedsweep import optimizers, schedules, tasks
+from schedsweep import optimizers, schedules, script, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
-from schedsweep.identity import Identifier
 from schedsweep.errors import ConfigError
+from schedsweep.identity import Identifier
 
 TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
@@ -296,6 +296,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
     shape = _without_labels(cfg["schedule"])
     spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom"),
@@ -322,13 +323,15 @@ def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     """Check each distinct task, optimizer and (schedule, steps) once: plans repeat them thousands of times."""
     seen: set[tuple[str, int]] = set()
     for run in runs:
+        script_task = script.is_script(run.spec["task"])
         checks = [
             (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
             ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),
+            *([("task", "task", script.check)] if script_task else []),
         ]
         if check_imports:
             checks += [
-                ("task", "task", lambda s: tasks.resolve(s)),
+                *([] if script_task else [("task", "task", tasks.resolve)]),
                 ("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"])),
             ]
         for kind, section, check in checks:

@@ -175,11 +175,15 @@ class Sweep:
         if jobs and reconcile:
             slurm.reconcile(self.path, records)
         paths = [store.run_dir(self.path, r["id"]) for r in records]
-        job_states = slurm.states(j["job"] for j in jobs.values()) if jobs else {}
-        runs = []
-        for record, status in zip(records, claims.observe_all(paths)):
-            job = jobs.get(record["id"], {}).get("job", "")
-            runs.append(RunView(record, status, job, job_states.get(job, "")))
+        statuses = claims.observe_all(paths)
+        job_of = {r["id"]: jobs[r["id"]]["job"] for r in records if r["id"] in jobs}
+        for record, path, status in zip(records, paths, statuses):  # exported sbatch arrays: known from the claims
+            claim = claims.read(path) if record["id"] not in job_of and status.status in OPEN else None
+            if claim is not None and claim.job:
+                job_of[record["id"]] = claim.job
+        job_states = slurm.states(job_of.values()) if job_of else {}
+        runs = [RunView(r, st, job_of.get(r["id"], ""), job_states.get(job_of.get(r["id"], ""), ""))
+                for r, st in zip(records, statuses)]
         return SweepStatus(runs)
 
     def cancel(self) -> list[str]:
@@ -231,7 +235,8 @@ def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], r
                     open_.discard(path)
             report(+state)
     except BaseException:
-        executor.cancel()
+        if not executor.detached:  # local runs die with their launcher; Slurm jobs outlive it
+            executor.cancel()
         raise
     return +state
 

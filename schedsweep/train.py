@@ -33,7 +33,7 @@ from typing import Any, Iterator
 
 import torch
 
-from schedsweep import checkpoint, claims, distributed, optimizers, schedules, store, tasks
+from schedsweep import checkpoint, claims, distributed, optimizers, schedules, script, store, tasks
 from schedsweep.distributed import Dist
 from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
 
@@ -114,7 +114,10 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store
         writer = MetricsWriter(path / store.METRICS)
     start = time.perf_counter()
     try:
-        status = train(record, path, dist, writer, state, stop)
+        if script.is_script(record["spec"]["task"]):  # the user's own command (task=script): schedsweep.script runs it
+            status = script.run(path, record, dist, stop)
+        else:
+            status = train(record, path, dist, writer, state, stop)
     except Exception:
         status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
