@@ -77,7 +77,7 @@ def launch(
 
     if name is not None and (not name or "/" in name or name.startswith(".")):
         raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
-    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
+    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
     settings = executors.check(dict(plan.executor))
     views.print_plan(out, plan, dry_run)
     views.print_sharing(out, plan, dry_run)
@@ -103,8 +103,11 @@ def launch(
 
 
 def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
+    from schedsweep.settings import added_settings
     from schedsweep.sweep import Sweep
 
+    if differ := added_settings(results / plan.name, plan.runs):
+        out.print(f"this launch adds runs that differ in: {', '.join(differ)} (the report ranks each value apart)")
     sweep, prepared = Sweep.create(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
     out.print(
