@@ -22,7 +22,7 @@ from schedsweep.errors import ConfigError
 
 TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
-    "checkpoint_every", "checkpoint_minutes",
+    "checkpoint_every", "checkpoint_minutes", "precision", "accumulate", "compile", "log_every",
 )
 NOT_SWEEPABLE = ("executor", "full_steps")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
@@ -284,8 +284,9 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
+    scale = _scale_keys(cfg)
     shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
-    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
     labels = {
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom"),
@@ -296,8 +297,27 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         "seed": seed,
         "axes": swept,
     }
-    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
+    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"],
+           "log_every": cfg["log_every"]}
     return Run(run_id(spec), spec, labels, log)
+
+
+SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
+
+
+def _scale_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """precision, accumulate and compile, checked; only those off their default join the spec (and the id),
+    so a run at the defaults keeps the id it had before these keys existed."""
+    precision, accumulate, compile_, log_every = cfg["precision"], cfg["accumulate"], cfg["compile"], cfg["log_every"]
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision must be fp32, bf16 or fp16; got {precision!r}.")
+    for key, value in (("accumulate", accumulate), ("log_every", log_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1; got {value!r}.")
+    if not isinstance(compile_, bool):
+        raise ConfigError(f"compile must be true or false; got {compile_!r}.")
+    values = {"precision": precision, "accumulate": accumulate, "compile": compile_}
+    return {k: v for k, v in values.items() if v != SCALE_DEFAULTS[k]}
 
 
 def _validate(runs: Iterable[Run]) -> None:
