@@ -359,6 +359,20 @@ def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/
 
 @app.command()
 @friendly
+def data(
+    text: Path = typer.Argument(..., help="A UTF-8 text file."),
+    out_file: Path = typer.Argument(..., help="The token file to write, e.g. corpus.bin."),
+) -> None:
+    """Byte-tokenize a text file into a uint16 token file for task=gpt (nanoGPT's train.bin format, vocab 256)."""
+    from schedsweep.tasks import gpt
+
+    n = gpt.write_token_file(text, out_file)
+    out.print(f"wrote {n} tokens (uint16, vocab {gpt.BYTES}) to {out_file}; train on it with "
+              f"task=gpt task.data={out_file} task.vocab_size={gpt.BYTES}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@friendly
 def collect(
     sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for the train_loss_last_k summary column."),
