@@ -268,3 +268,16 @@ def test_precision_name_is_checked_at_run_time_too() -> None:
 
 def test_plan_keys_are_known() -> None:
     assert {"precision", "accumulate", "compile", "log_every"} <= set(plan.TOP_LEVEL_KEYS)
+
+
+@pytest.mark.slow  # torch.compile's first CPU compilation takes ~1 min (inductor builds C++)
+def test_compiled_training_matches_eager(tmp_path: Path) -> None:
+    common = ["task=custom", "task._target_=test_loop.Rows", "optimizer=sgd", "budget=8", "full_steps=8", "eval_every=4"]
+    _, eager = train_in(tmp_path / "eager", run_record(common))
+    record = run_record([*common, "compile=true"])
+    assert record["spec"]["compile"] is True
+    torch._dynamo.reset()
+    status, compiled = train_in(tmp_path / "compiled", record)
+    assert status.status == "done" and torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in eager], rel=1e-5)
+    assert compiled[-1]["eval_loss"] == pytest.approx(eager[-1]["eval_loss"], rel=1e-5)
