@@ -92,3 +92,23 @@ def test_a_bad_rest_section_is_one_clear_error() -> None:
         make_plan([*TINY_MLP, "optimizer=muon", "+optimizer.rest.momentum=0.9", "budget=10"])
     with pytest.raises(ConfigError, match="optimizer 'muon': rest must be one optimizer section"):
         make_plan([*TINY_MLP, "optimizer=muon", "optimizer.rest=3", "budget=10"])
+
+
+def test_report_ranks_optimizer_schedule_pairs_per_budget_when_the_optimizer_is_swept(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from test_cli import cli
+
+    cli("launch", *TINY_MLP, "optimizer=adamw,schedulefree_adamw", "schedule=cosine,constant", "budget=6,12",
+        "eval_every=6", "executor=debug", "--name", "pairs", cwd=tmp_path)
+    text = cli("report", "results/pairs", "--format", "csv", "--table", "ranking", cwd=tmp_path).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["optimizer"] for r in rows} == {"(compared)"}
+    for budget in ("6", "12"):
+        mine = [r for r in rows if r["budget"] == budget]
+        assert sorted(r["schedule"] for r in mine) == ["adamw/constant", "adamw/cosine", "schedulefree_adamw/constant",
+                                                       "schedulefree_adamw/cosine"]
+        assert sorted(int(r["rank"]) for r in mine) == [1, 2, 3, 4]  # one ranking over the four pairs
+        means = sorted(float(r["mean"]) for r in mine)
+        assert [float(r["mean"]) for r in sorted(mine, key=lambda r: int(r["rank"]))] == means
