@@ -138,12 +138,13 @@ def train(
         if dist.main and writer is not None:
             writer.flush()
             run["wall_s"] = time.perf_counter() - start
-            optimizer.eval()  # schedule-free: the checkpoint holds the averaged weights, as its authors require
+            # Schedule-free: the training point and the optimizer state (whose z gives the averaged
+            # weights), not eval() weights: rank 0 alone saves, at times of its clock, and an
+            # eval()/train() round trip is not bit-exact, so it would drift the ranks and the run.
             checkpoint.save(path, {"step": next_step, "parts": len(part_files(writer.folder)), "run": dict(run),
                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scaler": precision.scaler.state_dict(),
                                    "schedule": schedule.state_dict() if hasattr(schedule, "state_dict") else None})
-            optimizer.train()
 
     def drain() -> int | None:
         """Write the waiting rows; the step of a non-finite loss, if one is among them."""
@@ -228,7 +229,6 @@ def train(
     bad = drain()
     if bad is not None:
         return diverged(bad)
-    optimizer.eval()  # schedule-free: the run ends at its averaged weights
     return _summary("done", steps, run, start)
 
 
@@ -250,7 +250,7 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
 
 
 def _evaluate(task: tasks.Task, model: torch.nn.Module, optimizer: optimizers.Optimizers, precision: loop.Precision) -> float:
-    """The held-out loss at the weights a user would keep (schedule-free: its averaged weights)."""
+    """The held-out loss at the weights a user would keep (schedule-free: its averaged weights, as its authors require)."""
     optimizer.eval()
     try:
         with tasks.evaluating(model), precision.autocast():
