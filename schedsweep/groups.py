@@ -85,8 +85,6 @@ def split_matrices(model: torch.nn.Module, groups: list[dict[str, Any]]) -> tupl
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     embedded = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     hidden = {id(m.weight) for m in linears[:-1] if m.weight.dim() == 2} - embedded
-    if linears:
-        hidden.discard(id(linears[-1].weight))
     matrices, rest = [], []
     for group in groups:
         mine = [p for p in group["params"] if id(p) in hidden]

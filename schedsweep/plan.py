@@ -1,7 +1,8 @@
 """The plan: every grid point as a frozen, fully resolved run with a content-addressed id.
 
 A run's id is the SHA-256 of the canonical JSON of its `spec` (everything that changes the result:
-task, optimizer, schedule shape, steps, seed, clipping), so it is the same in every process and on
+task, optimizer, schedule shape, steps, seed, clipping, and precision, accumulate and compile when
+not at their defaults), so it is the same in every process and on
 every machine. Labels (names, swept values) and log intervals are outside the spec. Budgets are
 bound here: a fraction of `full_steps` becomes the run's own step count, and the schedule is re-fit
 to it (a 10% run is a fresh run with its own full decay, as in REX).
