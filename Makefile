@@ -44,7 +44,7 @@ browser:
 
 bench: setup
 	$(BIN)/python benchmarks/plan_speed.py
-	$(BIN)/python benchmarks/loop_overhead.py
+	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/report_speed.py
 	$(BIN)/python benchmarks/local_speed.py
 

@@ -248,6 +248,20 @@ def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/
     out.print(f"cancelled {len(cancelled)} job array(s): {shown}" if cancelled else "nothing to cancel.")
 
 
+@app.command()
+@friendly
+def data(
+    text: Path = typer.Argument(..., help="A UTF-8 text file."),
+    out_file: Path = typer.Argument(..., help="The token file to write, e.g. corpus.bin."),
+) -> None:
+    """Byte-tokenize a text file into a uint16 token file for task=gpt (nanoGPT's train.bin format, vocab 256)."""
+    from schedsweep.tasks import gpt
+
+    n = gpt.write_token_file(text, out_file)
+    out.print(f"wrote {n} tokens (uint16, vocab {gpt.BYTES}) to {out_file}; train on it with "
+              f"task=gpt task.data={out_file} task.vocab_size={gpt.BYTES}", soft_wrap=True, highlight=False)
+
+
 from schedsweep import cli_report, cli_schedules  # noqa: E402,F401 - their commands join `app`
 
 

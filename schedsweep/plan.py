@@ -1,7 +1,7 @@
 """The plan: every grid point as a frozen, fully resolved run with a content-addressed id.
 
 A run's `spec` is everything that changes the result (task, optimizer, schedule shape, steps, seed,
-clipping) as the config spelled it: what the run is built from and what the user set. Its id hashes
+clipping, and precision, accumulate and compile when not at their defaults) as the config spelled it: what the run is built from and what the user set. Its id hashes
 the spec's normalised `identity` (defaults filled and dropped, numbers by value, files by contents, a
 spec version: schedsweep.identity), so equivalent spellings are one run, in every process and on
 every machine. Labels (names, swept values) and log intervals are outside the spec. Budgets are
@@ -24,7 +24,7 @@ from schedsweep.identity import Identifier
 
 TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
-    "checkpoint_every", "checkpoint_minutes", "share_prefix",
+    "checkpoint_every", "checkpoint_minutes", "share_prefix", "precision", "accumulate", "compile", "log_every",
 )
 NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
@@ -303,8 +303,9 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
+    scale = _scale_keys(cfg)
     shape = _without_labels(cfg["schedule"])
-    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -316,9 +317,28 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
         "seed": seed,
         "axes": swept,
     }
-    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
+    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"],
+           "log_every": cfg["log_every"]}
     digest, identity = identifier.id_and_identity(spec)
     return Run(digest, spec, labels, log, identity)
+
+
+SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
+
+
+def _scale_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """precision, accumulate and compile, checked; only those off their default join the spec (and the id),
+    so a run at the defaults keeps the id it had before these keys existed."""
+    precision, accumulate, compile_, log_every = cfg["precision"], cfg["accumulate"], cfg["compile"], cfg["log_every"]
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision must be fp32, bf16 or fp16; got {precision!r}.")
+    for key, value in (("accumulate", accumulate), ("log_every", log_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1; got {value!r}.")
+    if not isinstance(compile_, bool):
+        raise ConfigError(f"compile must be true or false; got {compile_!r}.")
+    values = {"precision": precision, "accumulate": accumulate, "compile": compile_}
+    return {k: v for k, v in values.items() if v != SCALE_DEFAULTS[k]}
 
 
 def _without_labels(schedule: dict[str, Any]) -> dict[str, Any]:

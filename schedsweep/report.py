@@ -67,6 +67,22 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     return frame.astype({**losses, "steps_done": int})
 
 
+def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where a task's runs use several optimizers, rank (optimizer, schedule) pairs against each other.
+
+    The schedule label of those runs becomes "optimizer/schedule" and their optimizer "(compared)", so
+    every table compares, e.g., adamw/cosine with schedulefree_adamw/constant within each budget
+    (schedule-free runs only exist beside scheduled ones). Tasks with one optimizer are unchanged.
+    """
+    several = runs.groupby("task", sort=False)["optimizer"].transform("nunique") > 1
+    if not several.any():
+        return runs
+    out = runs.copy()
+    out.loc[several, "schedule"] = out.loc[several, "optimizer"].astype(str) + "/" + out.loc[several, "schedule"].astype(str)
+    out.loc[several, "optimizer"] = "(compared)"
+    return out
+
+
 def setting_columns(frame: pd.DataFrame) -> list[str]:
     """The columns that name a setting: task, optimizer and every setting key (schedsweep.settings)."""
     return ["task", "optimizer", *[c for c in frame.columns

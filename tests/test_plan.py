@@ -128,7 +128,7 @@ def test_each_distinct_optimizer_config_is_built_at_plan_time(overrides: list[st
     [
         (["schedule=nope"], "unknown schedule 'nope'. Valid schedule options: constant, cosine"),
         (["schedule=linear,nope"], "unknown schedule 'nope'"),
-        (["optimizer=adam"], "Valid optimizer options: adamw, sgd"),
+        (["optimizer=adam"], "Valid optimizer options: adamw, lion, muon, prodigy, schedulefree_adamw, schedulefree_sgd, sgd"),
         (["task=cifar"], "unknown task 'cifar'"),
         (["optimizer.lrr=0.1,0.2"], "cannot sweep 'optimizer.lrr': no such key"),
         (["optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'"),

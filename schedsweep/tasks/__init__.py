@@ -17,6 +17,14 @@ the top-level `seed` key), so the YAML must not set `seed` itself. Its instances
         comparable. The loop calls it under torch.no_grad() with model.eval() and restores
         model.train() afterwards.
 
+Two optional methods make a task fit real training (schedsweep.groups and schedsweep.loop):
+
+    param_groups(model) -> list[dict]
+        torch parameter groups: {"params": [...], "lr_scale": 1.0, ...optimizer options}; each
+        group's lr is peak_lr * lr_scale * f(t). Built-in tasks: schedsweep.groups.no_decay_groups.
+    batches(start: int = 0) -> Iterator[Any]
+        The same stream from batch `start` on, so a resumed run need not replay it.
+
 Optionally, a static or class method `check_params(params: dict) -> None` raises TaskError for bad
 values (wrong ranges, inconsistent sizes). `resolve` calls it at plan time, before any run starts, so
 it must be cheap: no models, no reading of data.

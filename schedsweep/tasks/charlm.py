@@ -27,6 +27,7 @@ mlp_ratio 4 ~29 ms; evaluate() ~60 ms. AdamW at constant lr 3e-3: held-out loss 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from schedsweep.errors import TaskError
+from schedsweep.groups import no_decay_groups
 from schedsweep.tasks import derive_seed, evaluating, seeded
 
 HELD_OUT = 0.1  # the last 10% of the text
@@ -123,13 +125,23 @@ class CharLM:
                 self.dropout,
             )
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(x, y), each int64 [batch_size, context], windows at uniform random starts in the train split."""
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "batches"))
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(x, y), each int64 [batch_size, context], windows at uniform random starts in the train split.
+
+        Batch i draws its starts from a generator seeded with derive_seed(seed, 'batches') + i, so the
+        stream can begin at any batch `start` (a resumed run) without drawing the ones before it.
+        """
+        base = derive_seed(self.seed, "batches")
         high = len(self.train_ids) - self.context  # the window's target needs one character past it
-        while True:
+        g = torch.Generator()
+        for i in itertools.count(start):
+            g.manual_seed(base + i)
             starts = torch.randint(0, high, (self.batch_size,), generator=g)
             yield _windows(self.train_ids, starts, self.context)
+
+    def param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        """Weight decay on matrices and embeddings only, none on biases and LayerNorms (nanoGPT's split)."""
+        return no_decay_groups(model)
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Mean next-character cross-entropy (nats) over every position of every window."""
