@@ -46,8 +46,8 @@ VERSION = 1
 LABELS = ("task", "optimizer", "schedule", "budget", "steps", "lr", "seed")
 REQUIRED_LABELS = ("task", "optimizer", "schedule", "budget", "steps")
 # Swept keys that do not define a setting: compared (schedule, budget), tuned (optimizer.lr),
-# aggregated (seed), or already a label column (task, optimizer).
-NOT_SETTING = frozenset({"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})
+# aggregated (seed), or already a label column (task, optimizer); lr_scale tunes optimizer.lr.
+NOT_SETTING = frozenset({"schedule", "budget", "optimizer", "task", "optimizer.lr", "lr_scale", "seed"})
 FINAL_OF = ("lr", "grad_norm", "grad_norm_l1", "samples_per_s")  # last logged value -> final_<column>
 MEASURES = (
     "status", "error", "steps_done", "final_eval_loss", "final_loss", "best_eval_loss", "train_loss_last_k",

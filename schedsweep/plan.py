@@ -24,6 +24,7 @@ TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
     "checkpoint_every", "checkpoint_minutes",
 )
+OPTIONAL_KEYS = ("lr_scale",)  # a config.yaml of the user's own may omit them
 NOT_SWEEPABLE = ("executor", "full_steps")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
 
@@ -263,10 +264,10 @@ def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any]) -> Run:
-    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS))
+    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS)}, sweep."
+            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS + OPTIONAL_KEYS)}, sweep."
         )
     missing = [k for k in TOP_LEVEL_KEYS if k not in cfg]
     if missing:
@@ -285,19 +286,35 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
     shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
-    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    optimizer = _scaled(cfg["optimizer"], cfg.get("lr_scale", 1.0))
+    spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
     labels = {
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom"),
         "schedule": names.get("schedule", "custom"),
         "budget": cfg["budget"],
         "steps": steps,
-        "lr": cfg["optimizer"].get("lr"),
+        "lr": optimizer.get("lr"),
         "seed": seed,
         "axes": swept,
     }
     log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
     return Run(run_id(spec), spec, labels, log)
+
+
+def _scaled(optimizer: dict[str, Any], scale: Any) -> dict[str, Any]:
+    """The optimizer section with lr = lr * lr_scale.
+
+    A study over several tasks sweeps lr_scale (multipliers of each task's own peak LR, which
+    conf/tuned/TASK_OPTIMIZER.yaml sets) where one absolute LR grid would fit no task. The run's
+    spec and label hold the product, so a scaled run and the same LR given directly are one run.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"lr_scale (a multiplier of optimizer.lr) must be a number > 0; got {scale!r}.")
+    lr = optimizer.get("lr")
+    if scale == 1 or isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return optimizer  # optimizers.resolve names a bad lr
+    return {**optimizer, "lr": float(f"{lr * scale:.6g}")}  # 0.1 * 3 is 0.30000000000000004
 
 
 def _validate(runs: Iterable[Run]) -> None:
