@@ -128,6 +128,8 @@ def test_regression_standardises_y_on_the_train_split() -> None:
     x, y = regression.make_data(10, 3, 0.0, 0)
     expected = (10 * torch.sin(torch.pi * x[:, 0] * x[:, 1]) + 20 * (x[:, 2] - 0.5) ** 2 + 10 * x[:, 3] + 5 * x[:, 4])
     assert torch.allclose(y, expected)
+    _, noiseless = regression.make_data(10, 100_000, 0.0, 0)
+    assert float(noiseless.var()) == pytest.approx(24, rel=0.05)  # the docstring's floor 9 / (24 + 9)
 
 
 @pytest.mark.parametrize(

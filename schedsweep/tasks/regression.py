@@ -10,7 +10,8 @@ init and the batch order (a new permutation per epoch, as in the digits task, so
 draws one permutation instead of replaying the stream).
 
 Why label noise: it makes the minibatch gradient noisy near the optimum, which is the regime where a
-decaying learning rate pays (held-out MSE floor: noise^2 / var(y) ~ 0.04 at the defaults).
+decaying learning rate pays. The noiseless target's variance is ~24, so at noise 3 the held-out MSE
+floor (of standardised y) is ~9 / 33 = 0.27.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Regression:
 
     def __init__(
         self, *, n_features: int = 10, hidden: int = 64, n_train: int = 4096, n_eval: int = 1024,
-        batch_size: int = 32, noise: float = 1.0, data_seed: int = 0, seed: int = 0,
+        batch_size: int = 32, noise: float = 3.0, data_seed: int = 0, seed: int = 0,
     ) -> None:
         self.check_params(dict(n_features=n_features, hidden=hidden, n_train=n_train, n_eval=n_eval,
                                batch_size=batch_size, noise=noise, data_seed=data_seed))
