@@ -209,19 +209,19 @@ def test_task_trains_on_the_real_loop_and_learns(name: str, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_rex_quick_study_end_to_end(tmp_path: Path) -> None:
-    """The rex_quick study through the CLI at a tiny size (4 steps, one budget): every task, optimizer and
-    schedule trains, and the report prints Top-1/Top-3 shares naming every schedule."""
+    """The rex_quick study through the CLI at a tiny size (4 steps, one budget, 3 schedules): every task
+    and optimizer trains, and the report prints Top-1/Top-3 shares naming every schedule."""
     env = os.environ | {"COLUMNS": "250"}
     args = [sys.executable, "-m", "schedsweep", "launch", "+study=rex_quick", "executor=debug", "executor.threads_per_run=1",
-            "full_steps=4", "budget=1.0", "task.batch_size=8", "--name", "quick"]
-    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+            "full_steps=4", "budget=1.0", "schedule=linear,rex,constant", "task.batch_size=8", "--name", "quick"]
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sweep = tmp_path / "results" / "quick"
     statuses = [store.read_status(store.run_dir(sweep, r["id"])).status for r in store.read_plan(sweep)]
-    assert len(statuses) == 5 * 2 * 8 and set(statuses) == {"done"}
+    assert len(statuses) == 5 * 2 * 3 and set(statuses) == {"done"}
     out = subprocess.run([sys.executable, "-m", "schedsweep", "report", str(sweep)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "Top-1" in out.stdout and "Top-3" in out.stdout
-    for schedule in ("linear", "cosine", "step", "exponential", "onecycle", "rex", "wsd", "constant"):
+    for schedule in ("linear", "rex", "constant"):
         assert schedule in out.stdout
