@@ -14,10 +14,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from schedsweep import launch, report, store, tasks
+from schedsweep import report, store, tasks
 from schedsweep.config import builtin_conf_dir
 from schedsweep.errors import TaskError
 from schedsweep.plan import make_plan
+from schedsweep.sweep import Sweep
 from schedsweep.tasks import digits, quadratic, regression
 
 CONF = builtin_conf_dir()
@@ -199,10 +200,10 @@ def test_task_trains_on_the_real_loop_and_learns(name: str, tmp_path: Path) -> N
     (run,) = plan.runs
     short = make_plan([f"task={name}", "optimizer=adamw", "schedule=linear", "budget=1.0", "eval_every=1000",
                        f"full_steps={min(60, run.labels['steps'])}"], name="e2e")
-    prepared = launch.prepare(short, tmp_path)
-    state = launch.run_queue(prepared.sweep_dir, {"kind": "debug", "threads_per_run": 1})
-    assert state["done"] == 1
-    runs = report.load_runs(prepared.sweep_dir)
+    sweep, _ = Sweep.create(short, tmp_path)
+    state = sweep.launch({"kind": "debug", "threads_per_run": 1})
+    assert state is not None and state["done"] == 1
+    runs = report.load_runs(sweep.path)
     untrained = tasks.build(short.runs[0].spec["task"], seed=0)
     assert float(runs["final_eval_loss"].iloc[0]) < 0.8 * untrained.evaluate(untrained.build_model())
 
