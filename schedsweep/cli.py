@@ -4,6 +4,7 @@ so `schedsweep --help` stays instant; expected failures print one paragraph and 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -23,8 +24,19 @@ app = typer.Typer(
 )
 schedules_app = typer.Typer(help="List and inspect the schedules in conf/schedule/.", no_args_is_help=True)
 app.add_typer(schedules_app, name="schedules")
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr. Off a terminal (a pipe, a file) rich would wrap every line and table
+    cell at 80 columns; there rows print at full width instead (COLUMNS, when set, still decides)."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 10_000  # wider than any table: each row stays one line
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigDir = typer.Option(None, "--config-dir", help="Your own conf tree, searched before the built-in one.")
@@ -68,6 +80,7 @@ def launch(
     plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
     settings = executors.check(dict(plan.executor))
     views.print_plan(out, plan, dry_run)
+    views.print_sharing(out, plan, dry_run)
     if dry_run:
         return
     sweep, prepared = _create(plan, results, retry_failed)
@@ -115,13 +128,13 @@ def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
             return None
-        with views.progress_bar(err) as update:
+        with views.progress_bar(err, sweep.path) as update:
             return sweep.follow(update)
     if wait is False:
         pid = sweep.spawn()
         out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep.path}")
         return None
-    with views.progress_bar(err) as update:
+    with views.progress_bar(err, sweep.path) as update:
         return sweep.launch(settings, progress=update)
 
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from schedsweep import optimizers, schedules, tasks
+from schedsweep import optimizers, schedules, script, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 
 TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
-    "checkpoint_every", "checkpoint_minutes",
+    "checkpoint_every", "checkpoint_minutes", "share_prefix",
 )
 OPTIONAL_KEYS = ("lr_scale",)  # a config.yaml of the user's own may omit them
-NOT_SWEEPABLE = ("executor", "full_steps")
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
 
 
@@ -55,6 +55,7 @@ class Plan:
     refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.study)
     duplicates: int = 0  # grid points that resolved to an already planned run
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
+    share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.branching); not in run ids
 
 
 def canonical_json(obj: Any) -> str:
@@ -123,7 +124,15 @@ def make_plan(
         refinement=refinement,
         duplicates=duplicates,
         counts={a.key: len(a.values) for a in axes},
+        share_prefix=_share_prefix(base),
     )
+
+
+def _share_prefix(base: dict[str, Any]) -> bool:
+    value = base.get("share_prefix", True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"share_prefix must be true or false; got {value!r}.")
+    return value
 
 
 def _axis_from_override(c: Composer, override: Any) -> Axis:
@@ -269,7 +278,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         raise ConfigError(
             f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS + OPTIONAL_KEYS)}, sweep."
         )
-    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg]
+    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg and k != "share_prefix"]  # optional: true by default
     if missing:
         raise ConfigError(f"the config lacks {', '.join(missing)} (see the built-in conf/config.yaml).")
     seed, eval_every, clip = cfg["seed"], cfg["eval_every"], cfg["grad_clip"]
@@ -288,6 +297,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
     shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
     optimizer = _scaled(cfg["optimizer"], cfg.get("lr_scale", 1.0))
     spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom"),
@@ -322,7 +332,7 @@ def _validate(runs: Iterable[Run]) -> None:
     seen: set[str] = set()
     for run in runs:
         checks = (
-            ("task", run.spec["task"], lambda s: tasks.resolve(s)),
+            ("task", run.spec["task"], lambda s: script.check(s) if script.is_script(s) else tasks.resolve(s)),
             ("optimizer", run.spec["optimizer"], lambda s: optimizers.resolve(s, run.labels["optimizer"])),
             (f"schedule@{run.spec['steps']}", run.spec["schedule"],
              lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),

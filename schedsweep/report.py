@@ -68,14 +68,22 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
 
 def setting_columns(frame: pd.DataFrame) -> list[str]:
     """The columns that name a setting: task, optimizer and every extra swept key."""
-    return ["task", "optimizer", *[c for c in frame.columns if c not in _RESERVED and not c.startswith("_")]]
+    return ["task", "optimizer", *[c for c in frame.columns
+                                   if c not in _RESERVED and not c.startswith("_") and c not in _extra_metrics(frame)]]
+
+
+def _extra_metrics(frame: pd.DataFrame) -> list[str]:
+    """final_<name> columns of extra metrics logged by scripts (schedsweep.client): rankable, never a setting."""
+    return [c for c in frame.columns if c.startswith(collect.FINAL) and c not in _RESERVED]
 
 
 def metric_column(runs: pd.DataFrame, metric: str) -> str:
     """The run column `metric` names: itself, or the final value of a logged column (`grad_norm`)."""
     column = METRIC_ALIASES.get(metric, metric)
-    if column not in RANKABLE or column not in runs.columns:
-        choices = [m for m in RANKABLE if m in runs.columns]
+    if column not in RANKABLE and f"{collect.FINAL}{metric}" in runs.columns:  # an extra metric a script logged
+        column = f"{collect.FINAL}{metric}"
+    if column not in RANKABLE and column not in _extra_metrics(runs) or column not in runs.columns:
+        choices = [m for m in RANKABLE if m in runs.columns] + [c[len(collect.FINAL):] for c in _extra_metrics(runs)]
         logged = [a for a, c in METRIC_ALIASES.items() if c in runs.columns]
         raise ConfigError(f"unknown metric {metric!r}; choose one of: {', '.join(choices)}"
                           + (f" (or a logged column: {', '.join(logged)})." if logged else "."))

@@ -36,7 +36,7 @@ def write_parts(run_path: Path, steps: int, final: float, lr: float, part_rows: 
     table = pa.table({
         "step": t, "lr": lr * (1 - t / steps), "loss": loss, "grad_norm": np.full(n, 0.5), "grad_norm_l1": np.full(n, 5.0),
         "eval_loss": pa.array(eval_loss, from_pandas=True), "samples_seen": (t + 1) * 8, "wall_s": (t + 1) * 0.01,
-        "samples_per_s": np.full(n, 800.0)}, schema=metrics.SCHEMA)
+        "samples_per_s": np.full(n, 800.0), "inherited": np.zeros(n, dtype=bool)}, schema=metrics.SCHEMA)
     folder = run_path / store.METRICS
     folder.mkdir(parents=True, exist_ok=True)
     for i, start in enumerate(range(0, n, part_rows)):
