@@ -26,6 +26,7 @@ TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
     "checkpoint_every", "checkpoint_minutes", "share_prefix", "precision", "accumulate", "compile", "log_every",
 )
+OPTIONAL_KEYS = ("lr_mult",)  # a config.yaml of the user's own may omit them
 NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
 
@@ -282,10 +283,10 @@ def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:
-    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS))
+    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS)}, sweep."
+            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS + OPTIONAL_KEYS)}, sweep."
         )
     missing = [k for k in TOP_LEVEL_KEYS if k not in cfg and k != "share_prefix"]  # optional: true by default
     if missing:
@@ -305,7 +306,8 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
     scale = _scale_keys(cfg)
     shape = _without_labels(cfg["schedule"])
-    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
+    optimizer = _scaled(cfg["optimizer"], cfg.get("lr_mult", 1.0))
+    spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -313,7 +315,7 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any],
         "schedule": names.get("schedule", "custom"),
         "budget": cfg["budget"],
         "steps": steps,
-        "lr": cfg["optimizer"].get("lr"),
+        "lr": optimizer.get("lr"),
         "seed": seed,
         "axes": swept,
     }
@@ -346,6 +348,25 @@ def _without_labels(schedule: dict[str, Any]) -> dict[str, Any]:
     if not any(k in schedule for k in schedules.LABEL_KEYS):
         return schedule
     return {k: v for k, v in schedule.items() if k not in schedules.LABEL_KEYS}
+
+
+def _scaled(optimizer: dict[str, Any], scale: Any) -> dict[str, Any]:
+    """The optimizer section with lr = lr * lr_mult (not a param group's lr_scale: this one sets the peak itself).
+
+    A study over several tasks sweeps lr_mult (multipliers of each task's own peak LR, which
+    conf/tuned/TASK_OPTIMIZER.yaml sets) where one absolute LR grid would fit no task. The run's
+    spec and label hold the product, so a scaled run and the same LR given directly are one run. A
+    `rest:` optimizer (e.g. muon's AdamW) is scaled alike: one schedule, one multiplier.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"lr_mult (a multiplier of optimizer.lr) must be a number > 0; got {scale!r}.")
+    lr = optimizer.get("lr")
+    if scale == 1 or isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return optimizer  # optimizers.resolve names a bad lr
+    scaled = {**optimizer, "lr": float(f"{lr * scale:.6g}")}  # 0.1 * 3 is 0.30000000000000004
+    if isinstance(optimizer.get("rest"), dict):
+        scaled["rest"] = _scaled(optimizer["rest"], scale)
+    return scaled
 
 
 def _validate(runs: Iterable[Run], check_imports: bool) -> None:
