@@ -3,7 +3,7 @@ predict every other run (and `--what-if` runs never trained) and compare predict
 
 Runs are read through schedsweep.collect, as `report` does. A run's curve is its logged `lr` column
 (the LR of every step) and its held-out `eval_loss` (the loss after update t, the metric the report
-ranks by); a what-if run's LR comes from schedsweep.schedules at the peak LR of its group.
+ranks by) from 10% of the run on (the initial transient is not a function of the LR area); a what-if run's LR comes from schedsweep.schedules at the peak LR of its group.
 DataFrames out; schedsweep.predict.output renders them.
 """
 
@@ -21,6 +21,7 @@ from schedsweep.predict.fitting import Curve, PredictError, fit
 from schedsweep.predict.laws import Law
 
 COLUMN = "eval_loss"
+TRANSIENT = 0.1  # the first 10% of a run is its initial transient, which no law of the LR area describes: not fitted nor scored
 CURVE_COLUMNS = ["step", "lr", COLUMN]
 
 
@@ -109,7 +110,7 @@ def _curve(frame: pd.DataFrame | None, run_id: str) -> Curve:
     if len(lr) != frame["step"].iloc[-1] + 1 or np.isnan(lr).any():
         raise PredictError(f"run {run_id} has no LR for every step (it logged {len(lr)} rows up to step "
                            f"{frame['step'].iloc[-1]}): a curve needs the LR of every step from step 0.")
-    observed = frame[frame[COLUMN].notna()]
+    observed = frame[frame[COLUMN].notna() & (frame["step"] >= TRANSIENT * len(lr))]
     return Curve(lr, observed["step"].to_numpy(), observed[COLUMN].to_numpy(dtype=np.float64), run_id).checked()
 
 
