@@ -3,9 +3,9 @@
 Over a budget of T steps with the fitted runs' warm-up of W steps (a linear ramp to the peak), the LR
 after the warm-up is non-increasing by construction:
 
-    lr(knot j) = peak * max(0, 1 - sum_{i<=j} relu(u_i) / K),   K knots, linear between knots,
+    lr(knot j) = peak * max(FLOOR, 1 - sum_{i<=j} relu(u_i) / K),   K knots, linear between knots,
 
-and Adam minimises the law's loss at step T-1 over u (starting from linear decay to zero). The result
+and Adam minimises the law's loss at step T-1 over u (starting from linear decay to the floor, 1% of the peak). The result
 is written as a `piecewise` schedule over the budget fraction, like `schedsweep refine`'s.
 """
 
@@ -23,6 +23,7 @@ from schedsweep.predict.laws import Law, loss_at
 KNOTS = 200  # free LR values after the warm-up: the YAML's resolution
 STEPS = 400  # Adam steps
 ADAM_LR = 0.05
+FLOOR = 0.01  # lowest LR / peak: the laws' derivative in the LR is singular at 0 (lr^-gamma), which stalls Adam
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def optimize(law: Law, peak: float, steps: int, warmup: float) -> Optimized:
     scaled = peak / law.scale
 
     def schedule(u: torch.Tensor) -> torch.Tensor:
-        level = (1 - torch.cumsum(torch.relu(u), 0) / (knots - 1)).clamp(min=0)
+        level = (1 - torch.cumsum(torch.relu(u), 0) / (knots - 1)).clamp(min=FLOOR)
         after = level[left] * (1 - frac) + level[left + 1] * frac
         return torch.cat([ramp, after])
 
