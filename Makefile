@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test cluster browser bench clean
+.PHONY: setup demo test test-no-accounting cluster browser bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,8 +21,17 @@ demo: setup
 
 test: setup cluster browser
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-no-accounting
 
-# The real one-node Slurm cluster that the `slurm` tests use (root: it installs packages and starts daemons).
+# The slurm tests again on a cluster without accounting (no slurmdbd: sacct fails, as on many clusters),
+# then the cluster back as it was.
+test-no-accounting: setup
+	@if [ "$$(id -u)" = 0 ]; then \
+		bash tests/slurm/cluster.sh start --no-accounting && \
+		$(BIN)/python -m pytest -q -m slurm; rc=$$?; bash tests/slurm/cluster.sh start; exit $$rc; \
+	else echo "make: not root, so no test cluster: the slurm tests will skip"; fi
+
+# The real two-node Slurm cluster (on this host) that the `slurm` tests use (root: it installs packages and starts daemons).
 cluster:
 	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm/cluster.sh start; \
 	else echo "make: not root, so no test cluster: the slurm tests will skip"; fi

@@ -6,6 +6,11 @@ Every task of an array shares its sbatch parameters, so runs are grouped by thei
 chunks. What is submitted is `schedsweep.train.main(run_dir)` by reference: the worker reads its
 run from disk, no user object is pickled. Job ids go to jobs.jsonl in the sweep folder; status
 comes from the run folders first, then from one squeue and one sacct call per refresh.
+
+Clusters without accounting (sacct absent or failing) are first-class: a job that squeue no longer
+shows has left the queue, and its run, if it wrote no final status, is interrupted (it holds a
+checkpoint) or failed. Every Slurm command goes through `_run`, which retries transient errors
+(controller timeouts, refused connections) with exponential backoff.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,11 @@ from schedsweep import store
 from schedsweep.errors import ConfigError, SchedsweepError
 
 JOBS = "jobs.jsonl"
+GONE = "LEFT_QUEUE"  # not in squeue, and sacct did not say how it ended (no accounting)
+TRANSIENT = ("timed out", "unable to contact", "connection refused", "temporarily unavailable", "try again",
+             "communication", "socket")
+RETRIES = 4
+BACKOFF_S = 0.5
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED"}
 
 
@@ -133,7 +144,10 @@ def latest_jobs(sweep_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def states(job_ids: Iterable[str]) -> dict[str, str]:
-    """Slurm state of each job id ("123_4" for array tasks): one squeue call, one sacct call."""
+    """Slurm state of each job id ("123_4" for array tasks): one squeue call, one sacct call.
+
+    squeue is the truth for jobs in the queue; sacct names how the others ended. A job in neither
+    (no accounting, or sacct failing) has left the queue: GONE."""
     ids = sorted(set(job_ids))
     if not ids:
         return {}
@@ -144,14 +158,32 @@ def states(job_ids: Iterable[str]) -> dict[str, str]:
         for line in text.splitlines():
             job, _, state = line.partition("|")
             for task in expand(job):
-                found[task] = state.split()[0] if state else "UNKNOWN"  # "CANCELLED by 0" -> CANCELLED
+                found[task] = state.split()[0] if state else GONE  # "CANCELLED by 0" -> CANCELLED
     except SubmissionError:
-        pass  # no accounting: squeue alone tells pending/running, a vanished job counts as ended
+        pass  # no accounting: squeue alone tells pending/running, a vanished job has ended
+    found |= _squeue(arrays_)
+    return {i: found.get(i, GONE) for i in ids}
+
+
+def queued(job_ids: Iterable[str]) -> set[str] | None:
+    """The jobs among `job_ids` that are pending or running; None when squeue cannot answer."""
+    ids = set(job_ids)
+    try:
+        shown = _squeue(sorted({i.split("_")[0] for i in ids}))
+    except SubmissionError:
+        return None
+    return {job for job, state in shown.items() if job in ids and state in ACTIVE}
+
+
+def _squeue(arrays_: list[str]) -> dict[str, str]:
+    if not arrays_:
+        return {}
     text = _run(["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(arrays_)], ok_codes=(0, 1))
+    found = {}
     for line in text.splitlines():
         job, _, state = line.partition(" ")
         found[job] = state.strip()
-    return {i: found.get(i, "UNKNOWN") for i in ids}
+    return found
 
 
 def expand(job: str) -> list[str]:
@@ -174,21 +206,36 @@ def active_runs(sweep_dir: Path) -> dict[str, str]:
 
 
 def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
-    """A run whose job ended without a final status (OOM, scancel, node failure) is failed, never waited on."""
+    """A run whose job left the queue without a final status (OOM, scancel, node failure) is never
+    waited on: it is interrupted when it holds a checkpoint (the next launch resumes it), else failed.
+    A run that another writer has claimed meanwhile is left alone."""
+    from schedsweep import checkpoint, claims
+
     jobs = latest_jobs(sweep_dir)
     unfinished = [r["id"] for r in records if r["id"] in jobs
-                  and store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL]
+                  and store.read_status(store.run_dir(sweep_dir, r["id"])).status in ("pending", "running", "requeued")]
     current = states(jobs[r]["job"] for r in unfinished)
+    queued_now = {job for job, state in current.items() if state in ACTIVE}
     for run_id in unfinished:
-        state = current.get(jobs[run_id]["job"], "UNKNOWN")
-        if state in ACTIVE or state == "UNKNOWN":
+        job = jobs[run_id]["job"]
+        state = current.get(job, GONE)
+        if state in ACTIVE:
             continue
         path = store.run_dir(sweep_dir, run_id)
+        claim = claims.read(path)
+        if claim is not None and claim.job != job and not claims.gone(claim, queued_now if claim.job else None):
+            continue  # trained by another writer (a local launch, `schedsweep run`)
         status = store.read_status(path)  # read again: the job may have finished its status since
-        if status.status not in store.TERMINAL:
+        if status.status in store.TERMINAL:
+            continue
+        how = f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
+        if (path / checkpoint.FILE).exists():
+            store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, requeues=status.requeues,
+                                                     error=f"Slurm job {job} {how}; the next launch resumes it from its checkpoint"))
+        else:
             store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
-                f"Slurm job {jobs[run_id]['job']} ended as {state} without a result "
-                f"(logs: {sweep_dir / store.SUBMITIT}); relaunch with --retry-failed to resume it")))
+                f"Slurm job {job} {how} without a result (logs: {sweep_dir / store.SUBMITIT}); "
+                "relaunch with --retry-failed to run it again")))
 
 
 def cancel(sweep_dir: Path) -> list[str]:
@@ -214,13 +261,27 @@ def check_executor(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"executor.{key} must be a mapping; got {cfg.get(key)!r}.")
 
 
-def _run(cmd: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise SubmissionError(f"'{cmd[0]}' is not installed here: executor=slurm needs the Slurm client commands.") from None
-    except subprocess.TimeoutExpired:
-        raise SubmissionError(f"'{' '.join(cmd)}' did not answer within 60 s.") from None
-    if proc.returncode not in ok_codes:
-        raise SubmissionError(f"'{' '.join(cmd)}' failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
+def _run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIES) -> str:
+    """stdout of a Slurm command; transient failures (see TRANSIENT, timeouts) are retried with
+    exponential backoff (BACKOFF_S, x2 each time), anything else raises SubmissionError at once."""
+    for attempt in range(retries + 1):
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise SubmissionError(f"'{cmd[0]}' is not installed here: executor=slurm needs the Slurm client commands.") from None
+        except subprocess.TimeoutExpired:
+            error, transient = "did not answer within 60 s", True
+        else:
+            error = proc.stderr.strip() or proc.stdout.strip()
+            if proc.returncode in ok_codes and not (proc.returncode and _transient(error)):
+                return proc.stdout
+            transient = _transient(error)
+        if not transient or attempt == retries:
+            tries = f" ({attempt + 1} tries)" if attempt else ""
+            raise SubmissionError(f"'{' '.join(cmd)}' failed{tries}: {error}")
+        time.sleep(BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _transient(error: str) -> bool:
+    return any(phrase in error.lower() for phrase in TRANSIENT)

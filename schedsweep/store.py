@@ -8,8 +8,10 @@
       .submitit/          executor logs (stdout/stderr of every job)
       runs/<run_id>/
         run.json          the run record; the worker reads only this
-        status.json       running | requeued | done | failed | diverged, with the run's summary numbers
-        checkpoint.pt     while the run is unfinished: model, optimizer, step, RNG states
+        claim.json        while a process trains the run: host, pid, Slurm job id, start, heartbeat
+        claims.jsonl      one line per claim ever taken (who trained this run, and how often)
+        status.json       running | requeued | interrupted | done | failed | diverged, with summary numbers
+        checkpoint.pt     until the run is done or diverged: model, optimizer, step, RNG states
         metrics/part-NNNNN.parquet   per-step metrics (schema in schedsweep.metrics)
 
 A run folder without status.json is pending. Every file is written under a temporary name and
@@ -38,13 +40,32 @@ METRICS = "metrics"
 SUBMITIT = ".submitit"
 
 TERMINAL = ("done", "failed", "diverged")
-STATES = ("pending", "running", "requeued", *TERMINAL)  # requeued: stopped at a checkpoint, to be resumed
+# requeued: stopped at a checkpoint, its Slurm job requeued; interrupted: its writer is gone (killed, or
+# stopped by a signal), the next launch resumes it from its checkpoint.
+STATES = ("pending", "running", "requeued", "interrupted", *TERMINAL)
+UNFINISHED = ("pending", "running", "requeued", "interrupted")
+
+
+def umask() -> int:
+    """This process's umask, read without changing it (os.umask can only set it, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write `path` under a temporary name, then rename it into place; its mode follows the umask
+    (mkstemp alone makes 0600: teammates could not read a shared sweep folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

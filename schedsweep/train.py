@@ -4,10 +4,14 @@
 with a path string, the sbatch template and the debug executor call it directly. It never raises:
 a crash is a `failed` status with the traceback, a non-finite loss is `diverged`.
 
+One writer per run: main() first takes the run's claim (schedsweep.claims); when another live
+process holds it, main() leaves the run alone and returns BUSY.
+
 Interruptions: a signal (SIGUSR2 before the Slurm time limit or at preemption, SIGTERM at requeue
-or cancel) only sets a flag; the loop checks it at the next step boundary (all ranks agree),
-writes a checkpoint, flushes the metrics and stops; on SIGUSR2 under Slurm it requeues its own job.
-Periodic checkpoints bound what a hard kill loses. A run that finds a checkpoint resumes from it.
+or cancel, SIGINT from Ctrl-C) only sets a flag; the loop checks it at the next step boundary (all
+ranks agree), writes a checkpoint, flushes the metrics and stops; on SIGUSR2 under Slurm it requeues
+its own job; outside Slurm the run is `interrupted` and the next launch resumes it. Periodic
+checkpoints bound what a hard kill loses. A run that finds a checkpoint resumes from it.
 """
 
 from __future__ import annotations
@@ -19,17 +23,23 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from schedsweep import checkpoint, distributed, optimizers, schedules, store, tasks
+from schedsweep import checkpoint, claims, distributed, optimizers, schedules, store, tasks
 from schedsweep.distributed import Dist
 from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
+
+
+BUSY = claims.BUSY
+SIGNALS = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)  # SIGINT: Ctrl-C, and submitit's local cancel
 
 
 class StopFlag:
@@ -46,7 +56,7 @@ class StopFlag:
 def stop_on_signals() -> Iterator[StopFlag]:
     flag = StopFlag()
     previous = {}
-    for sig in (signal.SIGUSR2, signal.SIGTERM):
+    for sig in SIGNALS:
         try:
             previous[sig] = signal.signal(sig, flag)
         except ValueError:  # not the main thread: nobody can signal this run
@@ -59,12 +69,40 @@ def stop_on_signals() -> Iterator[StopFlag]:
 
 
 def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str:
-    """Train (or resume) the run in `run_dir` and return its status."""
+    """Claim, train (or resume) the run in `run_dir` and return its status; BUSY, touching nothing,
+    when another live process holds the run's claim (see schedsweep.claims)."""
     path = Path(run_dir)
-    record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
     if threads:
         torch.set_num_threads(threads)
+    with stop_on_signals() as stop:  # from the start: a signal before the first step still checkpoints cleanly
+        return _claimed(path, max_requeues, stop)
+
+
+def _claimed(path: Path, max_requeues: int, stop: StopFlag) -> str:
     dist = distributed.setup()
+    claim, holder = claims.acquire(path) if dist.main else (None, None)
+    if dist.any(dist.main and claim is None):  # every rank leaves together
+        if holder is not None:
+            where = f"Slurm job {holder.job}" if holder.job else f"{holder.host} pid {holder.pid}"
+            print(f"run {path.name} is being trained by {where} (since {holder.start}); left alone", file=sys.stderr)
+        distributed.teardown(dist)
+        return store.read_status(path).status if dist.main and holder is None else BUSY  # done by an earlier writer
+    status = None
+    try:
+        with claims.heartbeat(path, claim) if claim is not None else nullcontext():
+            status = _attempt(path, dist, max_requeues, stop)
+    finally:
+        # A requeued Slurm job keeps its claim: the same job id takes it back when it restarts.
+        if claim is not None and not (status is not None and status.status == "requeued"):
+            claims.release(path, claim)
+    distributed.teardown(dist)
+    return status.status
+
+
+def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store.RunStatus:
+    """One attempt at the claimed run: resume from its checkpoint if any, write its status at the end.
+    Only `done` and `diverged` remove the checkpoint: a failed run resumes with --retry-failed."""
+    record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
     state = checkpoint.load(path)
     writer = None
     if dist.main:
@@ -75,22 +113,38 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str
             truncate_parts(path / store.METRICS, state["parts"])
         writer = MetricsWriter(path / store.METRICS)
     start = time.perf_counter()
-    with stop_on_signals() as stop:
-        try:
-            status = train(record, path, dist, writer, state, stop)
-        except Exception:
-            status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
-        finally:
-            if writer is not None:
-                writer.flush()
+    try:
+        status = train(record, path, dist, writer, state, stop)
+    except Exception:
+        status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
+        if not dist.main:  # rank 0 writes the status: leave it this rank's reason
+            store.atomic_write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
+    finally:
+        if writer is not None:
+            writer.flush()
     if dist.main:
-        if status.status == "requeued" and stop.signal == signal.SIGUSR2:
-            status = _requeue(status, max_requeues)
+        if status.status == "requeued":
+            if stop.signal == signal.SIGUSR2:
+                status = _requeue(status, max_requeues)
+            elif not claims.slurm_job():  # Slurm requeues after SIGTERM itself; elsewhere the next launch resumes
+                status = replace(status, status="interrupted", error=f"stopped by {signal.Signals(stop.signal).name} "
+                                 f"at step {status.steps_done}; the next launch resumes it from its checkpoint")
+        if status.status == "failed" and dist.world > 1:
+            status = replace(status, error=(status.error or "") + _rank_errors(path))
         store.write_status(path, status)
-        if status.status in store.TERMINAL:
+        if status.status in ("done", "diverged"):
             checkpoint.remove(path)
-    distributed.teardown(dist)
-    return status.status
+    return status
+
+
+def _rank_errors(path: Path) -> str:
+    """The other ranks' errors (a rank that raises ends its process, so every other rank's next
+    collective fails at once instead of waiting: the whole run stops as failed)."""
+    time.sleep(0.5)  # the failing rank writes its reason before its process ends
+    texts = [f"\n{p.stem.split('.')[-1]}: {p.read_text(encoding='utf-8')}" for p in sorted(path.glob("error.rank*.txt"))]
+    for p in path.glob("error.rank*.txt"):
+        p.unlink()
+    return "".join(texts)
 
 
 def train(
@@ -197,12 +251,12 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
     if not job:
         return status  # not under Slurm: relaunching the sweep resumes it
     if status.requeues > max_requeues:
-        return store.RunStatus("failed", steps_done=status.steps_done, wall_s=status.wall_s, requeues=status.requeues,
-                               error=f"stopped by the time limit or preemption {status.requeues} times "
-                                     f"(executor.max_requeues={max_requeues}); relaunch to resume from its checkpoint")
+        return replace(status, status="failed", error=f"stopped by the time limit or preemption {status.requeues} times "
+                       f"(executor.max_requeues={max_requeues}); relaunch with --retry-failed to resume from its checkpoint")
     proc = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
     if proc.returncode != 0:
-        return store.RunStatus("failed", steps_done=status.steps_done, error=f"scontrol requeue {job}: {proc.stderr.strip()}")
+        return replace(status, status="failed", error=f"scontrol requeue {job}: {proc.stderr.strip()}; "
+                       "relaunch with --retry-failed to resume from its checkpoint")
     return status
 
 

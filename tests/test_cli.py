@@ -24,11 +24,17 @@ TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", 
 class FlakyTask:
     """A user's own task (the protocol in schedsweep.tasks), defined here and swept by import path.
 
-    It raises while the file named by `fail_if` exists, so a test can make a run fail for real.
+    It raises while the file named by `fail_if` exists, so a test can make a run fail for real: from
+    its `fail_after`-th training step of this process on, and only on rank `fail_rank` (all ranks if < 0).
     """
 
-    def __init__(self, seed: int, width: int = 8, fail_if: str = "") -> None:
-        self.seed, self.width, self.fail_if = seed, width, fail_if
+    def __init__(self, seed: int, width: int = 8, fail_if: str = "", fail_after: int = 0, fail_rank: int = -1,
+                 log_to: str = "") -> None:
+        self.seed, self.width, self.fail_if, self.fail_after, self.fail_rank = seed, width, fail_if, fail_after, fail_rank
+        self.calls = 0
+        if log_to:  # one line per attempt at training a run (train builds the task once per attempt)
+            with open(log_to, "a") as f:
+                f.write(f"{seed} {os.getpid()}\n")
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(64, 4, generator=g)
         self.y = self.x @ torch.randn(4, 1, generator=g)
@@ -43,8 +49,10 @@ class FlakyTask:
             yield self.x[idx], self.y[idx]
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        if self.fail_if and Path(self.fail_if).exists():
-            raise RuntimeError("FlakyTask was told to fail")
+        self.calls += 1
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        if self.fail_if and Path(self.fail_if).exists() and self.calls > self.fail_after and self.fail_rank in (-1, rank):
+            raise RuntimeError(f"FlakyTask was told to fail (rank {rank})")
         x, y = batch
         return torch.nn.functional.mse_loss(model(x), y)
 
@@ -233,6 +241,8 @@ def test_a_killed_run_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> Non
     os.kill(store.read_status(run).pid, signal.SIGKILL)
     _wait_for(lambda: not _pid_alive(store.read_status(run).pid), 10, "the run's process to die")
     assert store.read_status(run).status == "running"  # stale: nobody will finish it
+    shown = cli("status", str(sweep), cwd=tmp_path).stdout
+    assert "interrupted 1" in shown and "running 0" in shown  # its writer is gone: not running forever
 
     relaunch = cli(*args, "--name", "killed", cwd=tmp_path)
     assert "1 to run" in relaunch.stdout

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# A real one-node Slurm cluster on this host, for schedsweep's tests: start | stop | status.
+# A real Slurm test cluster on this host, for schedsweep's tests:
+#   start [--nodes N] [--no-accounting] | stop | status
 #
 # Installs Debian's packages if missing (slurmctld slurmd slurm-client munge slurmdbd mariadb-server),
-# writes /etc/slurm/slurm.conf for this host (its real CPUs and memory, one default partition,
-# accounting through slurmdbd + mariadb so that sacct, and so submitit, can see every job), then
-# starts munged -> mariadbd -> slurmdbd -> slurmctld -> slurmd directly (no systemd), each waited
-# for, and returns when the node is idle and sacct answers. Idempotent: running daemons are kept.
-# `stop` ends only the daemons this script started (by their pid files under $STATE).
-# Needs root. Environment: SCHEDSWEEP_SLURM_STATE (default /var/tmp/schedsweep-slurm),
-# MAX_ARRAY_SIZE (default 16: low, so tests see arrays cut into chunks).
+# writes /etc/slurm/slurm.conf for this host: N nodes (default 2: node1..nodeN, one slurmd each on
+# this host, so multi-node jobs run for real), each declaring the host's real CPUs and memory, one
+# default partition; with accounting (default) through slurmdbd + mariadb so that sacct, and so
+# submitit, can see every job, or without it (--no-accounting: sacct then fails, as on clusters that
+# have no accounting). Starts munged -> mariadbd -> slurmdbd -> slurmctld -> slurmd(s) directly (no
+# systemd), each waited for, and returns when every node is idle (and sacct answers, with
+# accounting). Idempotent: running daemons are kept when the mode (nodes, accounting) is unchanged;
+# a different mode restarts the cluster. `stop` ends only the daemons this script started (by their
+# pid files under $STATE). Needs root. Environment: SCHEDSWEEP_SLURM_STATE (default
+# /var/tmp/schedsweep-slurm), MAX_ARRAY_SIZE (default 16: low, so tests see arrays cut into chunks).
 set -euo pipefail
 
 STATE=${SCHEDSWEEP_SLURM_STATE:-/var/tmp/schedsweep-slurm}
 MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-16}
 HOST=$(hostname -s)
 LOG=$STATE/log
+NODES=2
+ACCOUNTING=1
 PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 
 say() { printf 'cluster.sh: %s\n' "$*" >&2; }
@@ -57,18 +63,23 @@ write_config() {
   cpus=$(nproc)
   mem_mb=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024))  # leave 1 GiB to the host
   mkdir -p /etc/slurm "$STATE"/{ctld,spool,log}
+  local accounting="AccountingStorageType=accounting_storage/none"
+  if ((ACCOUNTING)); then
+    accounting="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1"
+  fi
   cat >/etc/slurm/slurm.conf <<EOF
-# Written by schedsweep's tests/slurm/cluster.sh: a one-node test cluster.
+# Written by schedsweep's tests/slurm/cluster.sh: a test cluster of $NODES node(s) on one host.
 ClusterName=schedsweep
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 StateSaveLocation=$STATE/ctld
-SlurmdSpoolDir=$STATE/spool
+SlurmdSpoolDir=$STATE/spool/%n
 SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd.pid
+SlurmdPidFile=$STATE/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -81,12 +92,11 @@ AuthInfo=cred_expire=5
 KillWait=5
 MaxArraySize=$MAX_ARRAY_SIZE
 ReturnToService=2
-AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
+$accounting
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG/jobcomp.txt
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=node[1-$NODES] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001-$((17000 + NODES)) CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   cat >/etc/slurm/slurmdbd.conf <<EOF
@@ -103,6 +113,11 @@ PidFile=$STATE/slurmdbd.pid
 LogFile=$LOG/slurmdbd.log
 EOF
   chmod 600 /etc/slurm/slurmdbd.conf
+  # srun and torch.distributed's MASTER_ADDR look node names up.
+  local k
+  for k in $(seq "$NODES"); do
+    grep -qE "^127\.0\.0\.1[[:space:]]+node$k\$" /etc/hosts || echo "127.0.0.1 node$k" >>/etc/hosts
+  done
 }
 
 start_munge() {
@@ -126,6 +141,7 @@ start_mariadb() {
   cp /run/mysqld/schedsweep.pid "$STATE/mariadb.pid"  # mariadbd runs as mysql and cannot write $STATE
   mariadb -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
     CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm';
+    ALTER USER 'slurm'@'localhost' IDENTIFIED BY 'slurm';
     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
 }
 
@@ -136,42 +152,75 @@ start_daemon() {  # start_daemon NAME PIDFILE COMMAND...
   "$@" >>"$LOG/$name.out" 2>&1
 }
 
-node_idle() { [[ $(sinfo -h -n "$HOST" -o %t 2>/dev/null) =~ ^(idle|mix|alloc) ]]; }
+nodes_idle() {  # every node answers and is idle (or busy): none down, drained or unknown
+  local states
+  states=$(sinfo -h -N -o %t 2>/dev/null) || return 1
+  [[ $(grep -cE '^(idle|mix|alloc)' <<<"$states") == "$NODES" ]]
+}
+
+mode() { echo "nodes=$NODES accounting=$ACCOUNTING"; }
 
 start() {
-  local t0=$SECONDS
+  local t0=$SECONDS k
   [[ $(id -u) == 0 ]] || { say "needs root"; exit 1; }
+  if alive "$STATE/slurmctld.pid" && [[ $(cat "$STATE/mode" 2>/dev/null) != "$(mode)" ]]; then
+    say "running as '$(cat "$STATE/mode" 2>/dev/null)'; restarting as '$(mode)'"
+    stop_slurm
+    rm -rf "$STATE/ctld"  # node names may have changed: start from an empty controller state
+  fi
   install_packages
   write_config
+  echo "$(mode)" >"$STATE/mode"
   start_munge
-  start_mariadb
-  start_daemon slurmdbd "$STATE/slurmdbd.pid" /usr/sbin/slurmdbd
-  wait_for 30 slurmdbd bash -c 'exec 3<>/dev/tcp/127.0.0.1/6819'
+  if ((ACCOUNTING)); then
+    start_mariadb
+    start_daemon slurmdbd "$STATE/slurmdbd.pid" /usr/sbin/slurmdbd
+    wait_for 30 slurmdbd bash -c 'exec 3<>/dev/tcp/127.0.0.1/6819'
+  fi
   start_daemon slurmctld "$STATE/slurmctld.pid" /usr/sbin/slurmctld
   wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
-  start_daemon slurmd "$STATE/slurmd.pid" /usr/sbin/slurmd
-  wait_for 60 "node $HOST idle" node_idle
-  wait_for 30 sacct sacct -n -X -S now
-  say "up in $((SECONDS - t0)) s: $(sinfo -h -o '%P %D %c %m %t' | head -1); MaxArraySize=$MAX_ARRAY_SIZE"
+  for k in $(seq "$NODES"); do
+    start_daemon "slurmd-node$k" "$STATE/slurmd-node$k.pid" /usr/sbin/slurmd -N "node$k"
+  done
+  wait_for 60 "$NODES node(s) idle" nodes_idle
+  if ((ACCOUNTING)); then wait_for 30 sacct sacct -n -X -S now; fi
+  say "up in $((SECONDS - t0)) s: $(sinfo -h -o '%P %D %c %m %t' | head -1); $(mode); MaxArraySize=$MAX_ARRAY_SIZE"
+}
+
+slurm_daemons() {  # the pid-file names of the Slurm daemons this script may have started
+  local f
+  for f in "$STATE"/slurmd-*.pid; do [[ -e $f ]] && basename "$f" .pid; done
+  echo slurmctld slurmdbd
+}
+
+stop_slurm() {
+  local name
+  for name in $(slurm_daemons); do stop_daemon "$name"; done
+}
+
+stop_daemon() {
+  local pidfile=$STATE/$1.pid
+  if alive "$pidfile"; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    for _ in $(seq 50); do alive "$pidfile" || break; sleep 0.2; done
+    alive "$pidfile" && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
 }
 
 stop() {
-  local name pidfile
-  for name in slurmd slurmctld slurmdbd mariadb munged; do
-    pidfile=$STATE/$name.pid
-    if alive "$pidfile"; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
-      for _ in $(seq 50); do alive "$pidfile" || break; sleep 0.2; done
-      alive "$pidfile" && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
+  local name
+  for name in $(slurm_daemons) mariadb munged; do
+    stop_daemon "$name"
   done
+  rm -f "$STATE/mode"
   say "stopped"
 }
 
 status() {
   local name rc=0
-  for name in munged mariadb slurmdbd slurmctld slurmd; do
+  echo "mode: $(cat "$STATE/mode" 2>/dev/null || echo none)"
+  for name in munged $( ((ACCOUNTING)) && echo mariadb slurmdbd) slurmctld $(cd "$STATE" 2>/dev/null && ls slurmd-*.pid 2>/dev/null | sed 's/\.pid$//'); do
     if alive "$STATE/$name.pid"; then echo "$name: running (pid $(cat "$STATE/$name.pid"))"; else echo "$name: stopped"; rc=1; fi
   done
   ((rc == 0)) && sinfo -h -o '%P %D %c %m %t'
@@ -179,8 +228,19 @@ status() {
 }
 
 case ${1:-} in
-  start) start ;;
+  start)
+    shift
+    while (($#)); do
+      case $1 in
+        --nodes) NODES=${2:?--nodes needs a number}; shift 2 ;;
+        --nodes=*) NODES=${1#--nodes=}; shift ;;
+        --no-accounting) ACCOUNTING=0; shift ;;
+        *) echo "usage: $0 start [--nodes N] [--no-accounting]" >&2; exit 2 ;;
+      esac
+    done
+    [[ $NODES =~ ^[1-9][0-9]?$ ]] || { echo "--nodes must be 1..99, got '$NODES'" >&2; exit 2; }
+    start ;;
   stop) stop ;;
-  status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  status) [[ $(cat "$STATE/mode" 2>/dev/null) == *accounting=0* ]] && ACCOUNTING=0; status ;;
+  *) echo "usage: $0 start [--nodes N] [--no-accounting] | stop | status" >&2; exit 2 ;;
 esac
