@@ -11,7 +11,8 @@ a logit), from a few starts:
 The Multi-Power Law's exponents beta and gamma carry a Gaussian prior in log space (centre 0.6, width 0.03;
 the paper's fits give 0.58-0.60 and 0.63-0.66 from 25M to 400M parameters): two or three runs do not
 determine them, and left free they fit the training curves better and predict the published test curves
-worse (25M: mean relative error 0.00137 free, 0.00119 with the prior).
+worse (25M: mean relative error 0.00137 free, 0.00121 with the prior, both measured with the warm-up in the
+sum; 0.00119 now).
 torch autograd is already a dependency; scipy would only add a second L-BFGS.
 """
 
