@@ -83,7 +83,7 @@ def test_the_optimised_schedule_is_written_and_launches(sweep: Path) -> None:
     (["--law", "chinchilla"], "not one of: mpl, tissue"),
     (["--optimize"], "--name NAME"),
     (["budget=1.0"], "selections follow --what-if"),
-    (["--fit", "schedule=constant"], "too few runs or points"),
+    (["--fit", "schedule=constant", "--fit", "budget=1.0"], "too few runs or points"),
 ])
 def test_bad_input_is_one_message_and_exit_2(sweep: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["predict", str(sweep), *args])
