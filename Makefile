@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,integrations]"
 	touch $@
 
 demo: setup
@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/plan_speed.py
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/python benchmarks/local_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -112,7 +112,8 @@ def rewrite(path: Path, new: list[pa.Table], drop: set[str]) -> None:
     if not blocks:
         path.unlink(missing_ok=True)
         return
-    write_table(pa.concat_tables([blocks[k] for k in sorted(blocks)]), path)
+    # promote: runs that logged different extra metrics share a chunk, with nulls where a run has none
+    write_table(pa.concat_tables([blocks[k] for k in sorted(blocks)], promote_options="default"), path)
 
 
 def remove_unused(folder: Path, used: set[str]) -> None:

@@ -4,6 +4,7 @@ so `schedsweep --help` stays instant; expected failures print one paragraph and 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -23,8 +24,19 @@ app = typer.Typer(
 )
 schedules_app = typer.Typer(help="List and inspect the schedules in conf/schedule/.", no_args_is_help=True)
 app.add_typer(schedules_app, name="schedules")
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr. Off a terminal (a pipe, a file) rich would wrap every line and table
+    cell at 80 columns; there rows print at full width instead (COLUMNS, when set, still decides)."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 10_000  # wider than any table: each row stays one line
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigDir = typer.Option(None, "--config-dir", help="Your own conf tree, searched before the built-in one.")
@@ -65,9 +77,10 @@ def launch(
 
     if name is not None and (not name or "/" in name or name.startswith(".")):
         raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
-    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
+    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
     settings = executors.check(dict(plan.executor))
     views.print_plan(out, plan, dry_run)
+    views.print_sharing(out, plan, dry_run)
     if dry_run:
         return
     sweep, prepared = _create(plan, results, retry_failed)
@@ -90,8 +103,11 @@ def launch(
 
 
 def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
+    from schedsweep.settings import added_settings
     from schedsweep.sweep import Sweep
 
+    if differ := added_settings(results / plan.name, plan.runs):
+        out.print(f"this launch adds runs that differ in: {', '.join(differ)} (the report ranks each value apart)")
     sweep, prepared = Sweep.create(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
     out.print(
@@ -115,13 +131,13 @@ def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
             return None
-        with views.progress_bar(err) as update:
+        with views.progress_bar(err, sweep.path) as update:
             return sweep.follow(update)
     if wait is False:
         pid = sweep.spawn()
         out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep.path}")
         return None
-    with views.progress_bar(err) as update:
+    with views.progress_bar(err, sweep.path) as update:
         return sweep.launch(settings, progress=update)
 
 

@@ -68,6 +68,7 @@ def report(
     from schedsweep import study
 
     rep.notes.extend(study.source_notes(sweep))
+    rep.notes.extend(collecting.sharing_notes(result.summary))
     if fmt is None:
         for section in render.report_sections(rep):
             out.print(render.rich_table(section))

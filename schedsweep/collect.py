@@ -1,9 +1,12 @@
 """Collect: every run's metric parts merged into one sweep-level dataset, plus one summary row per run.
 
     results/<sweep>/collected/
-      summary.parquet            one row per planned run (plan order): run_id, every axis value,
+      summary.parquet            one row per planned run (plan order): run_id, every setting key,
                                  status, final and best eval loss, last-k train loss, steps done,
                                  wall time, GPU-hours, samples seen, the last value of every column
+                                 (also of the extra metrics a script logged: final_<name>); for a
+                                 branch (schedsweep.branching) the run it forked from, the step, and
+                                 the steps and seconds it trained itself
       metrics/chunk-NNNNN.parquet  every run's per-step rows with a run_id column, sorted by
                                  (run_id, step) (schedsweep.chunks)
 
@@ -34,24 +37,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schedsweep import chunks, metrics, store
+from schedsweep import chunks, metrics, settings, store
 from schedsweep.errors import ResultsError
 
 COLLECTED = "collected"
 SUMMARY = "summary.parquet"
 CHUNKS = "metrics"
 LAST_K = 20  # steps averaged for train_loss_last_k (fewer when a run has fewer)
-VERSION = 1
+VERSION = 2  # 2: branch_of, branch_step, steps_trained, wall_s_trained
 
 LABELS = ("task", "optimizer", "schedule", "budget", "steps", "lr", "seed")
 REQUIRED_LABELS = ("task", "optimizer", "schedule", "budget", "steps")
-# Swept keys that do not define a setting: compared (schedule, budget), tuned (optimizer.lr),
-# aggregated (seed), or already a label column (task, optimizer).
-NOT_SETTING = frozenset({"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})
 FINAL_OF = ("lr", "grad_norm", "grad_norm_l1", "samples_per_s")  # last logged value -> final_<column>
+FINAL = "final_"  # also the prefix of an extra metric's last value (a script's `accuracy` -> final_accuracy)
 MEASURES = (
     "status", "error", "steps_done", "final_eval_loss", "final_loss", "best_eval_loss", "train_loss_last_k",
     "wall_s", "gpus", "gpu_hours", "samples_seen", *(f"final_{c}" for c in FINAL_OF), "n_rows",
+    *("branch_of", "branch_step", "steps_trained", "wall_s_trained"),  # shared prefixes: see _branch
 )
 BOOKKEEPING = ("problem", "chunk", "fingerprint")  # problem: why a run's files could not be read
 RESERVED = frozenset({"id", "run_id", *LABELS, *MEASURES, *BOOKKEEPING})
@@ -155,8 +157,15 @@ def read_rows(sweep_dir: Path, summary: pd.DataFrame, run_ids: list[str], column
 
 
 def label_frame(records: list[dict[str, Any]], plan_path: Path) -> pd.DataFrame:
-    """One row per plan record: run_id, the label columns, one column per extra swept key (object dtype)."""
-    extras = extra_keys(records)
+    """One row per plan record: run_id, the label columns, one column per setting key (object dtype).
+
+    A schedule label whose runs differ in a schedule key names them: "cosine (final=0.1)".
+    """
+    meanings = [settings.meaning_of(r) for r in records]
+    # A key that would shadow a report column keeps its own name under an "axes." prefix.
+    keys = settings.differing(records, meanings)
+    extras = {k: f"axes.{k}" if k in RESERVED or k.startswith("_") else k for k in keys}
+    variants = settings.schedule_variants(records, meanings, keys)
     rows: list[dict[str, Any]] = []
     for lineno, record in enumerate(records, 1):
         labels = record.get("labels") or {}
@@ -166,9 +175,10 @@ def label_frame(records: list[dict[str, Any]], plan_path: Path) -> pd.DataFrame:
                 f"'{plan_path}' line {lineno} lacks {', '.join(lacking)}: it was not written by "
                 "'schedsweep launch'. Re-plan the sweep to report on it."
             )
-        axes = labels.get("axes") or {}
+        meaning = meanings[lineno - 1]
         rows.append({"run_id": record["id"], **{k: labels.get(k) for k in LABELS},
-                     **{column: hashable(axes.get(key)) for key, column in extras.items()}})
+                     "schedule": settings.schedule_name(record, meaning, variants.get(labels.get("schedule"), [])),
+                     **{column: hashable(settings.shown(record, meaning, key)) for key, column in extras.items()}})
     columns = ["run_id", *LABELS, *extras.values()]
     frame = pd.DataFrame(rows, columns=columns)
     # Axis values stay as given (object dtype): pandas would read [0.25, 500] as floats, turning
@@ -178,19 +188,8 @@ def label_frame(records: list[dict[str, Any]], plan_path: Path) -> pd.DataFrame:
     return frame.astype({"lr": float, "steps": int})
 
 
-def extra_keys(records: list[dict[str, Any]]) -> dict[str, str]:
-    """Swept keys that define settings, in first-seen order, mapped to their column names."""
-    keys: dict[str, str] = {}
-    for record in records:
-        for key in (record.get("labels") or {}).get("axes") or {}:
-            if key not in NOT_SETTING and key not in keys:
-                # A key that would shadow a report column keeps its own name under an "axes." prefix.
-                keys[key] = f"axes.{key}" if key in RESERVED or key.startswith("_") else key
-    return keys
-
-
 def hashable(value: Any) -> Any:
-    """Axis values group rows, so lists and dicts (e.g. betas) become their canonical JSON text."""
+    """Setting values group rows, so lists and dicts (e.g. betas) become their canonical JSON text."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     return value
@@ -237,13 +236,14 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
         "status": st.status, "error": st.error, "steps_done": int(st.steps_done), "final_eval_loss": _num(st.final_eval_loss),
         "final_loss": _num(st.final_loss), "best_eval_loss": _num(st.best_eval_loss), "train_loss_last_k": math.nan,
         "wall_s": float(st.wall_s or 0.0), "samples_seen": 0, **{f"final_{c}": math.nan for c in FINAL_OF}, "n_rows": 0,
-        "problem": problem,
+        "problem": problem, "branch_of": None, "branch_step": 0, "steps_trained": int(st.steps_done),
+        "wall_s_trained": float(st.wall_s or 0.0),
     }
     table = None
     parts = metrics.part_files(path / store.METRICS)
     try:
         if parts:
-            table = pa.concat_tables(_read_part(p) for p in parts)
+            table = pa.concat_tables((_read_part(p) for p in parts), promote_options="default")
     except (OSError, ValueError, pa.ArrowException) as e:
         row["problem"] = f"unreadable metrics ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
         table = None
@@ -260,17 +260,48 @@ def _measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any],
         wall_s=row["wall_s"] or float(table["wall_s"][-1].as_py()),
         samples_seen=int(table["samples_seen"][-1].as_py()),
         n_rows=table.num_rows,
-        **{f"final_{c}": _last_valid(table[c]) for c in FINAL_OF},
+        **{f"{FINAL}{c}": _last_valid(table[c]) for c in (*FINAL_OF, *table.column_names[len(metrics.COLUMNS):])},
     )
+    row.update(steps_trained=row["steps_done"], wall_s_trained=row["wall_s"])
+    row.update(_branch(path, table, row["steps_done"], row["wall_s"]))
     return row, table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
+
+
+def _branch(path: Path, table: pa.Table, steps_done: int, wall_s: float) -> dict[str, Any]:
+    """branch_of, branch_step (inherited rows), and the steps and seconds the run trained itself.
+
+    From the rows actually inherited, not from the plan: a branch whose fork was gone trained alone.
+    The inherited seconds are the parent's (its wall clock at the fork), so GPU-hours count them once.
+    """
+    inherited = table["inherited"].fill_null(False).to_numpy(zero_copy_only=False)
+    k = int(inherited.sum())
+    if not k:
+        return {}
+    try:
+        of = (store.read_json(path / store.RUN_RECORD).get("branch") or {}).get("of")
+    except (OSError, ValueError):
+        of = None
+    shared_s = float(table["wall_s"][k - 1].as_py())
+    return {"branch_of": of, "branch_step": k, "steps_trained": steps_done - k, "wall_s_trained": max(0.0, wall_s - shared_s)}
+
+
+def sharing_notes(summary: pd.DataFrame) -> list[str]:
+    """What training shared prefixes once saved: one note, or none when no run branched."""
+    branched = summary["branch_step"] > 0
+    if not branched.any():
+        return []
+    trained, total = int(summary["steps_trained"].sum()), int(summary["steps_done"].sum())
+    hours = f"; {summary['gpu_hours'].sum():.2f} GPU-hours" if summary["gpus"].sum() > 0 else ""
+    return [f"shared prefixes: {int(branched.sum())} runs branched from another run's checkpoint; "
+            f"{trained:,} of {total:,} steps trained (-{1 - trained / total:.0%}){hours}, shared steps counted once"]
 
 
 def _read_part(path: Path) -> pa.Table:
     """One part file in the metrics schema. ParquetFile.read is ~4x faster than read_table on small files."""
     table = pq.ParquetFile(path).read(use_threads=False)
-    if not table.schema.equals(metrics.SCHEMA):
-        table = table.select(list(metrics.COLUMNS)).cast(metrics.SCHEMA)  # KeyError/ArrowInvalid: not our schema
-    return table
+    if "inherited" not in table.column_names:  # written before shared prefixes: nothing inherited
+        table = table.append_column("inherited", pa.array([False] * table.num_rows, pa.bool_()))
+    return metrics.conform(table)  # KeyError/ArrowInvalid: not our schema
 
 
 def _last_valid(column: pa.ChunkedArray) -> float:
@@ -335,24 +366,36 @@ def _assemble(labels: pd.DataFrame, old: pd.DataFrame | None, same: set[str], fr
               chunk_of: dict[str, str | None], fingerprints: dict[str, str], gpus: dict[str, float]) -> pd.DataFrame:
     """Labels from the plan, measures kept from the old summary (unchanged runs) or just measured."""
     ids = labels["run_id"]
-    columns = [*[c for c in MEASURES if c not in ("gpus", "gpu_hours")], "problem"]
+    extras = _extra_columns(old, same, fresh)
+    columns = [*[c for c in MEASURES if c not in ("gpus", "gpu_hours")], *extras, "problem"]
     parts = []
     if old is not None and same:
-        parts.append(old.loc[[i for i in ids if i in same], columns])
+        parts.append(old.loc[[i for i in ids if i in same]].reindex(columns=columns))
     if fresh:
         parts.append(pd.DataFrame.from_dict(fresh, orient="index").reindex(columns=columns))
     measured = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
     measured = measured.reindex(list(ids)).reset_index(drop=True)
     summary = pd.concat([labels.reset_index(drop=True), measured], axis=1)
     summary["gpus"] = [float(gpus.get(i, 0.0)) for i in ids]
-    summary["gpu_hours"] = summary["wall_s"].astype(float) * summary["gpus"] / 3600
+    summary["gpu_hours"] = summary["wall_s_trained"].astype(float) * summary["gpus"] / 3600  # shared work once
     for column in ("error", "problem"):
         summary[column] = pd.Series([_plain(v) for v in summary[column]], dtype=object)
     summary["chunk"] = pd.Series([chunk_of.get(i) for i in ids], dtype=object)
     summary["fingerprint"] = [fingerprints.get(i, "") for i in ids]
-    numeric = [c for c in MEASURES if c not in ("status", "error", "steps_done", "samples_seen", "n_rows")]
-    summary = summary.astype({**dict.fromkeys(numeric, float), "steps_done": int, "samples_seen": int, "n_rows": int})
-    return summary[["run_id", *[c for c in labels.columns if c != "run_id"], *MEASURES, *BOOKKEEPING]]
+    counts = ("steps_done", "samples_seen", "n_rows", "branch_step", "steps_trained")
+    numeric = [c for c in MEASURES if c not in ("status", "error", "branch_of", *counts)]
+    summary["branch_of"] = pd.Series([_plain(v) for v in summary["branch_of"]], dtype=object)
+    summary = summary.astype({**dict.fromkeys([*numeric, *extras], float), **dict.fromkeys(counts, int)})
+    return summary[["run_id", *[c for c in labels.columns if c != "run_id"], *MEASURES, *extras, *BOOKKEEPING]]
+
+
+def _extra_columns(old: pd.DataFrame | None, same: set[str], fresh: dict[str, dict[str, Any]]) -> list[str]:
+    """final_<name> of every extra metric that a kept or freshly measured run logged, in name order."""
+    names = {k for row in fresh.values() for k in row if k.startswith(FINAL) and k not in MEASURES}
+    if old is not None and same:
+        kept = old.loc[[i for i in old.index if i in same]]
+        names |= {c for c in kept.columns if c.startswith(FINAL) and c not in MEASURES and kept[c].notna().any()}
+    return sorted(names)
 
 
 def _json_columns(summary: pd.DataFrame) -> list[str]:
@@ -379,7 +422,7 @@ def _decode(table: pa.Table, json_columns: list[str]) -> pd.DataFrame:
     for column in table.column_names:
         if column in json_columns:
             values = [json.loads(v) for v in table[column].to_pylist()]
-        elif column in ("budget", "error", "problem", "chunk") or column not in RESERVED:
+        elif column in ("budget", "error", "problem", "chunk") or (column not in RESERVED and not column.startswith(FINAL)):
             values = table[column].to_pylist()  # Python values: no NaN for null, no 64.0 for 64
         else:
             continue

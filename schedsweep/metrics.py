@@ -3,6 +3,11 @@
 A Parquet file is readable only once its footer is written, so no writer stays open for a whole run:
 rows are buffered in memory and flushed as `metrics/part-NNNNN.parquet`, each written under a
 temporary name and renamed into place. Readers see whole parts or nothing.
+
+A run of the user's own script (schedsweep.client) may log other numeric metrics by name
+(`accuracy`, a custom norm): each becomes one more float64 column after the fixed ones, in name
+order (`schema_for`). Readers bring any part to that shape with `conform`, so parts with and
+without a given extra column concatenate (the missing values are null).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,10 +31,30 @@ SCHEMA = pa.schema(
         pa.field("samples_seen", pa.int64(), nullable=False),  # training samples consumed up to and including t
         pa.field("wall_s", pa.float64(), nullable=False),  # seconds since the run started
         pa.field("samples_per_s", pa.float64()),  # throughput of step t (eval time excluded)
+        pa.field("inherited", pa.bool_(), nullable=False),  # copied from the run this branch forked from
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
 PART_PREFIX = "part-"
+EXTRA = pa.float64()  # the type of every extra metric column
+
+
+def schema_for(extra: Iterable[str]) -> pa.Schema:
+    """SCHEMA followed by one nullable float64 column per extra metric name, in name order."""
+    names = sorted(set(extra) - set(COLUMNS))
+    return pa.schema([*SCHEMA, *(pa.field(n, EXTRA) for n in names)])
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """`table` in the metrics schema: the fixed columns cast to SCHEMA, then its extra columns as float64.
+
+    Raises KeyError when a fixed column is missing and ArrowInvalid when a value does not cast:
+    then the file is not a metrics part.
+    """
+    schema = schema_for(table.column_names)
+    if table.schema.equals(schema):
+        return table
+    return table.select(schema.names).cast(schema)
 
 
 class MetricsWriter:
@@ -53,7 +78,8 @@ class MetricsWriter:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
+        rows = [{"inherited": False} | row for row in self._rows]  # a branch's inherited rows are copied, not written here
+        table = pa.Table.from_pylist(rows, schema=schema_for(k for row in rows for k in row))
         final = self.folder / f"{PART_PREFIX}{self._next_part:05d}.parquet"
         tmp = self.folder / f".{final.name}.tmp"
         pq.write_table(table, tmp)
@@ -83,9 +109,11 @@ def truncate_parts(folder: Path, keep: int) -> None:
 
 
 def read_metrics(folder: Path, columns: list[str] | None = None) -> pa.Table:
-    """All closed parts of one run, in step order (an empty table with the schema if none)."""
+    """All closed parts of one run, in step order (an empty table with the schema if none), extra columns included."""
     parts = part_files(folder)
     if not parts:
         return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(columns)
-    table = pa.concat_tables(pq.read_table(p, columns=columns, schema=SCHEMA) for p in parts)
+    table = pa.concat_tables((conform(pq.read_table(p)) for p in parts), promote_options="default")
+    if columns is not None:
+        table = table.select(columns)
     return table.sort_by("step") if "step" in table.column_names else table

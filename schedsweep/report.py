@@ -4,8 +4,9 @@ DataFrame in, DataFrame out; nothing here prints (schedsweep.render does). The i
 planned run: the collected summary (schedsweep.collect) or, without collecting, plan.jsonl joined with
 the status.json files (`load_runs`).
 
-A run's *setting* is its task, optimizer and every swept key that is not compared (schedule, budget),
-tuned (optimizer.lr) or aggregated (seed). Within one (setting, budget) each schedule gets its best
+A run's *setting* is its task, optimizer and every spec key whose value differs between runs of the
+sweep, whatever command lines planned them (schedsweep.settings), except what is compared (schedule,
+budget), tuned (optimizer.lr) or aggregated (seed). Within one (setting, budget) each schedule gets its best
 peak LR, its mean over seeds at that LR with a 95% confidence interval, and a rank, as in REX (Chen et
 al., MLSys 2022); `pivot` averages those ranks over budgets, and schedsweep.compare across settings.
 
@@ -52,7 +53,7 @@ T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622,
 def load_runs(sweep_dir: Path) -> pd.DataFrame:
     """One row per planned run, in plan order, joined with its status.json (absent = pending).
 
-    Columns: id, task, optimizer, schedule, budget, steps, lr, seed, one column per extra swept key
+    Columns: id, task, optimizer, schedule, budget, steps, lr, seed, one column per setting key
     (named as the key, e.g. `task.d_model`), then status, final_eval_loss, final_loss,
     best_eval_loss, steps_done, wall_s, error. `budget` keeps the user's spelling (object dtype:
     0.25 is a fraction, 500 is steps); `steps` is the resolved step count that orders budgets.
@@ -67,15 +68,23 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
 
 
 def setting_columns(frame: pd.DataFrame) -> list[str]:
-    """The columns that name a setting: task, optimizer and every extra swept key."""
-    return ["task", "optimizer", *[c for c in frame.columns if c not in _RESERVED and not c.startswith("_")]]
+    """The columns that name a setting: task, optimizer and every setting key (schedsweep.settings)."""
+    return ["task", "optimizer", *[c for c in frame.columns
+                                   if c not in _RESERVED and not c.startswith("_") and c not in _extra_metrics(frame)]]
+
+
+def _extra_metrics(frame: pd.DataFrame) -> list[str]:
+    """final_<name> columns of extra metrics logged by scripts (schedsweep.client): rankable, never a setting."""
+    return [c for c in frame.columns if c.startswith(collect.FINAL) and c not in _RESERVED]
 
 
 def metric_column(runs: pd.DataFrame, metric: str) -> str:
     """The run column `metric` names: itself, or the final value of a logged column (`grad_norm`)."""
     column = METRIC_ALIASES.get(metric, metric)
-    if column not in RANKABLE or column not in runs.columns:
-        choices = [m for m in RANKABLE if m in runs.columns]
+    if column not in RANKABLE and f"{collect.FINAL}{metric}" in runs.columns:  # an extra metric a script logged
+        column = f"{collect.FINAL}{metric}"
+    if column not in RANKABLE and column not in _extra_metrics(runs) or column not in runs.columns:
+        choices = [m for m in RANKABLE if m in runs.columns] + [c[len(collect.FINAL):] for c in _extra_metrics(runs)]
         logged = [a for a, c in METRIC_ALIASES.items() if c in runs.columns]
         raise ConfigError(f"unknown metric {metric!r}; choose one of: {', '.join(choices)}"
                           + (f" (or a logged column: {', '.join(logged)})." if logged else "."))

@@ -9,7 +9,9 @@ Step convention (the one place it is written down; tests pin it with tables of e
 * Lengths in a spec are fractions of the budget, turned into steps by :func:`to_steps` only, so a 5%
   warmup is 5% at every budget.
 * Warmup (every shape but ``onecycle``): ``warmup`` (fraction, default 0) and ``warmup_start`` (ratio,
-  default 0). With ``W = to_steps(warmup, T)`` and ``g`` the shape that follows,
+  default 0). A whole number ``warmup >= 1`` is a length in steps, the same at every budget (an LLM's
+  warm-up; it keeps a WSD sweep's prefix shared across budgets). With ``W = to_steps(warmup, T)`` (or the
+  steps given) and ``g`` the shape that follows,
   ``f(t) = g(0) * (warmup_start + (1 - warmup_start) * t / W)`` for ``t < W`` (update 0 gets
   ``warmup_start * g(0)``, as in HF and optax; ``g(0) = 1`` for every decay). Afterwards the shape runs
   over the remaining ``n = T - W`` updates with its own progress ``z = (t - W) / n``.
@@ -45,6 +47,7 @@ Schedule = Callable[[Any], Any]  # f(t): int -> float, array of steps -> float64
 LABEL_KEYS = ("description", "source")
 COMMON = {"warmup": 0.0, "warmup_start": 0.0}
 SAMPLING = {"sample_every": 0.0}
+WARMUP_ALLOWED = "a fraction of the budget in [0, 1) or a whole number of steps >= 1 (e.g. 50)"
 _TOLERANCE = 1e-12  # float noise allowed around the bounds [0, 1] and sums of fractions <= 1
 
 
@@ -143,6 +146,11 @@ def _coerce(shape: str, key: str, value: Any, default: Any) -> Any:
     """The value with the default's type, or ScheduleError: YAML gives 0 for 0.0 and lists for tuples."""
     if key in _RAW:
         return value
+    if key == "warmup":  # whole steps (STYLE.md principle 3), or a fraction of the budget
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        _require(_is_real(value) and 0.0 <= value < 1.0, shape, key, value, WARMUP_ALLOWED)
+        return float(value)
     if isinstance(default, bool):
         _require(isinstance(value, bool), shape, key, value, "true or false")
         return value
@@ -186,15 +194,18 @@ def _parse(spec: Any, total_steps: Any) -> tuple[str, dict[str, Any]]:
     return shape, {k: _coerce(shape, k, given[k], d) if k in given else d for k, d in allowed.items()}
 
 
-def _warmup_steps(shape: str, warmup: float, warmup_start: float, total_steps: int) -> int:
-    _require(0.0 <= warmup < 1.0, shape, "warmup", warmup, "a fraction of the budget in [0, 1)")
+def _warmup_steps(shape: str, warmup: float | int, warmup_start: float, total_steps: int) -> int:
+    """W: an int >= 1 is steps, a float in [0, 1) a fraction of the budget (rounded half up)."""
+    if isinstance(warmup, int):
+        steps, given = warmup, f"warmup = {warmup!r} steps is"
+    else:
+        _require(0.0 <= warmup < 1.0, shape, "warmup", warmup, WARMUP_ALLOWED)
+        steps, given = to_steps(warmup, total_steps), f"warmup = {warmup!r} rounds to {to_steps(warmup, total_steps)} steps,"
     _unit(shape, "warmup_start", warmup_start)
-    steps = to_steps(warmup, total_steps)
     if 0 < steps >= total_steps:
         raise ScheduleError(
-            f"Schedule shape {shape!r} at a budget of {total_steps} steps: warmup = {warmup!r} rounds to "
-            f"{steps} steps, the whole budget, so the peak is never used; warmup must leave at least one "
-            "step. Use a smaller warmup or a larger budget.")
+            f"Schedule shape {shape!r} at a budget of {total_steps} steps: {given} the whole budget, so the "
+            "peak is never used; warmup must leave at least one step. Use a smaller warmup or a larger budget.")
     return steps
 
 
@@ -209,7 +220,8 @@ def _pure(spec: Any, total_steps: Any, nested: bool = False) -> Piece:
     sample_every = params.pop("sample_every")
     _unit(shape, "sample_every", sample_every)
     lengths = [k for k in _LENGTHS.get(shape, ()) if _is_real(params[k])]
-    if warmup + sum(params[k] for k in lengths) > 1.0 + _TOLERANCE:
+    fraction = 0.0 if isinstance(warmup, int) else warmup  # warm-up in steps: the shape's _fits checks it
+    if fraction + sum(params[k] for k in lengths) > 1.0 + _TOLERANCE:
         parts = " plus ".join(f"{k} = {v!r}" for k, v in [("warmup", warmup), *((k, params[k]) for k in lengths)])
         raise ScheduleError(f"Schedule shape {shape!r}: {parts} exceeds the whole budget; "
                             f"{' + '.join(['warmup', *lengths])} must be <= 1.")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from schedsweep import store
-from schedsweep.errors import ConfigError, SchedsweepError
+from schedsweep.errors import SchedsweepError
 
 JOBS = "jobs.jsonl"
 GONE = "LEFT_QUEUE"  # not in squeue, and sacct did not say how it ended (no accounting)
@@ -246,21 +246,6 @@ def cancel(sweep_dir: Path) -> list[str]:
     return arrays_
 
 
-def check_executor(cfg: dict[str, Any]) -> None:
-    for key in ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time_min", "array_parallelism", "max_requeues"):
-        value = cfg.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ConfigError(f"executor.{key} must be an integer >= 0; got {value!r}.")
-    if not cfg.get("time_min"):
-        raise ConfigError("executor.time_min must be an integer >= 1 (minutes per run when nothing more precise is set).")
-    for key in ("setup",):
-        if not isinstance(cfg.get(key) or [], list):
-            raise ConfigError(f"executor.{key} must be a list of shell lines; got {cfg.get(key)!r}.")
-    for key in ("additional_parameters", "time_by_budget"):
-        if not isinstance(cfg.get(key) or {}, dict):
-            raise ConfigError(f"executor.{key} must be a mapping; got {cfg.get(key)!r}.")
-
-
 def _run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIES) -> str:
     """stdout of a Slurm command; transient failures (see TRANSIENT, timeouts) are retried with
     exponential backoff (BACKOFF_S, x2 each time), anything else raises SubmissionError at once."""
@@ -280,7 +265,7 @@ def _run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIE
             tries = f" ({attempt + 1} tries)" if attempt else ""
             raise SubmissionError(f"'{' '.join(cmd)}' failed{tries}: {error}")
         time.sleep(BACKOFF_S * 2**attempt)
-    raise AssertionError("unreachable")
+    raise AssertionError("the loop returns or raises on its last attempt")
 
 
 def _transient(error: str) -> bool:

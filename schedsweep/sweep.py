@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
-from schedsweep import claims, executors, store
+from schedsweep import branching, claims, executors, forks, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan import Plan
 
@@ -69,11 +69,12 @@ class Sweep:
 
     @staticmethod
     def plan(overrides: Sequence[str] = (), *, config_dir: Path | None = None, config_name: str = "config",
-             name: str | None = None) -> Plan:
+             name: str | None = None, check_imports: bool = True) -> Plan:
         """The grid from conf/ and Hydra overrides (schedsweep.plan.make_plan); nothing is written."""
         from schedsweep.plan import make_plan
 
-        return make_plan(list(overrides), config_dir=config_dir, config_name=config_name, name=name)
+        return make_plan(list(overrides), config_dir=config_dir, config_name=config_name, name=name,
+                         check_imports=check_imports)
 
     @classmethod
     def create(cls, plan: Plan, results: str | Path, *, retry_failed: bool = False,
@@ -96,6 +97,9 @@ class Sweep:
             store.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
             skipped: Counter[str] = Counter()
+            # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
+            fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
+            sharing = branching.plan_trees(fresh, branching.shares_prefixes(plan))
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
                 status = store.read_status(path).status
@@ -105,7 +109,7 @@ class Sweep:
                     skipped[status] += 1
                     continue
                 if not (path / store.RUN_RECORD).exists():
-                    store.write_json(path / store.RUN_RECORD, run.record())
+                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id))
         return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped)
 
     @contextmanager
@@ -160,7 +164,9 @@ class Sweep:
     def follow(self, progress: Progress | None = None) -> Counter[str]:
         """Wait for the runs of this object's last launch (e.g. one returned at once, on Slurm)."""
         executor, view, todo = self._launched
-        return _follow(executor, view, todo, progress or (lambda _: None))
+        counts = _follow(executor, view, todo, progress or (lambda _: None))
+        forks.remove_forks(self.path)  # shared prefixes: forks whose branches are all done or diverged
+        return counts
 
     def status(self) -> SweepStatus:
         """Every run's observed status: a running run whose writer is gone shows as `interrupted`, and
@@ -174,11 +180,15 @@ class Sweep:
         if jobs and reconcile:
             slurm.reconcile(self.path, records)
         paths = [store.run_dir(self.path, r["id"]) for r in records]
-        job_states = slurm.states(j["job"] for j in jobs.values()) if jobs else {}
-        runs = []
-        for record, status in zip(records, claims.observe_all(paths)):
-            job = jobs.get(record["id"], {}).get("job", "")
-            runs.append(RunView(record, status, job, job_states.get(job, "")))
+        statuses = claims.observe_all(paths)
+        job_of = {r["id"]: jobs[r["id"]]["job"] for r in records if r["id"] in jobs}
+        for record, path, status in zip(records, paths, statuses):  # exported sbatch arrays: known from the claims
+            claim = claims.read(path) if record["id"] not in job_of and status.status in OPEN else None
+            if claim is not None and claim.job:
+                job_of[record["id"]] = claim.job
+        job_states = slurm.states(job_of.values()) if job_of else {}
+        runs = [RunView(r, st, job_of.get(r["id"], ""), job_states.get(job_of.get(r["id"], ""), ""))
+                for r, st in zip(records, statuses)]
         return SweepStatus(runs)
 
     def cancel(self) -> list[str]:
@@ -230,7 +240,8 @@ def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], r
                     open_.discard(path)
             report(+state)
     except BaseException:
-        executor.cancel()
+        if not executor.detached:  # local runs die with their launcher; Slurm jobs outlive it
+            executor.cancel()
         raise
     return +state
 

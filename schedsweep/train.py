@@ -33,7 +33,7 @@ from typing import Any, Iterator
 
 import torch
 
-from schedsweep import checkpoint, claims, distributed, optimizers, schedules, store, tasks
+from schedsweep import checkpoint, claims, distributed, forks, optimizers, schedules, script, store, tasks
 from schedsweep.distributed import Dist
 from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
 
@@ -103,6 +103,9 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store
     """One attempt at the claimed run: resume from its checkpoint if any, write its status at the end.
     Only `done` and `diverged` remove the checkpoint: a failed run resumes with --retry-failed."""
     record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
+    if dist.main:
+        forks.start_from_fork(path, record)  # a branch's first start: its parent's state at the fork step
+    dist.any(False)  # all ranks meet here, so none loads the checkpoint before rank 0 has written it
     state = checkpoint.load(path)
     writer = None
     if dist.main:
@@ -114,7 +117,10 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store
         writer = MetricsWriter(path / store.METRICS)
     start = time.perf_counter()
     try:
-        status = train(record, path, dist, writer, state, stop)
+        if script.is_script(record["spec"]["task"]):  # the user's own command (task=script): schedsweep.script runs it
+            status = script.run(path, record, dist, stop)
+        else:
+            status = train(record, path, dist, writer, state, stop)
     except Exception:
         status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
@@ -180,6 +186,7 @@ def train(
     last_save = time.monotonic()
     every_steps = log.get("checkpoint_every")
     every_s = 60.0 * (log.get("checkpoint_minutes") or math.inf)
+    fork_steps = set(record.get("forks", ()))  # branches start from this run's state at these steps
 
     def save(next_step: int) -> None:
         if dist.main and writer is not None:
@@ -197,10 +204,13 @@ def train(
     for step in range(first, steps):
         if step > first:
             stopping = dist.any(stop.signal is not None)
-            if stopping or (every_steps and step % every_steps == 0) or time.monotonic() - last_save >= every_s:
+            fork = step in fork_steps
+            if stopping or fork or (every_steps and step % every_steps == 0) or time.monotonic() - last_save >= every_s:
                 if stopping and stop.signal == signal.SIGUSR2:
                     run["requeues"] += 1  # counted in the checkpoint, so the limit survives the requeue
                 save(step)
+                if fork and dist.main:
+                    forks.keep_fork(path, step)
                 last_save = time.monotonic()
             if stopping:
                 return _summary("requeued", step, run, start)

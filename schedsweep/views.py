@@ -42,22 +42,29 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
 
 
 @contextmanager
-def progress_bar(console: Console) -> Iterator[Callable[[Any], None]]:
-    """A progress bar over the runs that were unfinished when the launch started; yields its update()."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any], None]]:
+    """A progress bar over the runs that were unfinished when the launch started; yields its update().
+    Its ETA counts steps (schedsweep.eta), not runs: runs of different budgets differ 10x in length."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from schedsweep import eta
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False) as bar:
-        task = bar.add_task("starting", total=None)
-        start: dict[str, int] = {}
+                  TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
+        task = bar.add_task("starting", total=None, eta="?")
+        steps = eta.queue_steps(sweep_dir)  # what the queue will run, in its order
+        start: dict[str, Any] = {}
 
         def update(state: Any) -> None:
             finished = sum(state.get(s, 0) for s in FINISHED)
             if not start:
-                start["finished"] = finished
-                start["total"] = sum(state.values())
+                start.update(finished=finished, time=time.monotonic())
+            left = eta.remaining_s(steps, finished - start["finished"], state.get("running", 0),
+                                   time.monotonic() - start["time"])
             bar.update(task, description=counts_line(state), completed=finished - start["finished"],
-                       total=start["total"] - start["finished"])
+                       total=len(steps), eta=eta.clock(left))
 
         yield update
 
@@ -82,3 +89,30 @@ def status_view(path: Path, sweep_status: Any) -> Group:
     head = Text.from_markup(f"{path}: {len(sweep_status.runs)} runs · " + counts_line(sweep_status.counts)
                             + (" (all finished)" if sweep_status.finished else ""))
     return Group(head, table) if table.row_count else Group(head)
+
+
+def print_sharing(out: Console, plan: Any, full: bool) -> None:
+    """The shared-prefix line; with `full` (--dry-run) every tree: trunk, fork steps, branches (at most 20 trees)."""
+    from schedsweep import branching
+
+    if not branching.shares_prefixes(plan):
+        why = "share_prefix=false" if not plan.share_prefix else "not yet on Slurm"
+        out.print(f"  every run trains from step 0 ({why})")
+        return
+    sharing = branching.plan_trees(plan.runs, True)
+    out.print(f"  {sharing.line()}")
+    if not full:
+        return
+    runs = {r.id: r for r in plan.runs}
+
+    def name(run_id: str) -> str:
+        lab = runs[run_id].labels
+        return f"{run_id} (budget {lab['budget']}, {lab['steps']} steps)"
+
+    for tree in sharing.trees[:20]:
+        out.print(f"  trunk {name(tree.trunk)}: forks at {', '.join(map(str, tree.forks))}")
+        for b in tree.branches:
+            of = "" if b.of == tree.trunk else f" of {b.of}"
+            out.print(f"    └ {name(b.run)}: from step {b.step}{of}, trains {b.steps - b.step}")
+    if len(sharing.trees) > 20:
+        out.print(f"  ... and {len(sharing.trees) - 20} more trees")

@@ -45,6 +45,9 @@ EVAL_SEED = 0  # held-out windows are the same for every run seed
 class CharLM:
     """A character-level transformer LM on Python's docs or a text file (see the module docstring)."""
 
+    # The run id hashes the corpus's contents: the file at `text`, or when null the module it comes from.
+    FILE_PARAMS = {"text": "pydoc_data.topics"}
+
     def __init__(
         self,
         *,

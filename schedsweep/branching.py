@@ -1,0 +1,184 @@
+"""Shared prefixes: runs that agree on their first k steps are trained once up to k, then fork.
+
+Two runs share a prefix of k steps when their specs are equal except for the budget (`steps`), their
+log settings are equal (so the inherited metric rows are the rows the run would have logged), and their
+LR multipliers are exactly equal over updates 0..k-1. The multipliers are computed with
+:mod:`schedsweep.schedules`, never guessed from a shape's name: WSD with a warm-up in steps agrees up to
+its cooldown, a step schedule up to the shorter run's first milestone, a constant schedule everywhere,
+cosine nowhere.
+Stateful schedules (plateau) never branch: their LR depends on the losses, not on the step alone.
+
+The planner forms trees. Within a group of runs that differ only in budget, runs are taken longest
+first; each run forks from the longer run it shares the longest prefix with (ties: the longer one), at
+``k = min(shared prefix, T - 1)`` (the run trains at least its last step itself). The longest run, the
+trunk, trains from step 0. A parent writes a fork (its checkpoint and its metric rows at step k) when it
+reaches k; the branch starts from a copy of it, with those rows marked ``inherited``, and trains k..T-1
+as a resumed run would: the same run as one trained alone, bit for bit on CPU.
+
+A fork saves less than it costs (a checkpoint written and read, the data stream replayed to k) when k
+is a small part of the run, so a run branches only when it inherits at least MIN_SHARED of its steps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from schedsweep import schedules
+
+MIN_SHARED = 0.1  # a fork is kept when it saves at least 10% of the branch's steps
+
+STATEFUL = "stateful schedule (LR driven by evaluation losses)"
+FRACTION_WARMUP = "warm-up as a fraction of the budget (give schedule.warmup in steps, e.g. 50)"
+DIFFERENT = "LR sequence departs from every longer run's within the first 10% of steps"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Run `run` starts from run `of`'s state before update `step`: it inherits updates 0..step-1."""
+
+    run: str
+    of: str
+    step: int
+    steps: int  # the branch's own budget T: it trains T - step updates itself
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A trunk trained from step 0 and every run that forks from it or from one of its branches."""
+
+    trunk: str
+    steps: int
+    branches: tuple[Branch, ...]  # longest first
+
+    @property
+    def forks(self) -> tuple[int, ...]:
+        return tuple(sorted({b.step for b in self.branches}))
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """The trees of a plan and what they save."""
+
+    trees: tuple[Tree, ...]
+    total_steps: int  # updates of every run trained from step 0
+    trained_steps: int  # updates trained with shared prefixes trained once
+    unshared: dict[str, int] = field(default_factory=dict)  # reason -> runs that could not share
+
+    @property
+    def branches(self) -> dict[str, Branch]:
+        return {b.run: b for t in self.trees for b in t.branches}
+
+    @property
+    def forks(self) -> dict[str, tuple[int, ...]]:
+        """Run id -> the steps at which it writes a fork for its branches."""
+        steps: dict[str, set[int]] = defaultdict(set)
+        for b in self.branches.values():
+            steps[b.of].add(b.step)
+        return {run: tuple(sorted(s)) for run, s in steps.items()}
+
+    def line(self) -> str:
+        """'4 branch trees share their prefixes: 3,700 of 7,800 steps trained (-47%)', plus what could not share."""
+        if self.trees:
+            saved = 1 - self.trained_steps / self.total_steps
+            text = (f"{len(self.trees)} branch {'trees share their prefixes' if len(self.trees) > 1 else 'tree shares its prefix'}: "
+                    f"{self.trained_steps:,} of {self.total_steps:,} steps trained (-{saved:.0%})")
+        else:
+            text = "no shared prefixes"
+        if self.unshared:
+            why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.unshared.items()))
+            text += f"; {sum(self.unshared.values())} runs could not share ({why})"
+        return text
+
+
+def prefix_length(a: np.ndarray, b: np.ndarray) -> int:
+    """Number of leading positions where `a` and `b` are exactly equal (over the shorter length)."""
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if differ.size else n
+
+
+def _group_key(run: Any) -> str:
+    spec = {k: v for k, v in run.spec.items() if k != "steps"}
+    return json.dumps([spec, run.log], sort_keys=True, separators=(",", ":"))
+
+
+def find(runs: Iterable[Any]) -> Sharing:
+    """The branch trees of `runs` (plan.Run or anything with id, spec and log): see the module docstring."""
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for run in runs:
+        groups[_group_key(run)].append(run)
+    trees: list[Tree] = []
+    unshared: Counter[str] = Counter()
+    total = trained = 0
+    for members in groups.values():
+        members.sort(key=lambda r: -int(r.spec["steps"]))
+        total += sum(int(r.spec["steps"]) for r in members)
+        built = [schedules.build(r.spec["schedule"], int(r.spec["steps"])) for r in members]
+        if hasattr(built[0], "observe"):  # its LR is not a function of the step alone
+            trained += sum(int(r.spec["steps"]) for r in members)
+            if len(members) > 1:
+                unshared[STATEFUL] += len(members)
+            continue
+        lrs = [np.asarray(f(np.arange(int(r.spec["steps"]), dtype=np.float64))) for f, r in zip(built, members)]
+        root: dict[str, str] = {}
+        branches: dict[str, list[Branch]] = defaultdict(list)
+        for i, run in enumerate(members):
+            steps = int(run.spec["steps"])
+            best, parent = 0, None
+            for j in range(i):  # longest first, so ties go to the longer run
+                k = min(prefix_length(lrs[i], lrs[j]), steps - 1)
+                if k > best:
+                    best, parent = k, members[j]
+            if parent is None or best < MIN_SHARED * steps:
+                root[run.id] = run.id
+                trained += steps
+                if i > 0:
+                    unshared[_reason(run)] += 1
+                continue
+            root[run.id] = root[parent.id]
+            branches[root[run.id]].append(Branch(run.id, parent.id, best, steps))
+            trained += steps - best
+        trees += [Tree(r.id, int(r.spec["steps"]), tuple(branches[r.id])) for r in members if branches.get(r.id)]
+    return Sharing(tuple(trees), total, trained, dict(unshared))
+
+
+def _reason(run: Any) -> str:
+    warmup = run.spec["schedule"].get("warmup", 0)
+    if isinstance(warmup, float) and warmup > 0:
+        return FRACTION_WARMUP
+    return DIFFERENT
+
+
+def shares_prefixes(plan: Any) -> bool:
+    """share_prefix, on the executors that start a branch once its fork exists (local, debug).
+
+    On Slurm a branch job would start before its fork is written (it needs a dependency on a segment
+    of its trunk's job, not there yet), so every run trains from step 0 there.
+    """
+    return bool(plan.share_prefix) and plan.executor.get("kind") != "slurm"
+
+
+def plan_trees(runs: Sequence[Any], share_prefix: bool) -> Sharing:
+    """The trees of `runs`, or none with share_prefix=false (every run trains from step 0)."""
+    if share_prefix:
+        return find(runs)
+    total = sum(int(r.spec["steps"]) for r in runs)
+    return Sharing((), total, total)
+
+
+def record_keys(sharing: Sharing, run_id: str) -> dict[str, Any]:
+    """What run.json says about the run's place in a tree: `branch` {of, step} and/or `forks` [steps]."""
+    keys: dict[str, Any] = {}
+    branch = sharing.branches.get(run_id)
+    if branch is not None:
+        keys["branch"] = {"of": branch.of, "step": branch.step}
+    forks = sharing.forks.get(run_id)
+    if forks:
+        keys["forks"] = list(forks)
+    return keys
