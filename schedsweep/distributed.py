@@ -28,7 +28,9 @@ class Dist:
         """Whether any rank raised `flag`: every rank takes the same branch at a step boundary."""
         if self.world == 1:
             return flag
-        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        # NCCL reduces CUDA tensors only; gloo CPU ones.
+        device = f"cuda:{self.local_rank}" if torch.distributed.get_backend() == "nccl" else "cpu"
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t.item())
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from schedsweep import branching, schedules
 from schedsweep.errors import ScheduleError
-from schedsweep.plan import Run, make_plan, run_id
+from schedsweep.identity import run_id
+from schedsweep.plan import Run, make_plan
 
 WSD = {"shape": "wsd", "warmup": 50, "decay": 0.2, "decay_shape": "linear", "final": 0.0}
 LOG = {"eval_every": 10, "checkpoint_every": None, "checkpoint_minutes": 10}

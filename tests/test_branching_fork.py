@@ -10,7 +10,8 @@ import pytest
 
 from schedsweep import branching, forks, store, train
 from schedsweep.metrics import read_metrics
-from schedsweep.plan import Run, run_id
+from schedsweep.identity import run_id
+from schedsweep.plan import Run
 
 TASK = {"_target_": "schedsweep.tasks.classifier.Classifier", "n_features": 8, "n_classes": 4, "hidden": 16,
         "depth": 1, "n_train": 2000, "n_eval": 256, "batch_size": 16, "noise": 0.1, "data_seed": 0}
