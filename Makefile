@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-no-accounting cluster browser bench clean
+.PHONY: setup integrations demo test test-no-accounting cluster browser bench clean
 
 setup: $(VENV)/.installed
 
@@ -12,6 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# Hugging Face and Lightning, for the callbacks' tests only: never needed by the core or the demo.
+integrations: $(VENV)/.integrations
+$(VENV)/.integrations: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test,integrations]"
 	touch $@
 
@@ -19,7 +25,7 @@ demo: setup
 	$(BIN)/schedsweep launch +study=demo --name demo
 	$(BIN)/schedsweep report results/demo
 
-test: setup cluster browser
+test: setup integrations cluster browser
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-no-accounting
 
