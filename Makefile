@@ -44,8 +44,9 @@ browser:
 
 bench: setup
 	$(BIN)/python benchmarks/plan_speed.py
-	$(BIN)/python benchmarks/loop_overhead.py
+	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/python benchmarks/local_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,8 +1,9 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped.
 
-The step is the only schedule state, so a checkpoint holds the model, the optimizer, the next
-step, the RNG states and the loop's running numbers. The data position is the step itself: the
-task's batch stream is deterministic and is fast-forwarded on resume. `parts` records how many
+The step is the only schedule state, so a checkpoint holds the model, the optimizer(s), the fp16
+loss scaler, the next step, the RNG states and the loop's running numbers. The data position is
+the step itself: the task's deterministic batch stream restarts at batch step x accumulate
+(schedsweep.loop.batch_stream). `parts` records how many
 metric part files existed when the checkpoint was taken; parts written after it are deleted on
 resume, so the metrics never hold a step twice.
 """

@@ -4,6 +4,7 @@ so `schedsweep --help` stays instant; expected failures print one paragraph and 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -23,8 +24,19 @@ app = typer.Typer(
 )
 schedules_app = typer.Typer(help="List and inspect the schedules in conf/schedule/.", no_args_is_help=True)
 app.add_typer(schedules_app, name="schedules")
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr. Off a terminal (a pipe, a file) rich would wrap every line and table
+    cell at 80 columns; there rows print at full width instead (COLUMNS, when set, still decides)."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 10_000  # wider than any table: each row stays one line
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigDir = typer.Option(None, "--config-dir", help="Your own conf tree, searched before the built-in one.")
@@ -65,7 +77,7 @@ def launch(
 
     if name is not None and (not name or "/" in name or name.startswith(".")):
         raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
-    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name)
+    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
     settings = executors.check(dict(plan.executor))
     views.print_plan(out, plan, dry_run)
     views.print_sharing(out, plan, dry_run)
@@ -91,8 +103,11 @@ def launch(
 
 
 def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
+    from schedsweep.settings import added_settings
     from schedsweep.sweep import Sweep
 
+    if differ := added_settings(results / plan.name, plan.runs):
+        out.print(f"this launch adds runs that differ in: {', '.join(differ)} (the report ranks each value apart)")
     sweep, prepared = Sweep.create(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
     out.print(
@@ -116,13 +131,13 @@ def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
             return None
-        with views.progress_bar(err) as update:
+        with views.progress_bar(err, sweep.path) as update:
             return sweep.follow(update)
     if wait is False:
         pid = sweep.spawn()
         out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep.path}")
         return None
-    with views.progress_bar(err) as update:
+    with views.progress_bar(err, sweep.path) as update:
         return sweep.launch(settings, progress=update)
 
 
@@ -243,6 +258,44 @@ def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/
     cancelled = Sweep(sweep).cancel()
     shown = ", ".join(cancelled) if len(cancelled) <= 4 else f"{cancelled[0]} .. {cancelled[-1]}"
     out.print(f"cancelled {len(cancelled)} job array(s): {shown}" if cancelled else "nothing to cancel.")
+
+
+@app.command()
+@friendly
+def data(
+    text: Path = typer.Argument(..., help="A UTF-8 text file."),
+    out_file: Path = typer.Argument(..., help="The token file to write, e.g. corpus.bin."),
+) -> None:
+    """Byte-tokenize a text file into a uint16 token file for task=gpt (nanoGPT's train.bin format, vocab 256)."""
+    from schedsweep.tasks import gpt
+
+    n = gpt.write_token_file(text, out_file)
+    out.print(f"wrote {n} tokens (uint16, vocab {gpt.BYTES}) to {out_file}; train on it with "
+              f"task=gpt task.data={out_file} task.vocab_size={gpt.BYTES}", soft_wrap=True, highlight=False)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@friendly
+def predict(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    more_what_if: Optional[list[str]] = typer.Argument(None, help="More KEY=VALUES selections for --what-if."),
+    fit_on: list[str] = typer.Option([], "--fit", help="Runs to fit on, KEY=VALUES (repeatable), e.g. schedule=constant,cosine; default: every finished run."),
+    what: list[str] = typer.Option([], "--what-if", help="Predict untrained runs: schedule=NAMES and/or budget=VALUES (beyond the sweep's too)."),
+    law: str = typer.Option("mpl", "--law", help="mpl (Multi-Power Law) or tissue (scaling law with LR annealing)."),
+    optimize: bool = typer.Option(False, "--optimize", help="Write the schedule that minimises the predicted final loss."),
+    budget: str = typer.Option("1.0", "--budget", help="Budget of --optimize (fraction of full_steps, or steps)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the --optimize schedule (conf/schedule/NAME.yaml)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="YAML to write (default: conf/schedule/NAME.yaml here)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of predicted and actual curves (default: SWEEP/predicted/curves-LAW.png)."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """Fit a loss-curve law on some runs, predict the others and untrained ones, optimise a schedule."""
+    from schedsweep.predict.command import run
+
+    if more_what_if and not what:
+        raise SchedsweepError(f"unexpected argument(s) {' '.join(more_what_if)}: KEY=VALUES selections follow --what-if.")
+    run(sweep, fit_on, [*what, *(more_what_if or [])], law, optimize, budget, name, out_file, force, plot, config_dir, out)
 
 
 from schedsweep import cli_report, cli_schedules  # noqa: E402,F401 - their commands join `app`

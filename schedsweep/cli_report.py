@@ -45,7 +45,7 @@ def report(
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
 ) -> None:
-    """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule), then
+    """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule; with several optimizers, (optimizer, schedule) pairs), then
     compare them across settings: average rank per budget, Top-1/Top-3 shares, ratio to linear decay,
     performance profile. Collects the sweep first (only runs changed since the last collect)."""
     from schedsweep import collect as collecting
@@ -60,7 +60,7 @@ def report(
         raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
     result = collecting.collect(sweep, last_k=last_k)
     _warn_collected(result)
-    runs = collecting.runs_frame(result.summary)
+    runs = reporting.pair_optimizers(collecting.runs_frame(result.summary))
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")

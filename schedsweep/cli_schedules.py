@@ -111,26 +111,15 @@ def schedules_plot(
     config_dir: Optional[Path] = ConfigDir,
 ) -> None:
     """Plot the learning rate of one or more schedules over a budget of T steps into one figure."""
-    import numpy as np
-
     from schedsweep import schedules
     from schedsweep.config import composer
 
     with composer(config_dir) as c:
         specs = {name: _schedule_spec(c, name, peak_lr) for name in names}
     curves = {name: peak_lr * schedules.check(spec, steps, name) for name, spec in specs.items()}
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from schedsweep import plots
 
-    figure = Figure(figsize=(8, 4.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for name, lrs in curves.items():
-        axes.plot(np.arange(steps), lrs, label=name, drawstyle="steps-post" if steps <= 200 else "default")
-    axes.set(xlabel="update t", ylabel="learning rate", xlim=(0, max(steps - 1, 1)),
-             title=f"learning rate over a budget of {steps} steps, peak lr {peak_lr:g}")
-    axes.grid(alpha=0.3)
-    axes.legend()
+    figure = plots.schedule_lines(curves, steps, peak_lr)
     try:
         figure.savefig(out_file, dpi=120)
     except (OSError, ValueError) as e:

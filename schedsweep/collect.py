@@ -1,7 +1,7 @@
 """Collect: every run's metric parts merged into one sweep-level dataset, plus one summary row per run.
 
     results/<sweep>/collected/
-      summary.parquet            one row per planned run (plan order): run_id, every axis value,
+      summary.parquet            one row per planned run (plan order): run_id, every setting key,
                                  status, final and best eval loss, last-k train loss, steps done,
                                  wall time, GPU-hours, samples seen, the last value of every column
                                  (also of the extra metrics a script logged: final_<name>); for a
@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schedsweep import chunks, metrics, store
+from schedsweep import chunks, metrics, settings, store
 from schedsweep.errors import ResultsError
 
 COLLECTED = "collected"
@@ -48,9 +48,6 @@ VERSION = 2  # 2: branch_of, branch_step, steps_trained, wall_s_trained
 
 LABELS = ("task", "optimizer", "schedule", "budget", "steps", "lr", "seed")
 REQUIRED_LABELS = ("task", "optimizer", "schedule", "budget", "steps")
-# Swept keys that do not define a setting: compared (schedule, budget), tuned (optimizer.lr),
-# aggregated (seed), or already a label column (task, optimizer).
-NOT_SETTING = frozenset({"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})
 FINAL_OF = ("lr", "grad_norm", "grad_norm_l1", "samples_per_s")  # last logged value -> final_<column>
 FINAL = "final_"  # also the prefix of an extra metric's last value (a script's `accuracy` -> final_accuracy)
 MEASURES = (
@@ -160,8 +157,15 @@ def read_rows(sweep_dir: Path, summary: pd.DataFrame, run_ids: list[str], column
 
 
 def label_frame(records: list[dict[str, Any]], plan_path: Path) -> pd.DataFrame:
-    """One row per plan record: run_id, the label columns, one column per extra swept key (object dtype)."""
-    extras = extra_keys(records)
+    """One row per plan record: run_id, the label columns, one column per setting key (object dtype).
+
+    A schedule label whose runs differ in a schedule key names them: "cosine (final=0.1)".
+    """
+    meanings = [settings.meaning_of(r) for r in records]
+    # A key that would shadow a report column keeps its own name under an "axes." prefix.
+    keys = settings.differing(records, meanings)
+    extras = {k: f"axes.{k}" if k in RESERVED or k.startswith("_") else k for k in keys}
+    variants = settings.schedule_variants(records, meanings, keys)
     rows: list[dict[str, Any]] = []
     for lineno, record in enumerate(records, 1):
         labels = record.get("labels") or {}
@@ -171,9 +175,10 @@ def label_frame(records: list[dict[str, Any]], plan_path: Path) -> pd.DataFrame:
                 f"'{plan_path}' line {lineno} lacks {', '.join(lacking)}: it was not written by "
                 "'schedsweep launch'. Re-plan the sweep to report on it."
             )
-        axes = labels.get("axes") or {}
+        meaning = meanings[lineno - 1]
         rows.append({"run_id": record["id"], **{k: labels.get(k) for k in LABELS},
-                     **{column: hashable(axes.get(key)) for key, column in extras.items()}})
+                     "schedule": settings.schedule_name(record, meaning, variants.get(labels.get("schedule"), [])),
+                     **{column: hashable(settings.shown(record, meaning, key)) for key, column in extras.items()}})
     columns = ["run_id", *LABELS, *extras.values()]
     frame = pd.DataFrame(rows, columns=columns)
     # Axis values stay as given (object dtype): pandas would read [0.25, 500] as floats, turning
@@ -183,19 +188,8 @@ def label_frame(records: list[dict[str, Any]], plan_path: Path) -> pd.DataFrame:
     return frame.astype({"lr": float, "steps": int})
 
 
-def extra_keys(records: list[dict[str, Any]]) -> dict[str, str]:
-    """Swept keys that define settings, in first-seen order, mapped to their column names."""
-    keys: dict[str, str] = {}
-    for record in records:
-        for key in (record.get("labels") or {}).get("axes") or {}:
-            if key not in NOT_SETTING and key not in keys:
-                # A key that would shadow a report column keeps its own name under an "axes." prefix.
-                keys[key] = f"axes.{key}" if key in RESERVED or key.startswith("_") else key
-    return keys
-
-
 def hashable(value: Any) -> Any:
-    """Axis values group rows, so lists and dicts (e.g. betas) become their canonical JSON text."""
+    """Setting values group rows, so lists and dicts (e.g. betas) become their canonical JSON text."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     return value

@@ -24,13 +24,6 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
-    def mean(self, value: float) -> float:
-        if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64)
-        torch.distributed.all_reduce(t)
-        return float(t.item()) / self.world
-
     def any(self, flag: bool) -> bool:
         """Whether any rank raised `flag`: every rank takes the same branch at a step boundary."""
         if self.world == 1:

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from schedsweep import forks, store
 from schedsweep.claims import BUSY
@@ -144,9 +144,55 @@ class Debug:
 
 
 class Local:
-    """Runs as processes on this machine, at most max_parallel at once (submitit's LocalExecutor
-    starts every job at once and kills them after 2 minutes by default, so it never sees more than
-    `max_parallel` runs and always gets a timeout). start/done/stop below are the only process code."""
+    """Runs in `max_parallel` reused worker processes on this machine (schedsweep.workers: each imports
+    torch once and trains run after run); a run still going after timeout_min checkpoints and stops."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.parallel = int(settings.get("max_parallel") or cpus())
+        self.threads = threads(settings, self.parallel)
+        self.timeout_s = 60 * float(settings.get("timeout_min") or 1440)
+        self.queue: list[Path] = []
+        self.pool: Any = None
+        self.changes: dict[Path, str] = {}
+
+    def submit(self, runs: list[Path]) -> None:
+        from schedsweep import workers
+
+        self.queue += runs
+        if self.pool is None and self.queue:
+            self.pool = workers.Pool(min(self.parallel, len(self.queue)), self.threads, self.timeout_s)
+        self._fill()
+
+    def poll(self) -> dict[Path, str]:
+        if self.pool is not None:
+            for run in self.pool.poll(wait_s=0 if self.changes else 60):
+                self.changes[run.run_dir] = _outcome(run.run_dir, run.status, lambda error=run.error: error)
+            self._fill()
+            if not self.queue and not self.pool.busy:  # all handed out and back: the workers can go
+                self.pool.close()
+                self.pool = None
+        changes, self.changes = self.changes, {}
+        return changes
+
+    def cancel(self) -> None:
+        """Stop the running runs with a checkpoint (SIGTERM); the next launch resumes them."""
+        self.queue.clear()
+        if self.pool is not None:
+            self.pool.cancel()
+            self.pool.close()
+            self.pool = None
+
+    def _fill(self) -> None:
+        while self.queue and self.pool.idle:
+            path = self.queue.pop(0)
+            self.pool.submit(path)
+            self.changes[path] = "running"
+
+
+class LocalSubmitit:
+    """Multi-task (DDP) runs: one submitit LocalExecutor job per run, its tasks_per_node processes the
+    run's process group; at most max_parallel at once (submitit starts every job at once and kills
+    them after 2 minutes by default, so it never sees more and always gets a timeout)."""
 
     detached = False
 
@@ -167,7 +213,7 @@ class Local:
         time.sleep(POLL_S)
         for path, job in list(self.running.items()):
             if job.done():
-                self.changes[path] = _outcome(job, path)
+                self.changes[path] = _outcome(path, _job_result(job), lambda job=job: _job_error(job))
                 del self.running[path]
         self._fill()
         changes, self.changes = self.changes, {}
@@ -199,23 +245,32 @@ class Local:
 POLL_S = 0.2
 
 
-def _outcome(job: Any, path: Path) -> str:
-    """How a local run's process ended: its status, or, when it died without one, interrupted
-    (it holds a checkpoint: the next launch resumes it) or failed."""
+def _job_result(job: Any) -> str | None:
+    try:
+        return job.result()
+    except Exception:  # noqa: BLE001 - a process that died is reported through the run's status
+        return None
+
+
+def _job_error(job: Any) -> str:
+    try:
+        return repr(job.exception())
+    except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
+        return repr(e)
+
+
+def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:
+    """How a local run's process ended: `answer` (what train.main returned, None if it died first),
+    its status, or, when it died without one, interrupted (it holds a checkpoint: the next launch
+    resumes it) or failed; `died` says why."""
     from schedsweep import checkpoint
 
-    try:
-        if job.result() == BUSY:
-            return BUSY
-    except Exception:  # noqa: BLE001 - a process that died is reported through the run's status below
-        pass
+    if answer == BUSY:
+        return BUSY
     status = store.read_status(path)
     if status.status in store.TERMINAL or status.status == "interrupted":
         return status.status
-    try:
-        error = repr(job.exception())
-    except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
-        error = repr(e)
+    error = died()
     if (path / checkpoint.FILE).exists():
         store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, error=(
             f"the run's process ended without a status ({error}); the next launch resumes it from its checkpoint")))
@@ -268,5 +323,5 @@ def make(settings: dict[str, Any], sweep_dir: Path, records: list[dict[str, Any]
     if settings["kind"] == "debug":
         return Debug(settings)
     if settings["kind"] == "local":
-        return Local(settings)
+        return LocalSubmitit(settings) if int(settings.get("tasks_per_node") or 1) > 1 else Local(settings)
     return Slurm(sweep_dir, settings, records)

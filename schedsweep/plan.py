@@ -1,7 +1,9 @@
 """The plan: every grid point as a frozen, fully resolved run with a content-addressed id.
 
-A run's id is the SHA-256 of the canonical JSON of its `spec` (everything that changes the result:
-task, optimizer, schedule shape, steps, seed, clipping), so it is the same in every process and on
+A run's `spec` is everything that changes the result (task, optimizer, schedule shape, steps, seed,
+clipping, and precision, accumulate and compile when not at their defaults) as the config spelled it: what the run is built from and what the user set. Its id hashes
+the spec's normalised `identity` (defaults filled and dropped, numbers by value, files by contents, a
+spec version: schedsweep.identity), so equivalent spellings are one run, in every process and on
 every machine. Labels (names, swept values) and log intervals are outside the spec. Budgets are
 bound here: a fraction of `full_steps` becomes the run's own step count, and the schedule is re-fit
 to it (a 10% run is a fresh run with its own full decay, as in REX).
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -19,11 +20,13 @@ from typing import Any, Iterable, Iterator, Sequence
 from schedsweep import optimizers, schedules, script, tasks
 from schedsweep.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
+from schedsweep.identity import Identifier
 
 TOP_LEVEL_KEYS = (
     "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
-    "checkpoint_every", "checkpoint_minutes", "share_prefix",
+    "checkpoint_every", "checkpoint_minutes", "share_prefix", "precision", "accumulate", "compile", "log_every",
 )
+OPTIONAL_KEYS = ("lr_mult",)  # a config.yaml of the user's own may omit them
 NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
 SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
 
@@ -34,13 +37,14 @@ class Run:
     spec: dict[str, Any]  # hashed into the id
     labels: dict[str, Any]  # task/optimizer/schedule names, budget, steps, lr, seed, swept values
     log: dict[str, Any]  # log intervals: never change the result
+    identity: dict[str, Any] = field(default_factory=dict)  # the normalised spec the id hashes
 
     def record(self) -> dict[str, Any]:
-        return {"id": self.id, "spec": self.spec, "labels": self.labels, "log": self.log}
+        return {"id": self.id, "spec": self.spec, "identity": self.identity, "labels": self.labels, "log": self.log}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Run":
-        return cls(record["id"], record["spec"], record["labels"], record["log"])
+        return cls(record["id"], record["spec"], record["labels"], record["log"], record.get("identity") or {})
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,11 @@ class Plan:
     share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.branching); not in run ids
 
 
-def canonical_json(obj: Any) -> str:
-    try:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        raise ConfigError(f"non-finite number (nan/inf) in the config: {obj}") from None
-
-
-def run_id(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:12]
-
-
 def budget_steps(budget: Any, full_steps: Any) -> int:
-    """Steps of a budget: a fraction of full_steps in (0, 1], or an integer >= 2 of absolute steps."""
+    """Steps of a budget: a fraction of full_steps in (0, 1] rounded half up, or an integer >= 2 of absolute steps.
+
+    Either way at least 2 steps: a 1-step run has no schedule to compare.
+    """
     if isinstance(full_steps, bool) or not isinstance(full_steps, int) or full_steps < 1:
         raise ConfigError(f"full_steps must be an integer >= 1 (the steps of the 100% budget); got {full_steps!r}.")
     if isinstance(budget, bool) or not isinstance(budget, (int, float)):
@@ -82,8 +78,11 @@ def budget_steps(budget: Any, full_steps: Any) -> int:
             "(e.g. 0.25) or an integer number of steps >= 2 (e.g. 500)."
         )
     steps = int(budget * full_steps + 0.5)
-    if steps < 1:
-        raise ConfigError(f"budget {budget} of full_steps={full_steps} is less than one step.")
+    if steps < 2:
+        raise ConfigError(
+            f"budget {budget!r} of full_steps={full_steps} rounds to {steps} step(s); a run needs at least 2. "
+            f"Use a budget >= {2 / full_steps:.3g} (or an integer number of steps >= 2), or a larger full_steps."
+        )
     return steps
 
 
@@ -94,7 +93,16 @@ def make_plan(
     config_name: str = "config",
     name: str | None = None,
     generated: Sequence[Path] = (),
+    check_imports: bool = True,
 ) -> Plan:
+    """Compose, expand and validate the grid.
+
+    Every check that needs no import of a task module or of torch always runs (schedules at every
+    budget, budgets, top-level keys, optimizer keys and lr > 0; the run ids read class defaults from
+    source). `check_imports` adds those that import: each distinct task is resolved (its methods,
+    signature and check_params) and each distinct optimizer config is built on a dummy parameter.
+    `launch --dry-run` leaves them out: importing torch alone costs ~4 s of CPU.
+    """
     with composer(config_dir, generated) as c:
         parsed = c.parse(overrides)
         fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -112,7 +120,7 @@ def make_plan(
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
         runs, duplicates = _expand(c, fixed, axes, config_name, (base, base_names))
-    _validate(runs)
+    _validate(runs, check_imports)
     return Plan(
         name=name or default_name(runs),
         runs=tuple(runs),
@@ -174,12 +182,15 @@ def _expand(
     value_axes = [a for a in axes if not a.group]
     runs: dict[str, Run] = {}
     duplicates = 0
+    identifier = Identifier(tasks.identity_params, optimizers.identity_params)
     for choice, (cfg, names) in zip(
         itertools.product(*(a.values for a in group_axes)), _group_configs(c, fixed, group_axes, config_name, base)
     ):
         for axis in value_axes:
             _check_settable(cfg, axis, names)
         resolve = interpolated(cfg)
+        if isinstance(cfg.get("schedule"), dict):  # once per group combination, not once per run
+            cfg = {**cfg, "schedule": _without_labels(cfg["schedule"])}
         for values in itertools.product(*(a.values for a in value_axes)):
             point = cfg
             for axis, value in zip(value_axes, values):
@@ -187,7 +198,7 @@ def _expand(
             if resolve:
                 point = _resolve(point)
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
-            run = _make_run(point, names, swept)
+            run = _make_run(point, names, swept, identifier)
             if run.id in runs:
                 duplicates += 1
             else:
@@ -271,11 +282,11 @@ def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"cannot resolve an interpolation: {e}".splitlines()[0]) from None
 
 
-def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any]) -> Run:
-    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS))
+def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:
+    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS) - set(OPTIONAL_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS)}, sweep."
+            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS + OPTIONAL_KEYS)}, sweep."
         )
     missing = [k for k in TOP_LEVEL_KEYS if k not in cfg and k != "share_prefix"]  # optional: true by default
     if missing:
@@ -293,8 +304,10 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
-    shape = {k: v for k, v in cfg["schedule"].items() if k not in schedules.LABEL_KEYS}
-    spec = {"task": cfg["task"], "optimizer": cfg["optimizer"], "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip}
+    scale = _scale_keys(cfg)
+    shape = _without_labels(cfg["schedule"])
+    optimizer = _scaled(cfg["optimizer"], cfg.get("lr_mult", 1.0))
+    spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -302,28 +315,80 @@ def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any])
         "schedule": names.get("schedule", "custom"),
         "budget": cfg["budget"],
         "steps": steps,
-        "lr": cfg["optimizer"].get("lr"),
+        "lr": optimizer.get("lr"),
         "seed": seed,
         "axes": swept,
     }
-    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
-    return Run(run_id(spec), spec, labels, log)
+    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"],
+           "log_every": cfg["log_every"]}
+    digest, identity = identifier.id_and_identity(spec)
+    return Run(digest, spec, labels, log, identity)
 
 
-def _validate(runs: Iterable[Run]) -> None:
+SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
+
+
+def _scale_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """precision, accumulate and compile, checked; only those off their default join the spec (and the id),
+    so a run at the defaults keeps the id it had before these keys existed."""
+    precision, accumulate, compile_, log_every = cfg["precision"], cfg["accumulate"], cfg["compile"], cfg["log_every"]
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision must be fp32, bf16 or fp16; got {precision!r}.")
+    for key, value in (("accumulate", accumulate), ("log_every", log_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1; got {value!r}.")
+    if not isinstance(compile_, bool):
+        raise ConfigError(f"compile must be true or false; got {compile_!r}.")
+    values = {"precision": precision, "accumulate": accumulate, "compile": compile_}
+    return {k: v for k, v in values.items() if v != SCALE_DEFAULTS[k]}
+
+
+def _without_labels(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The schedule section without its label keys; the same object when it has none (identities are cached by object)."""
+    if not any(k in schedule for k in schedules.LABEL_KEYS):
+        return schedule
+    return {k: v for k, v in schedule.items() if k not in schedules.LABEL_KEYS}
+
+
+def _scaled(optimizer: dict[str, Any], scale: Any) -> dict[str, Any]:
+    """The optimizer section with lr = lr * lr_mult (not a param group's lr_scale: this one sets the peak itself).
+
+    A study over several tasks sweeps lr_mult (multipliers of each task's own peak LR, which
+    conf/tuned/TASK_OPTIMIZER.yaml sets) where one absolute LR grid would fit no task. The run's
+    spec and label hold the product, so a scaled run and the same LR given directly are one run. A
+    `rest:` optimizer (e.g. muon's AdamW) is scaled alike: one schedule, one multiplier.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"lr_mult (a multiplier of optimizer.lr) must be a number > 0; got {scale!r}.")
+    lr = optimizer.get("lr")
+    if scale == 1 or isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return optimizer  # optimizers.resolve names a bad lr
+    scaled = {**optimizer, "lr": float(f"{lr * scale:.6g}")}  # 0.1 * 3 is 0.30000000000000004
+    if isinstance(optimizer.get("rest"), dict):
+        scaled["rest"] = _scaled(optimizer["rest"], scale)
+    return scaled
+
+
+def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     """Check each distinct task, optimizer and (schedule, steps) once: plans repeat them thousands of times."""
-    seen: set[str] = set()
+    seen: set[tuple[str, int]] = set()
     for run in runs:
-        checks = (
-            ("task", run.spec["task"], lambda s: script.check(s) if script.is_script(s) else tasks.resolve(s)),
-            ("optimizer", run.spec["optimizer"], lambda s: optimizers.resolve(s, run.labels["optimizer"])),
-            (f"schedule@{run.spec['steps']}", run.spec["schedule"],
-             lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
-        )
+        script_task = script.is_script(run.spec["task"])
+        checks = [
+            (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
+            ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),
+            *([("task", "task", script.check)] if script_task else []),
+        ]
+        if check_imports:
+            checks += [
+                *([] if script_task else [("task", "task", tasks.resolve)]),
+                ("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"])),
+            ]
         for kind, section, check in checks:
-            key = kind + canonical_json(section)
+            # Equal identities are the same values: the identity's cached section object stands for them.
+            key = (kind, id(run.identity[section]))
             if key not in seen:
-                check(section)
+                check(run.spec[section])
                 seen.add(key)
     if not seen:
         raise ConfigError("the sweep has zero runs.")

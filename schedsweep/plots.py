@@ -14,6 +14,7 @@ Per-setting figures show the first MAX_SETTINGS settings (rows); `Figures.notes`
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ MAX_POINTS = 400  # points per curve: more does not show at this size
 CURVE_COLUMNS = ["step", "loss", "eval_loss", "lr"]
 PANEL = (4.0, 2.8)  # inches per panel
 DPI = 100
+MIN_WIDTH = 6.0  # inches: room for the title and the legend of a one-panel figure
 
 
 @dataclass
@@ -240,7 +242,7 @@ def _grid(rows: int, cols: int, size: tuple[float, float] = PANEL) -> tuple[Any,
     """A rows x cols grid with fixed margins in inches (tight_layout costs seconds on big grids):
     0.9 in on top for the titles, 0.7 in below for the legend, 0.75 in between panels for their titles."""
     rows, cols = max(rows, 1), max(cols, 1)
-    width, height = size[0] * cols, size[1] * rows + 1.6
+    width, height = max(size[0] * cols, MIN_WIDTH), size[1] * rows + 1.6
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     fig.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, top=1 - 0.9 / height, bottom=0.7 / height,
                         wspace=0.7 / (size[0] - 0.7), hspace=0.75 / (size[1] - 0.75))
@@ -251,16 +253,46 @@ def _grid(rows: int, cols: int, size: tuple[float, float] = PANEL) -> tuple[Any,
 
 
 def _finish(fig: Any, axes: np.ndarray, title: str) -> bytes:
+    """Title on top and one legend below, both fitted to the canvas: the title wraps, the legend takes as
+    many columns as fit and the panels move up to make room for its rows (nothing is cropped)."""
     handles: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
         if not ax.has_data():
             ax.set_visible(False)
-    fig.suptitle(title, fontsize=10, y=1 - 0.2 / fig.get_figheight())
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.width - 0.2 * fig.dpi
+    suptitle = fig.suptitle(title, fontsize=10, y=1 - 0.2 / fig.get_figheight())
+    wide = suptitle.get_window_extent(renderer).width
+    if wide > room:
+        suptitle.set_text("\n".join(textwrap.wrap(title, max(10, int(len(title) * room / wide)))))
     if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(8, len(handles)), fontsize=8, frameon=False)
+        for ncol in range(min(8, len(handles)), 0, -1):
+            legend = fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+            if ncol == 1 or legend.get_window_extent(renderer).width <= room:
+                break
+            legend.remove()
+        below = legend.get_window_extent(renderer).height / fig.dpi + 0.55  # + tick labels and the x label
+        fig.subplots_adjust(bottom=max(below, 0.7) / fig.get_figheight())
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def schedule_lines(curves: dict[str, np.ndarray], steps: int, peak_lr: float) -> Any:
+    """`schedules plot`: the learning rate of each schedule over a budget of `steps` steps, one line each."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for name, lrs in curves.items():
+        axes.plot(np.arange(steps), lrs, label=name, drawstyle="steps-post" if steps <= 200 else "default")
+    axes.set(xlabel="update t", ylabel="learning rate", xlim=(0, max(steps - 1, 1)),
+             title=f"learning rate over a budget of {steps} steps, peak lr {peak_lr:g}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return figure

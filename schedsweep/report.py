@@ -4,8 +4,9 @@ DataFrame in, DataFrame out; nothing here prints (schedsweep.render does). The i
 planned run: the collected summary (schedsweep.collect) or, without collecting, plan.jsonl joined with
 the status.json files (`load_runs`).
 
-A run's *setting* is its task, optimizer and every swept key that is not compared (schedule, budget),
-tuned (optimizer.lr) or aggregated (seed). Within one (setting, budget) each schedule gets its best
+A run's *setting* is its task, optimizer and every spec key whose value differs between runs of the
+sweep, whatever command lines planned them (schedsweep.settings), except what is compared (schedule,
+budget), tuned (optimizer.lr) or aggregated (seed). Within one (setting, budget) each schedule gets its best
 peak LR, its mean over seeds at that LR with a 95% confidence interval, and a rank, as in REX (Chen et
 al., MLSys 2022); `pivot` averages those ranks over budgets, and schedsweep.compare across settings.
 
@@ -52,7 +53,7 @@ T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622,
 def load_runs(sweep_dir: Path) -> pd.DataFrame:
     """One row per planned run, in plan order, joined with its status.json (absent = pending).
 
-    Columns: id, task, optimizer, schedule, budget, steps, lr, seed, one column per extra swept key
+    Columns: id, task, optimizer, schedule, budget, steps, lr, seed, one column per setting key
     (named as the key, e.g. `task.d_model`), then status, final_eval_loss, final_loss,
     best_eval_loss, steps_done, wall_s, error. `budget` keeps the user's spelling (object dtype:
     0.25 is a fraction, 500 is steps); `steps` is the resolved step count that orders budgets.
@@ -66,8 +67,24 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     return frame.astype({**losses, "steps_done": int})
 
 
+def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where a task's runs use several optimizers, rank (optimizer, schedule) pairs against each other.
+
+    The schedule label of those runs becomes "optimizer/schedule" and their optimizer "(compared)", so
+    every table compares, e.g., adamw/cosine with schedulefree_adamw/constant within each budget
+    (schedule-free runs only exist beside scheduled ones). Tasks with one optimizer are unchanged.
+    """
+    several = runs.groupby("task", sort=False)["optimizer"].transform("nunique") > 1
+    if not several.any():
+        return runs
+    out = runs.copy()
+    out.loc[several, "schedule"] = out.loc[several, "optimizer"].astype(str) + "/" + out.loc[several, "schedule"].astype(str)
+    out.loc[several, "optimizer"] = "(compared)"
+    return out
+
+
 def setting_columns(frame: pd.DataFrame) -> list[str]:
-    """The columns that name a setting: task, optimizer and every extra swept key."""
+    """The columns that name a setting: task, optimizer and every setting key (schedsweep.settings)."""
     return ["task", "optimizer", *[c for c in frame.columns
                                    if c not in _RESERVED and not c.startswith("_") and c not in _extra_metrics(frame)]]
 

@@ -69,11 +69,12 @@ class Sweep:
 
     @staticmethod
     def plan(overrides: Sequence[str] = (), *, config_dir: Path | None = None, config_name: str = "config",
-             name: str | None = None) -> Plan:
+             name: str | None = None, check_imports: bool = True) -> Plan:
         """The grid from conf/ and Hydra overrides (schedsweep.plan.make_plan); nothing is written."""
         from schedsweep.plan import make_plan
 
-        return make_plan(list(overrides), config_dir=config_dir, config_name=config_name, name=name)
+        return make_plan(list(overrides), config_dir=config_dir, config_name=config_name, name=name,
+                         check_imports=check_imports)
 
     @classmethod
     def create(cls, plan: Plan, results: str | Path, *, retry_failed: bool = False,

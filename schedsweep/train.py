@@ -16,6 +16,7 @@ checkpoints bound what a hard kill loses. A run that finds a checkpoint resumes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,7 +34,7 @@ from typing import Any, Iterator
 
 import torch
 
-from schedsweep import checkpoint, claims, distributed, forks, optimizers, schedules, script, store, tasks
+from schedsweep import checkpoint, claims, distributed, forks, groups, loop, optimizers, schedules, script, store, tasks
 from schedsweep.distributed import Dist
 from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
 
@@ -158,51 +159,74 @@ def train(
 ) -> store.RunStatus:
     spec, log = record["spec"], record["log"]
     steps, seed, clip = spec["steps"], spec["seed"], spec["grad_clip"]
+    accumulate = spec.get("accumulate", 1)
     device = torch.device("cuda", dist.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     torch.manual_seed(seed)
     task = tasks.build(spec["task"], seed)
     model = task.build_model().to(device)
-    optimizer = optimizers.build(spec["optimizer"], model.parameters())
+    optimizer = optimizers.build(spec["optimizer"], model, groups.task_groups(task, model))
     params = [p for p in model.parameters() if p.requires_grad]
     peak = float(spec["optimizer"]["lr"])
     schedule = schedules.build(spec["schedule"], steps)
-    batches = task.batches()
-    net = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    precision = loop.Precision(spec.get("precision", "fp32"), device)
+    read_every = loop.read_every(device, log.get("log_every", 1))
 
     first = 0
     run: dict[str, Any] = {"samples": 0, "loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "wall_s": 0.0, "requeues": 0}
     if state is not None:
         first = state["step"]
-        for _ in range(first):  # the data position is the step: replay the deterministic stream
-            next(batches)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            precision.scaler.load_state_dict(state["scaler"])
         if state.get("schedule") is not None:
             schedule.load_state_dict(state["schedule"])  # stateful schedules (plateau) only
         run |= state["run"]
         checkpoint.restore_rng(state)
+    batches = loop.batch_stream(task, first * accumulate)
+    net: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    if spec.get("compile"):
+        net = torch.compile(net)  # type: ignore[assignment]  # training forward only; evaluation stays eager
 
     start = time.perf_counter() - run["wall_s"]
     last_save = time.monotonic()
     every_steps = log.get("checkpoint_every")
     every_s = 60.0 * (log.get("checkpoint_minutes") or math.inf)
     fork_steps = set(record.get("forks", ()))  # branches start from this run's state at these steps
+    pending = loop.Pending()
 
     def save(next_step: int) -> None:
         if dist.main and writer is not None:
             writer.flush()
             run["wall_s"] = time.perf_counter() - start
+            # Schedule-free: the training point and the optimizer state (whose z gives the averaged
+            # weights), not eval() weights: rank 0 alone saves, at times of its clock, and an
+            # eval()/train() round trip is not bit-exact, so it would drift the ranks and the run.
             checkpoint.save(path, {"step": next_step, "parts": len(part_files(writer.folder)), "run": dict(run),
                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "scaler": precision.scaler.state_dict(),
                                    "schedule": schedule.state_dict() if hasattr(schedule, "state_dict") else None})
 
-    def emit(row: dict[str, Any]) -> None:
-        if writer is not None:
-            writer.append(row | {"wall_s": time.perf_counter() - start})
+    def drain() -> int | None:
+        """Write the waiting rows; the step of a non-finite loss, if one is among them."""
+        rows, bad = pending.read()
+        for row in rows:
+            run["loss"] = row["loss"]
+            if writer is not None:
+                writer.append(row)
+        return None if bad is None else rows[bad]["step"]
 
+    def diverged(step: int) -> store.RunStatus:
+        run["eval_loss"] = math.nan
+        return _summary("diverged", step, run, start)
+
+    optimizer.train()
     net.train()
     for step in range(first, steps):
-        if step > first:
+        if step > first and ((step - first) % read_every == 0 or step in fork_steps):
+            bad = drain()
+            if bad is not None:
+                return diverged(bad)
             stopping = dist.any(stop.signal is not None)
             fork = step in fork_steps
             if stopping or fork or (every_steps and step % every_steps == 0) or time.monotonic() - last_save >= every_s:
@@ -214,42 +238,61 @@ def train(
                 last_save = time.monotonic()
             if stopping:
                 return _summary("requeued", step, run, start)
-        lr = peak * schedule(step)
+        factor = schedule(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = distributed.to_device(distributed.shard(next(batches), dist), device)
-        step_start = time.perf_counter()
-        loss = task.loss(net, batch)
-        loss_value = dist.mean(loss.item())
-        n = _batch_size(batch) * dist.world
-        run["samples"] += n
-        run["loss"] = loss_value
-        row: dict[str, Any] = {"step": step, "lr": lr, "loss": loss_value, "samples_seen": run["samples"]}
-        if not math.isfinite(loss_value):
-            emit(row)
-            run["eval_loss"] = math.nan
-            return _summary("diverged", step, run, start)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            group["lr"] = group["peak_lr"] * factor
+        optimizer.zero_grad()
+        loss_sum, n = None, 0
+        for micro in range(accumulate):
+            batch = distributed.to_device(distributed.shard(next(batches), dist), device)
+            # DDP all-reduces gradients on the last micro-batch's backward only
+            quiet = net.no_sync() if dist.world > 1 and micro < accumulate - 1 else contextlib.nullcontext()
+            with quiet:
+                with precision.autocast():
+                    loss = task.loss(net, batch)
+                precision.backward(loss / accumulate if accumulate > 1 else loss)
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+            n += _batch_size(batch) * dist.world
+        mean_loss = loss_sum / accumulate if accumulate > 1 else loss_sum
+        if dist.world > 1:
+            mean_loss = mean_loss.double()
+            torch.distributed.all_reduce(mean_loss)  # on the device: no host synchronisation
+            mean_loss /= dist.world
+        precision.unscale(optimizer.parts)
         grads = [p.grad for p in params if p.grad is not None]
         l2 = torch.nn.utils.get_total_norm(grads, 2.0)
         l1 = torch.nn.utils.get_total_norm(grads, 1.0)
         if clip is not None:
             torch.nn.utils.clip_grads_with_norm_(params, clip, l2)
-        optimizer.step()
-        step_s = time.perf_counter() - step_start
-        row |= {"grad_norm": l2.item(), "grad_norm_l1": l1.item(), "samples_per_s": n / step_s if step_s > 0 else None}
+        precision.step(optimizer.parts)
+        run["samples"] += n
+        pending.add({"step": step, "lr": peak * factor, "samples_seen": run["samples"], "samples": n,
+                     "wall_s": time.perf_counter() - start}, mean_loss, l2, l1)
         if step == steps - 1 or (step + 1) % log["eval_every"] == 0:
-            run["eval_loss"] = eval_loss = _evaluate(task, model)
-            row["eval_loss"] = eval_loss
+            rows, bad = pending.read()
+            for row in rows[:-1]:
+                run["loss"] = row["loss"]
+                if writer is not None:
+                    writer.append(row)
+            last = rows[-1]
+            run["loss"] = last["loss"]
+            if bad is not None:
+                if writer is not None:
+                    writer.append(last)
+                return diverged(last["step"])
+            run["eval_loss"] = eval_loss = _evaluate(task, model, optimizer, precision)
+            last |= {"eval_loss": eval_loss, "wall_s": time.perf_counter() - start}
+            if writer is not None:
+                writer.append(last)
             if not math.isfinite(eval_loss):
-                emit(row)
                 return _summary("diverged", step + 1, run, start)
             best = run["best_eval"]
             run["best_eval"] = eval_loss if not math.isfinite(best) else min(best, eval_loss)
             if hasattr(schedule, "observe"):  # reduce-on-plateau: the only schedule driven by the loss
                 schedule.observe(eval_loss)
-        emit(row)
+    bad = drain()
+    if bad is not None:
+        return diverged(bad)
     return _summary("done", steps, run, start)
 
 
@@ -270,9 +313,14 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
     return status
 
 
-def _evaluate(task: tasks.Task, model: torch.nn.Module) -> float:
-    with tasks.evaluating(model):
-        return float(task.evaluate(model))
+def _evaluate(task: tasks.Task, model: torch.nn.Module, optimizer: optimizers.Optimizers, precision: loop.Precision) -> float:
+    """The held-out loss at the weights a user would keep (schedule-free: its averaged weights, as its authors require)."""
+    optimizer.eval()
+    try:
+        with tasks.evaluating(model), precision.autocast():
+            return float(task.evaluate(model))
+    finally:
+        optimizer.train()
 
 
 def _batch_size(batch: Any) -> int:

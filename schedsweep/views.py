@@ -42,22 +42,29 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
 
 
 @contextmanager
-def progress_bar(console: Console) -> Iterator[Callable[[Any], None]]:
-    """A progress bar over the runs that were unfinished when the launch started; yields its update()."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any], None]]:
+    """A progress bar over the runs that were unfinished when the launch started; yields its update().
+    Its ETA counts steps (schedsweep.eta), not runs: runs of different budgets differ 10x in length."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from schedsweep import eta
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False) as bar:
-        task = bar.add_task("starting", total=None)
-        start: dict[str, int] = {}
+                  TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
+        task = bar.add_task("starting", total=None, eta="?")
+        steps = eta.queue_steps(sweep_dir)  # what the queue will run, in its order
+        start: dict[str, Any] = {}
 
         def update(state: Any) -> None:
             finished = sum(state.get(s, 0) for s in FINISHED)
             if not start:
-                start["finished"] = finished
-                start["total"] = sum(state.values())
+                start.update(finished=finished, time=time.monotonic())
+            left = eta.remaining_s(steps, finished - start["finished"], state.get("running", 0),
+                                   time.monotonic() - start["time"])
             bar.update(task, description=counts_line(state), completed=finished - start["finished"],
-                       total=start["total"] - start["finished"])
+                       total=len(steps), eta=eta.clock(left))
 
         yield update
 

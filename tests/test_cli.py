@@ -236,9 +236,9 @@ def test_a_killed_run_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> Non
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
     _wait_for(lambda: (run / checkpoint.FILE).exists() and checkpoint.load(run)["step"] >= 150, 120, "a checkpoint")
-    # Kill everything at once, as a crashed machine would: the queue and the run's process.
-    os.kill(int((sweep / ".lock").read_text()), signal.SIGKILL)
-    os.kill(store.read_status(run).pid, signal.SIGKILL)
+    # Kill everything at once, as a crashed machine would: the queue and the run's worker, in the queue's session
+    # (one signal, so the worker does not outlive its launcher long enough to checkpoint and stop cleanly).
+    os.killpg(int((sweep / ".lock").read_text()), signal.SIGKILL)
     _wait_for(lambda: not _pid_alive(store.read_status(run).pid), 10, "the run's process to die")
     assert store.read_status(run).status == "running"  # stale: nobody will finish it
     shown = cli("status", str(sweep), cwd=tmp_path).stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import pytest
 from test_report import Run, make_sweep
 from typer.testing import CliRunner
 
-from schedsweep import collect, metrics, store
+from schedsweep import collect, metrics, settings, store
 from schedsweep.cli import app
 from schedsweep.errors import ResultsError
 from schedsweep.report import build, rank
@@ -296,3 +297,79 @@ def test_a_damaged_collected_chunk_is_collected_again(tmp_path: Path) -> None:
     result = collect.collect(sweep)
     assert result.reread == 16
     assert len(collect.read_rows(sweep, result.summary, list(result.summary["run_id"]), ["step"])) == 240
+
+
+# ---- settings come from the specs, whatever the command lines were
+
+
+def plan_records(*overrides: str) -> list[dict]:
+    from schedsweep.plan import make_plan
+
+    base = ["task=classifier", "full_steps=20", "budget=1.0", "schedule=linear,cosine"]
+    return [r.record() for r in make_plan([*base, *overrides], check_imports=False).runs]
+
+
+def test_a_key_that_differs_between_launches_is_a_setting_never_pooled(tmp_path: Path) -> None:
+    first, second = plan_records(), plan_records("task.hidden=8")
+    assert [r["labels"]["axes"] for r in first] == [r["labels"]["axes"] for r in second]  # same swept keys
+    assert settings.setting_keys(first) == [] and settings.setting_keys(first + second) == ["task.hidden"]
+    assert settings.new_setting_keys(first, second) == ["task.hidden"]
+    assert settings.new_setting_keys(first, first) == [] and settings.new_setting_keys([], second) == []
+    frame = collect.label_frame(first + second, tmp_path / "plan.jsonl")
+    assert list(frame["task.hidden"]) == [128, 128, 8, 8]  # as the spec spells it, the default included
+
+
+def test_equal_meanings_are_one_setting_and_other_sections_do_not_leak(tmp_path: Path) -> None:
+    zero = plan_records("optimizer=sgd", "optimizer.weight_decay=0")
+    assert settings.setting_keys(zero + plan_records("optimizer=sgd", "optimizer.weight_decay=0.0")) == []
+    # sgd's momentum differs from adamw's betas: the optimizer name already tells them apart
+    assert settings.setting_keys(zero + plan_records("optimizer=adamw")) == []
+    both = plan_records("optimizer=sgd,adamw", "optimizer.weight_decay=0.5") + plan_records("optimizer=sgd,adamw")
+    assert settings.setting_keys(both) == ["optimizer.weight_decay"]
+    frame = collect.label_frame(both, tmp_path / "plan.jsonl")
+    assert sorted(zip(frame["optimizer"], frame["optimizer.weight_decay"])) == sorted(
+        [("sgd", 0.5)] * 2 + [("adamw", 0.5)] * 2 + [("sgd", 0.0)] * 2 + [("adamw", 0.01)] * 2)
+
+
+def test_variants_of_one_schedule_name_rank_apart(tmp_path: Path) -> None:
+    records = plan_records() + plan_records("schedule.final=0.1")
+    assert settings.setting_keys(records) == []  # schedule keys are compared, not a setting
+    frame = collect.label_frame(records, tmp_path / "plan.jsonl")
+    assert list(frame["schedule"]) == ["linear (final=0.0)", "cosine (final=0.0)", "linear (final=0.1)", "cosine (final=0.1)"]
+    assert list(collect.label_frame(plan_records(), tmp_path / "plan.jsonl")["schedule"]) == ["linear", "cosine"]
+
+
+def test_cli_second_launch_with_another_value_reports_two_settings(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def launch(*extra: str) -> subprocess.CompletedProcess[str]:
+        args = ["launch", "task=classifier", "full_steps=10", "eval_every=5", "task.n_train=256", "budget=1.0",
+                "schedule=linear", "executor=debug", "--name", "pool", *extra]
+        return subprocess.run([sys.executable, "-m", "schedsweep", *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, check=True, env=os.environ | {"COLUMNS": "200"})
+
+    assert "differ in" not in launch().stdout
+    assert "this launch adds runs that differ in: task.hidden" in launch("task.hidden=8").stdout
+    sweep = tmp_path / "results" / "pool"
+    report = [sys.executable, "-m", "schedsweep", "report", str(sweep), "--format"]
+    csv = pd.read_csv(io.StringIO(subprocess.run([*report, "csv"], capture_output=True, text=True, check=True).stdout))
+    assert csv[["task", "task.hidden", "schedule", "n"]].values.tolist() == [["classifier", 128, "linear", 1], ["classifier", 8, "linear", 1]]
+    ranking = json.loads(subprocess.run([*report, "json"], capture_output=True, text=True, check=True).stdout)["ranking"]
+    by_hidden = {row["task.hidden"]: row for row in ranking}
+    assert sorted(by_hidden) == [8, 128] and [by_hidden[h]["n"] for h in (8, 128)] == [1, 1]
+    finals = {r["spec"]["task"].get("hidden"): store.read_status(store.run_dir(sweep, r["id"])).final_eval_loss
+              for r in store.read_plan(sweep)}
+    assert by_hidden[8]["mean"] == pytest.approx(finals[8]) and by_hidden[128]["mean"] == pytest.approx(finals[128])
+    assert finals[8] != finals[128]
+
+
+def test_one_schedule_name_fitted_per_optimizer_is_not_a_variant(tmp_path: Path) -> None:
+    # The refinement study's `refined` schedule: one name, other points for each optimizer.
+    from schedsweep.plan import make_plan
+
+    base = ["task=classifier", "full_steps=20", "budget=1.0", "schedule=piecewise"]
+    records = [r.record() for points, optimizer in (("[[0,1],[1,0]]", "sgd"), ("[[0,1],[0.5,0.2],[1,0]]", "adamw"))
+               for r in make_plan([*base, f"optimizer={optimizer}", f"schedule.points={points}"], check_imports=False).runs]
+    assert records[0]["identity"]["schedule"] != records[1]["identity"]["schedule"]
+    assert list(collect.label_frame(records, tmp_path / "plan.jsonl")["schedule"]) == ["piecewise", "piecewise"]

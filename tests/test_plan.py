@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schedsweep.errors import ConfigError
-from schedsweep.plan import budget_steps, make_plan, run_id
+from schedsweep.plan import budget_steps, make_plan
 
 FAST = ["task=classifier", "full_steps=100"]
 
@@ -63,11 +63,8 @@ def test_a_study_is_a_file_in_the_users_config_dir(tmp_path: Path) -> None:
     assert warm.spec["schedule"] == {"shape": "rex", "warmup": 0.1}  # the description is a label
 
 
-def test_run_id_is_content_addressed_and_stable() -> None:
-    # A golden value: the id must not depend on the process, the machine or dict order.
-    spec = {"seed": 0, "steps": 10, "task": {"_target_": "x.Y"}, "optimizer": {"lr": 0.1}, "schedule": {"shape": "linear"}, "grad_clip": None}
-    assert run_id(spec) == run_id(dict(reversed(list(spec.items()))))
-    assert run_id(spec) == "f58cf0c23c4e"
+def test_run_ids_are_the_same_in_another_process() -> None:
+    # Golden ids and every normalisation rule: tests/test_identity.py.
     code = "from schedsweep.plan import make_plan; print(sorted(r.id for r in make_plan(['task=classifier','full_steps=100']).runs))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == str(sorted(r.id for r in make_plan(FAST).runs))
@@ -98,9 +95,32 @@ def test_budget_steps() -> None:
     assert budget_steps(1.0, 300) == 300
     assert budget_steps(1, 300) == 300
     assert budget_steps(500, 300) == 500
+    assert budget_steps(0.01, 200) == 2
     for bad in (0, -0.5, 1.5, "x", True):
         with pytest.raises(ConfigError):
             budget_steps(bad, 300)
+
+
+@pytest.mark.parametrize(("budget", "full_steps", "steps"), [(0.001, 300, 0), (0.005, 300, 2), (0.004, 300, 1), (1.0, 1, 1)])
+def test_a_budget_must_give_at_least_two_steps(budget: float, full_steps: int, steps: int) -> None:
+    if steps >= 2:
+        assert budget_steps(budget, full_steps) == steps
+        return
+    with pytest.raises(ConfigError) as info:
+        budget_steps(budget, full_steps)
+    assert f"budget {budget!r} of full_steps={full_steps} rounds to {steps} step(s); a run needs at least 2" in str(info.value)
+
+
+@pytest.mark.parametrize(("overrides", "key", "reason"), [
+    (["optimizer=adamw", "optimizer.betas=[2,3]"], "optimizer.betas=[2, 3]", "Invalid beta parameter at index 0: 2"),
+    (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum=-1", "Invalid momentum value: -1"),
+    (["optimizer=sgd", "optimizer.momentum=0.5,-1"], "optimizer.momentum=-1", "Invalid momentum value: -1"),
+])
+def test_each_distinct_optimizer_config_is_built_at_plan_time(overrides: list[str], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_plan([*FAST, "budget=0.5", *overrides])
+    assert f"{key} is rejected by torch.optim." in str(info.value) and reason in str(info.value)
+    assert "Set " + key.split("=")[0] + " to an allowed value" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +128,7 @@ def test_budget_steps() -> None:
     [
         (["schedule=nope"], "unknown schedule 'nope'. Valid schedule options: constant, cosine"),
         (["schedule=linear,nope"], "unknown schedule 'nope'"),
-        (["optimizer=adam"], "Valid optimizer options: adamw, sgd"),
+        (["optimizer=adam"], "Valid optimizer options: adamw, lion, muon, prodigy, schedulefree_adamw, schedulefree_sgd, sgd"),
         (["task=cifar"], "unknown task 'cifar'"),
         (["optimizer.lrr=0.1,0.2"], "cannot sweep 'optimizer.lrr': no such key"),
         (["optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'"),
@@ -142,7 +162,9 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_group_sections_are_swapped_only_when_that_equals_composing_every_combination(tmp_path: Path) -> None:
+    from schedsweep import optimizers, tasks
     from schedsweep.config import composer
+    from schedsweep.identity import Identifier
     from schedsweep.plan import _make_run
 
     (tmp_path / "schedule").mkdir()
@@ -157,6 +179,38 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
                 fixed = [*FAST, "budget=0.5", f"schedule={axes['schedule']}", f"optimizer={axes['optimizer']}"]
                 cfg, names = c.compose(fixed, "config")
                 cfg.pop("sweep", None)
-                assert _make_run(cfg, names, axes) == run
+                assert _make_run(cfg, names, axes, Identifier(tasks.identity_params, optimizers.identity_params)) == run
     assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {16}
     assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("optimizer.lr=-0.1", "lr (the peak learning rate) must be a number > 0"),
+    ("+optimizer.lrr=0.1", "optimizer 'adamw' (torch.optim.AdamW) has no parameter(s) lrr. Valid: lr, betas"),
+])
+def test_a_dry_run_checks_optimizer_keys_without_torch(override: str, expected: str) -> None:
+    code = f"""
+import sys
+from schedsweep.errors import ConfigError
+from schedsweep.plan import make_plan
+try:
+    make_plan({[*FAST, "budget=0.5", override]!r}, check_imports=False)
+except ConfigError as e:
+    print(str(e))
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert expected in out and out.split()[-1] == "False"
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["optimizer=adamw", "optimizer.betas=[2,3]"], "optimizer.betas=[2, 3] is rejected by torch.optim.AdamW"),
+    (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum=-1 is rejected by torch.optim.SGD"),
+    (["budget=0.004", "full_steps=300"], "budget 0.004 of full_steps=300 rounds to 1 step(s); a run needs at least 2"),
+])
+def test_cli_values_are_checked_at_plan_time(tmp_path: Path, overrides: list[str], expected: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *FAST, "budget=0.5", *overrides, "--no-submit"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error:") and expected in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing written

@@ -6,8 +6,11 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import matplotlib.figure
 import matplotlib.image
+import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,3 +90,51 @@ def test_cli_plots_and_html_write_files(tmp_path: Path) -> None:
 def test_the_cli_does_not_import_matplotlib_for_help() -> None:
     code = "import sys, schedsweep.cli; assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def texts_outside(fig: Any) -> list[str]:
+    """Every drawn text (titles, labels, tick labels, legend entries) whose extent leaves the canvas."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()  # labels of ticks beyond the view limits: matplotlib keeps them but does not draw them
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 * abs(high - low) <= tick.get_loc() <= high + 1e-9 * abs(high - low):
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    bounds = fig.bbox
+    outside = []
+    for text in fig.findobj(matplotlib.text.Text):
+        if id(text) in hidden or not text.get_visible() or not text.get_text() or (text.axes and not text.axes.get_visible()):
+            continue
+        box = text.get_window_extent(renderer)
+        if box.x0 < -0.5 or box.y0 < -0.5 or box.x1 > bounds.width + 0.5 or box.y1 > bounds.height + 0.5:
+            outside.append(text.get_text())
+    return outside
+
+
+EIGHT = ("linear", "rex", "cosine", "step", "exponential", "onecycle", "wsd", "constant")
+
+
+@pytest.mark.parametrize("shape", ["two settings", "one panel, eight schedules"])
+def test_every_text_of_every_figure_lies_inside_its_canvas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    runs = sweep_runs() if shape == "two settings" else [
+        Run(s, b, 1.0 + i / 10 + b + lr, lr=lr, seed=seed) for b in (0.01, 0.02) for i, s in enumerate(EIGHT)
+        for lr in (1e-3, 3e-3) for seed in (0, 1)]
+    checked: dict[str, list[str]] = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def check_then_save(fig: Any, *args: Any, **kwargs: Any) -> None:
+        checked[fig.get_suptitle()] = texts_outside(fig)
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", check_then_save)
+    _, figs = drawn(make_logged_sweep(tmp_path / "s", runs))
+    assert len(checked) == len(figs.png) == 6
+    assert {title: texts for title, texts in checked.items() if texts} == {}
+
+
+def test_the_schedules_plot_fits_its_canvas() -> None:
+    curves = {name: np.linspace(1, 0, 100) for name in EIGHT}
+    assert texts_outside(plots.schedule_lines(curves, 100, 0.1)) == []

@@ -48,7 +48,7 @@ def make_sweep(root: Path, runs: list[Run], swept: tuple[str, ...] = ("optimizer
         labels = {"task": "charlm", "optimizer": "adamw", "schedule": run.schedule, "budget": run.budget,
                   "steps": steps, "lr": run.lr, "seed": run.seed, "axes": axes}
         run_id = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:12]
-        records.append({"id": run_id, "labels": labels, "spec": {}, "log": {}})
+        records.append({"id": run_id, "labels": labels, "spec": spec_of(run, steps), "log": {}})
         if run.status != "pending":
             loss = run.loss if run.status == "done" else None
             status = store.RunStatus(run.status, steps_done=steps, final_loss=loss, final_eval_loss=loss,
@@ -56,6 +56,19 @@ def make_sweep(root: Path, runs: list[Run], swept: tuple[str, ...] = ("optimizer
             store.write_status(store.run_dir(root, run_id), status)
     store.write_plan(root, records)
     return root
+
+
+def spec_of(run: Run, steps: int) -> dict[str, Any]:
+    """The run's spec, with each `extra` key ("task.d_model") set at its place."""
+    spec: dict[str, Any] = {"task": {"_target_": "schedsweep.tasks.charlm.CharLM"}, "optimizer": {"_target_": "torch.optim.AdamW", "lr": run.lr},
+                            "schedule": {"shape": run.schedule}, "steps": steps, "seed": run.seed, "grad_clip": None}
+    for key, value in run.extra.items():
+        *sections, leaf = key.split(".")
+        node = spec
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = value
+    return spec
 
 
 def ranked_for(tmp_path: Path, runs: list[Run], **kw: Any) -> pd.DataFrame:

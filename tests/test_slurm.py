@@ -7,6 +7,7 @@ fails them. The cluster's MaxArraySize is 16, so a 20-run sweep is cut into two 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -121,6 +122,32 @@ def test_two_task_ddp_matches_its_single_process_twin(tmp_path: Path) -> None:
         evals = [(a, b) for a, b in zip(ddp["eval_loss"].to_pylist(), single["eval_loss"].to_pylist()) if a or b]
         assert len(evals) == 3 and all(a == pytest.approx(b, rel=1e-5) for a, b in evals)
         assert ddp["samples_seen"].to_pylist() == single["samples_seen"].to_pylist()
+
+
+def test_two_node_ddp_over_four_ranks_matches_its_single_process_twin(tmp_path: Path) -> None:
+    """executor.nodes=2 executor.tasks_per_node=2: one run over 4 ranks on node1 and node2 (two slurmd on this host)."""
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True).stdout.split()
+    if len(set(nodes)) < 2:
+        pytest.skip(f"the test cluster has {len(set(nodes))} node(s); start two with: bash tests/slurm/cluster.sh start")
+    args = ["task=classifier", "task.n_train=1024", "full_steps=30", "budget=1.0", "eval_every=10"]
+    cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "single", cwd=tmp_path)
+    cli("launch", *args, "executor=slurm", "executor.nodes=2", "executor.tasks_per_node=2", "--wait", "--name", "multi",
+        cwd=tmp_path)
+    (run_id,) = statuses(tmp_path / "results" / "single")
+    single = metrics.read_metrics(store.run_dir(tmp_path / "results" / "single", run_id) / store.METRICS)
+    multi_dir = store.run_dir(tmp_path / "results" / "multi", run_id)
+    multi = metrics.read_metrics(multi_dir / store.METRICS)
+    assert store.read_status(multi_dir).status == "done"
+    assert multi["step"].to_pylist() == list(range(30))
+    assert multi["loss"].to_pylist() == pytest.approx(single["loss"].to_pylist(), rel=1e-5)
+    evals = [(a, b) for a, b in zip(multi["eval_loss"].to_pylist(), single["eval_loss"].to_pylist()) if a or b]
+    assert len(evals) == 3 and all(a == pytest.approx(b, rel=1e-5) for a, b in evals)
+    assert multi["samples_seen"].to_pylist() == single["samples_seen"].to_pylist()
+    # submitit's log of each task names its node and rank (read from the logs: sacct may be off)
+    job = slurm.latest_jobs(tmp_path / "results" / "multi")[run_id]["job"]
+    logs = (tmp_path / "results" / "multi" / ".submitit").glob(f"*/{job}_*_log.out")
+    ranks = {m.groups() for log in logs for m in re.finditer(r"node=(\d)\(2\), global_rank=(\d)\(4\)", log.read_text())}
+    assert ranks == {("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")}
 
 
 def test_exported_sbatch_script_submitted_by_plain_sbatch_runs_the_sweep(tmp_path: Path) -> None:

@@ -330,3 +330,71 @@ def test_derive_seed_is_stable_and_separates_streams() -> None:
     assert tasks.derive_seed(0, "init") == tasks.derive_seed(0, "init")
     assert len({tasks.derive_seed(s, n) for s in range(3) for n in ("init", "batches")}) == 6
     assert 0 <= tasks.derive_seed(2**40, "batches") < 2**63
+
+
+# --- gpt: token files, byte-tokenized text, the data command --------------------------------------
+
+GPT_TINY = {"_target_": "schedsweep.tasks.gpt.GPT", "context": 16, "d_model": 32, "n_layers": 1, "n_heads": 2,
+            "batch_size": 4, "eval_batches": 2}
+
+
+def test_gpt_reads_a_uint32_token_file_through_memmap(tmp_path: Path) -> None:
+    import numpy as np
+
+    from schedsweep.tasks import gpt
+
+    tokens = (np.arange(3000, dtype=np.uint64) * 7919 % 70000).astype(np.uint32)  # ids above uint16's range
+    (tmp_path / "train.bin").write_bytes(tokens.tobytes())
+    task = tasks.build(GPT_TINY | {"data": str(tmp_path / "train.bin"), "dtype": "uint32", "vocab_size": 70000}, 0)
+    assert isinstance(task.train_tokens, np.memmap) and len(task.train_tokens) == 2700 and task.vocab_size == 70000
+    x, y = next(task.batches())
+    assert x.dtype == torch.int64 and x.shape == (4, 16)
+    for row_x, row_y in zip(x.tolist(), y.tolist()):
+        start = int(np.flatnonzero(tokens == row_x[0])[0])
+        assert row_x == tokens[start:start + 16].tolist() and row_y == tokens[start + 1:start + 17].tolist()
+    assert max(x.max().item(), y.max().item()) > 65535
+    assert task.loss(task.build_model(), (x, y)).item() == pytest.approx(math.log(70000), rel=0.05)
+    assert gpt.GPT(**{k: v for k, v in GPT_TINY.items() if k != "_target_"}).vocab_size == 256  # byte text
+
+
+def test_the_data_command_writes_the_tokens_the_text_route_uses(tmp_path: Path) -> None:
+    from test_cli import cli
+
+    text = "héllo, wörld: " * 400
+    (tmp_path / "corpus.txt").write_text(text, encoding="utf-8")
+    done = cli("data", "corpus.txt", "corpus.bin", cwd=tmp_path)
+    n = len(text.encode("utf-8"))
+    assert f"wrote {n} tokens" in done.stdout and (tmp_path / "corpus.bin").stat().st_size == 2 * n
+    from_bin = tasks.build(GPT_TINY | {"data": str(tmp_path / "corpus.bin"), "vocab_size": 256}, 3)
+    from_text = tasks.build(GPT_TINY | {"data": str(tmp_path / "corpus.txt")}, 3)
+    for a, b in zip(from_bin.batches(5), from_text.batches(5)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        break
+    bad = cli("data", "missing.txt", "out.bin", cwd=tmp_path, check=2)
+    assert "cannot read 'missing.txt' as UTF-8 text" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_gpt_bad_params_are_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TaskError, match=r"task gpt: data 'nope.bin' is not a file"):
+        tasks.resolve(GPT_TINY | {"data": "nope.bin"})
+    with pytest.raises(TaskError, match="dtype must be uint16 or uint32"):
+        tasks.resolve(GPT_TINY | {"dtype": "int8"})
+    (tmp_path / "odd.bin").write_bytes(b"abc")
+    with pytest.raises(TaskError, match="has 3 bytes, not a whole number of uint16 tokens"):
+        tasks.build(GPT_TINY | {"data": str(tmp_path / "odd.bin")}, 0)
+
+
+def test_gpt_tiny_preset_learns_on_the_real_loop(tmp_path: Path) -> None:
+    from test_loop import run_record, train_in
+
+    record = run_record(["task=gpt_tiny", "task.n_layers=1", "budget=30", "full_steps=30", "eval_every=30"])
+    status, rows = train_in(tmp_path, record)
+    assert status.status == "done" and rows[0]["loss"] == pytest.approx(math.log(256), rel=0.05)
+    assert status.final_eval_loss < rows[0]["loss"] - 1.0  # bytes are far from uniform: quick early gains
+
+
+def test_gpt_presets_are_gpt2_small_and_tiny() -> None:
+    for name, size in (("gpt", (12, 12, 768, 1024, 50304)), ("gpt_tiny", (2, 4, 64, 64, 256))):
+        cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
+        assert (cfg["n_layers"], cfg["n_heads"], cfg["d_model"], cfg["context"], cfg["vocab_size"]) == size
+        tasks.resolve(cfg)

@@ -17,9 +17,23 @@ the top-level `seed` key), so the YAML must not set `seed` itself. Its instances
         comparable. The loop calls it under torch.no_grad() with model.eval() and restores
         model.train() afterwards.
 
+Two optional methods make a task fit real training (schedsweep.groups and schedsweep.loop):
+
+    param_groups(model) -> list[dict]
+        torch parameter groups: {"params": [...], "lr_scale": 1.0, ...optimizer options}; each
+        group's lr is peak_lr * lr_scale * f(t). Built-in tasks: schedsweep.groups.no_decay_groups.
+    batches(start: int = 0) -> Iterator[Any]
+        The same stream from batch `start` on, so a resumed run need not replay it.
+
 Optionally, a static or class method `check_params(params: dict) -> None` raises TaskError for bad
 values (wrong ranges, inconsistent sizes). `resolve` calls it at plan time, before any run starts, so
 it must be cheap: no models, no reading of data.
+
+A run's id hashes the task's parameters with the constructor's defaults filled in, and the contents of
+every file it reads (schedsweep.identity). A task that reads files names their parameters in a class
+attribute `FILE_PARAMS = {"param": None}`; the value may instead name a module whose source file is
+the data when the parameter is null (charlm: `{"text": "pydoc_data.topics"}`). Keep `__init__`'s
+defaults literals: the planner then reads them from the source without importing your module (and torch).
 
 A task of your own lives in a module importable from the folder you launch in (that folder is put
 first on sys.path, as `python -m` does) or from an installed package:
@@ -70,12 +84,13 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
+from schedsweep import signature
 from schedsweep.errors import TaskError
 
 if TYPE_CHECKING:  # torch takes ~1 s to import; planning and --help must not pay for it
     import torch
 
-__all__ = ["METHODS", "MISSING", "Task", "build", "derive_seed", "evaluating", "resolve", "seeded"]
+__all__ = ["METHODS", "MISSING", "Task", "build", "derive_seed", "evaluating", "identity_params", "resolve", "seeded"]
 
 METHODS = ("build_model", "batches", "loss", "evaluate")
 MISSING = "???"  # Hydra's mark for a mandatory value nobody set
@@ -124,6 +139,26 @@ def resolve(spec: Mapping[str, Any]) -> type:
     if isinstance(inspect.getattr_static(cls, "check_params", None), (staticmethod, classmethod)):
         cls.check_params(dict(params))  # type: ignore[attr-defined]
     return cls
+
+
+def identity_params(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """(constructor defaults without seed, FILE_PARAMS) of the task class, for its run id.
+
+    Read from the module's source when possible (schedsweep.signature: no import, so no torch);
+    otherwise the class is imported and inspected.
+    """
+    target = _target(_plain(spec))
+    _launch_folder_on_path()
+    static = signature.read(target)
+    if static is not None:
+        return {k: v for k, v in static.defaults.items() if k != "seed"}, static.files
+    cls = _import(target)
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    defaults = {n: p.default for n, p in parameters.items() if p.default is not inspect.Parameter.empty and n != "seed"}
+    return defaults, dict(getattr(cls, signature.FILE_PARAMS, None) or {})
 
 
 def build(spec: Mapping[str, Any], seed: int) -> Task:
@@ -212,10 +247,7 @@ def _params(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _import(target: str) -> Any:
     """The object at `target` = 'package.module.Attr', importing package.module."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    importlib.invalidate_caches()  # a module written since the last import would otherwise be missed
+    cwd = _launch_folder_on_path()
     module_name, _, attr = target.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -247,6 +279,15 @@ def _import(target: str) -> Any:
             f"task _target_ '{target}': module '{module_name}' ({getattr(module, '__file__', '?')}) "
             f"has no attribute '{attr}'; {found}."
         ) from None
+
+
+def _launch_folder_on_path() -> str:
+    """Put the current folder first on sys.path, as `python -m` does; return it."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written since the last import would otherwise be missed
+    return cwd
 
 
 def _check_signature(cls: type, params: Mapping[str, Any], where: str) -> None:

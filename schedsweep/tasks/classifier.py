@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from schedsweep.errors import TaskError
+from schedsweep.groups import no_decay_groups
 from schedsweep.tasks import derive_seed, evaluating, seeded
 
 TEACHER_HIDDEN = 64  # wider teachers made no visible difference to the student's curve at 300 steps
@@ -88,15 +89,26 @@ class Classifier:
             layers.append(torch.nn.Linear(width, self.n_classes))
             return torch.nn.Sequential(*layers)
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(x, y) of batch_size training points, a new permutation of the train split every epoch."""
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "batches"))
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(x, y) of batch_size training points, a new permutation of the train split every epoch.
+
+        Epoch e's permutation comes from a generator seeded with derive_seed(seed, 'batches') + e, so
+        the stream can begin at any batch `start` (a resumed run) without drawing the ones before it.
+        """
+        base = derive_seed(self.seed, "batches")
         per_epoch = self.n_train // self.batch_size
+        g = torch.Generator()
+        epoch, first = divmod(start, per_epoch)
         while True:
-            order = torch.randperm(self.n_train, generator=g)
-            for b in range(per_epoch):
+            order = torch.randperm(self.n_train, generator=g.manual_seed(base + epoch))
+            for b in range(first, per_epoch):
                 idx = order[b * self.batch_size:(b + 1) * self.batch_size]
                 yield self.x_train[idx], self.y_train[idx]
+            epoch, first = epoch + 1, 0
+
+    def param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        """Weight decay on the weight matrices only, none on biases (nanoGPT's split)."""
+        return no_decay_groups(model)
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy of model(x) against y."""

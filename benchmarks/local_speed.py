@@ -1,0 +1,117 @@
+"""What does a small local run cost beyond its training? Three ways to run the same sweep, side by side:
+
+  submitit  one fresh Python (with torch) per run through submitit's LocalExecutor: the local executor before
+            the pool, and still the path of multi-task (DDP) runs
+  pool      the local executor: reused worker processes (schedsweep.workers)
+  debug     every run in the launcher's own process, one after another
+
+Each is timed twice: as the user waits (process start to exit of `schedsweep launch`, cold imports and
+planning included) and in process (Sweep.launch alone, the figure the overhead comes from). Per-run
+overhead = (queue wall time x runs at once - training time the runs report) / runs: the seconds of a core
+each run costs outside its training loop. Then the `make demo` sweep (48 runs) with the pool, and how
+right the step-based ETA was after the first tenth of its runs.
+Run: .venv/bin/python benchmarks/local_speed.py [--runs 20] [--parallel 2] [--old-demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from schedsweep import eta, executors, store
+from schedsweep.plan import make_plan
+from schedsweep.sweep import Sweep
+
+TINY = ["task=classifier", "budget=1.0", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
+# The CLI with the local executor's queue swapped for the per-run submitit path (as before the pool).
+OLD_CLI = ("import sys; from schedsweep import cli, executors; executors.Local = executors.LocalSubmitit; "
+           "sys.argv[0] = 'schedsweep'; cli.main()")
+PATHS = {"submitit": "local", "pool": "local", "debug": "debug"}
+
+
+def user_wait(path: str, overrides: list[str], results: Path) -> float:
+    """Seconds from process start to exit of `schedsweep launch` (exit code checked)."""
+    cli = [sys.executable, "-c", OLD_CLI] if path == "submitit" else [sys.executable, "-m", "schedsweep"]
+    env = os.environ | {"COLUMNS": "200"}
+    start = time.perf_counter()
+    subprocess.run([*cli, "launch", *overrides, f"executor={PATHS[path]}", "--results", str(results), "--name", path],
+                   check=True, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def in_process(path: str, overrides: list[str], results: Path, watch: Any = None) -> tuple[float, float]:
+    """(seconds of Sweep.launch, training seconds the runs report)."""
+    plan = make_plan([*overrides, f"executor={PATHS[path]}"], name=path)
+    sweep, _ = Sweep.create(plan, results)
+    local = executors.Local
+    if path == "submitit":
+        executors.Local = executors.LocalSubmitit  # type: ignore[misc]
+    try:
+        start = time.perf_counter()
+        final = sweep.launch(dict(plan.executor), progress=watch)
+        wall = time.perf_counter() - start
+    finally:
+        executors.Local = local  # type: ignore[misc]
+    assert final is not None and final["done"] == len(plan.runs), final
+    return wall, sum(store.read_status(store.run_dir(sweep.path, r.id)).wall_s or 0.0 for r in plan.runs)
+
+
+class EtaCheck:
+    """The estimate shown when a tenth of the runs have finished, to compare with the time it really took."""
+
+    def __init__(self, sweep_steps: list[int]) -> None:
+        self.steps = sweep_steps
+        self.start: float | None = None  # the queue's first report
+        self.at: float | None = None
+        self.predicted: float | None = None
+
+    def __call__(self, state: Counter[str]) -> None:
+        finished = state["done"] + state["failed"] + state["diverged"]
+        self.start = self.start or time.perf_counter()
+        if self.predicted is None and finished >= len(self.steps) / 10:
+            self.at = time.perf_counter()
+            self.predicted = eta.remaining_s(self.steps, finished, state["running"], self.at - self.start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20, help="tiny runs (20 steps of the classifier each)")
+    parser.add_argument("--parallel", type=int, default=2, help="executor.max_parallel of the local paths")
+    parser.add_argument("--old-demo", action="store_true", help="also time the demo through submitit (minutes)")
+    args = parser.parse_args()
+    tiny = [*TINY, f"seed=range({args.runs})", f"executor.max_parallel={args.parallel}", "executor.threads_per_run=1"]
+    print(f"{executors.cpus()} cores, load average {os.getloadavg()[0]:.1f}; {args.runs} runs x 20 steps, "
+          f"{args.parallel} at once (debug: 1)")
+    print(f"{'':10} {'user waits':>11} {'in process':>11} {'training':>9} {'per-run overhead':>17}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in PATHS:
+            wait = user_wait(path, tiny, Path(tmp) / "cli")
+            wall, trained = in_process(path, tiny, Path(tmp) / "lib")
+            cores = 1 if path == "debug" else args.parallel
+            print(f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s {(wall * cores - trained) / args.runs:16.2f}s")
+
+        demo = ["+study=demo"]
+        print(f"make demo's sweep (48 runs; executor defaults: {executors.cpus()} at once):")
+        for path in ("pool", "debug", *(("submitit",) if args.old_demo else ())):
+            wait = user_wait(path, demo, Path(tmp) / "demo-cli")
+            plan = make_plan([*demo, f"executor={PATHS[path]}"], name=path)
+            check = EtaCheck([r.spec["steps"] for r in plan.runs])
+            wall, trained = in_process(path, demo, Path(tmp) / "demo-lib", check)
+            end = time.perf_counter()
+            line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"
+            if check.predicted is not None and check.at is not None:
+                actual = end - check.at
+                line += (f"   ETA after the first tenth: {check.predicted:.1f}s predicted, {actual:.1f}s taken "
+                         f"({100 * (check.predicted - actual) / actual:+.0f}%)")
+            print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""What `schedsweep predict` shows: tables of predicted vs actual results and a figure of the curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from schedsweep.predict.fitting import BAD_FIT
+from schedsweep.predict.sweep import Group, rankings
+
+
+def _f(x: Any, digits: int = 4) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def show(console: Console, groups: list[Group]) -> None:
+    for group in groups:
+        law = group.law
+        bad = not law.fit_error <= BAD_FIT
+        console.print(f"\n[bold]{group.label}[/]: law {law.kind} fitted on {int(group.runs['fitted'].sum())} runs "
+                      f"({law.fitted} points) in {law.seconds:.1f} s; fit error mean {law.fit_error:.2%}, worst {law.worst_fit_error:.2%}"
+                      + (" [bold red](fits badly: predictions below are not to be trusted)[/]" if bad else ""))
+        for note in law.notes:
+            console.print(f"[yellow]warning:[/] {note}", highlight=False)
+        console.print("parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in law.params.items()), highlight=False)
+        held = group.runs[~group.runs["fitted"]]
+        if held.empty:
+            console.print("every run of this setting was fitted: nothing held out to compare with.")
+        else:
+            table = Table("schedule", "budget", "steps", "seed", "actual final", "predicted final", "rel. error", "curve error",
+                          title="runs not used for fitting: final eval loss")
+            for r in held.sort_values(["steps", "predicted"]).itertuples():
+                table.add_row(r.schedule, str(r.budget), str(r.steps), str(r.seed), _f(r.actual), _f(r.predicted),
+                              f"{r.rel_error:.2%}", f"{r.curve_error:.2%}")
+            console.print(table)
+            console.print(f"held-out final loss: mean relative error {held['rel_error'].mean():.2%}, worst {held['rel_error'].max():.2%}")
+        ranks = rankings(group)
+        if not ranks.empty:
+            table = Table("budget", "steps", "actual order (best first)", "predicted order", "Spearman", "top-1",
+                          title="rankings per budget (all runs of the setting, mean over seeds)")
+            for r in ranks.itertuples():
+                table.add_row(str(r.budget), str(r.steps), r.actual_order, r.predicted_order, _f(r.spearman, 3), "yes" if r.top1 else "no")
+            console.print(table)
+        if group.what_if is not None:
+            table = Table("budget", "steps", "rank", "schedule", "predicted final", title="what-if runs (never trained)")
+            for r in group.what_if.itertuples():
+                table.add_row(str(r.budget), str(r.steps), str(r.rank), r.schedule, _f(r.predicted))
+            console.print(table)
+
+
+def plot(groups: list[Group], out: Path) -> None:
+    """One row of panels per group, one panel per budget: actual curves solid, predicted dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = [sorted(set(g.runs["steps"])) for g in groups]
+    cols = max(len(b) for b in budgets)
+    fig, axes = plt.subplots(len(groups), cols, figsize=(4.5 * cols, 3.6 * len(groups)), squeeze=False)
+    schedules = sorted({s for g in groups for s in g.runs["schedule"]})
+    colors = {s: f"C{i % 10}" for i, s in enumerate(schedules)}
+    for row, (group, steps_list) in enumerate(zip(groups, budgets)):
+        for col, steps in enumerate(steps_list):
+            ax = axes[row, col]
+            for r in group.runs[group.runs["steps"] == steps].itertuples():
+                _, at, loss, pred = group.curves[r.id]
+                ax.plot(at, loss, color=colors[r.schedule], lw=1.2, label=f"{r.schedule}{' (fitted)' if r.fitted else ''}")
+                ax.plot(range(len(pred)), pred, color=colors[r.schedule], lw=1.2, ls="--")
+            ax.set_title(f"{group.label}\n{steps} steps (dashed: predicted)", fontsize=8)
+            ax.set_xlabel("step")
+            ax.set_ylabel("eval loss")
+            ax.legend(fontsize=7)
+        for col in range(len(steps_list), cols):
+            axes[row, col].axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
