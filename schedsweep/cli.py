@@ -191,11 +191,9 @@ def export_sbatch(
     sweep: Path = typer.Argument(..., help="A sweep folder planned with executor=slurm (launch ... --no-submit)."),
     template: Optional[Path] = typer.Option(None, "--template", help="Your own copy of sbatch_templates/array.sbatch."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the script here instead of stdout."),
-    max_array_size: Optional[int] = typer.Option(None, "--max-array-size", min=1,
-                                                 help="Slurm's MaxArraySize (default: the cluster's, from scontrol)."),
+    max_array_size: Optional[int] = typer.Option(None, "--max-array-size", min=1, help="Default: the cluster's (scontrol)."),
 ) -> None:
-    """A plain sbatch array script for the sweep: array task i runs `schedsweep run SWEEP --index OFFSET+i`.
-    A sweep of more runs than MaxArraySize is submitted once per chunk, with the printed sbatch lines."""
+    """A plain sbatch array script: task i runs `schedsweep run SWEEP --index OFFSET+i`, one array per MaxArraySize runs."""
     from schedsweep import sbatch, slurm, store
 
     executor = store.read_executor(store.require_sweep(sweep))
@@ -206,20 +204,14 @@ def export_sbatch(
         )
     text, chunks = sbatch.render(sweep, executor, max_array_size or slurm.max_array_size(), template)
     sbatch.prepare_all(sweep)
+    commands = "\n".join(sbatch.submit_commands(chunks, str(out_file or "SCRIPT")))
     if out_file is None:
         sys.stdout.write(text)
+        if len(chunks) > 1:  # stdout carries the script, so the lines go to stderr
+            err.print(f"submit the script once per array (MaxArraySize):\n{commands}", soft_wrap=True, markup=False)
     else:
         out_file.write_text(text, encoding="utf-8")
-    shown, script = (out, str(out_file)) if out_file else (err, "SCRIPT")  # stdout may carry the script itself
-    wrote = f"wrote {out_file}; " if out_file else ""
-    if len(chunks) == 1:
-        if out_file:
-            out.print(f"{wrote}submit it with: sbatch {out_file}", soft_wrap=True)
-        return
-    size = max(c.size for c in chunks)
-    shown.print(f"{wrote}{len(chunks)} arrays of at most {size} runs (MaxArraySize); submit the script once per array:", soft_wrap=True)
-    for chunk in chunks:
-        shown.print(chunk.command(script), soft_wrap=True, markup=False, highlight=False)
+        out.print(f"wrote {out_file}; submit it with:\n{commands}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("run")

@@ -54,6 +54,11 @@ def default_template() -> Path:
     raise ConfigError(f"the built-in sbatch template {TEMPLATE} is missing next to {PACKAGE_DIR}.")
 
 
+def submit_commands(parts: list[Chunk], script: str) -> list[str]:
+    """The sbatch lines that run the whole sweep: plain `sbatch SCRIPT` when one array holds it."""
+    return [shlex.join(["sbatch", script])] if len(parts) == 1 else [c.command(script) for c in parts]
+
+
 def render(sweep_dir: Path, executor: dict[str, Any], max_size: int, template: Path | None = None) -> tuple[str, list[Chunk]]:
     """The sbatch script for every run of the sweep (the longest run's time limit) and its chunks.
     The script's own --array is the first chunk's: with one chunk, plain `sbatch SCRIPT` runs it all."""
