@@ -191,9 +191,10 @@ def export_sbatch(
     sweep: Path = typer.Argument(..., help="A sweep folder planned with executor=slurm (launch ... --no-submit)."),
     template: Optional[Path] = typer.Option(None, "--template", help="Your own copy of sbatch_templates/array.sbatch."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the script here instead of stdout."),
+    max_array_size: Optional[int] = typer.Option(None, "--max-array-size", min=1, help="Default: the cluster's (scontrol)."),
 ) -> None:
-    """A plain sbatch array script for the sweep: task i runs `schedsweep run SWEEP --index i`."""
-    from schedsweep import sbatch, store
+    """A plain sbatch array script: task i runs `schedsweep run SWEEP --index OFFSET+i`, one array per MaxArraySize runs."""
+    from schedsweep import sbatch, slurm, store
 
     executor = store.read_executor(store.require_sweep(sweep))
     if executor.get("kind") != "slurm":
@@ -201,13 +202,16 @@ def export_sbatch(
             f"sweep '{sweep}' was planned with executor={executor.get('kind')}; export-sbatch needs the Slurm settings: "
             "plan it with `schedsweep launch executor=slurm ... --no-submit`."
         )
-    text = sbatch.render(sweep, executor, template)
+    text, chunks = sbatch.render(sweep, executor, max_array_size or slurm.max_array_size(), template)
     sbatch.prepare_all(sweep)
+    commands = "\n".join(sbatch.submit_commands(chunks, str(out_file or "SCRIPT")))
     if out_file is None:
         sys.stdout.write(text)
+        if len(chunks) > 1:  # stdout carries the script, so the lines go to stderr
+            err.print(f"submit the script once per array (MaxArraySize):\n{commands}", soft_wrap=True, markup=False)
     else:
         out_file.write_text(text, encoding="utf-8")
-        out.print(f"wrote {out_file}; submit it with: sbatch {out_file}")
+        out.print(f"wrote {out_file}; submit it with:\n{commands}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("run")

@@ -1,8 +1,10 @@
 """A sweep as a plain sbatch array script, rendered from a template users copy and edit.
 
 The template holds no logic: `string.Template` placeholders, each filled with a shell-quoted
-value. Task i of the array runs `schedsweep run SWEEP --index i`, the same entry point
-(schedsweep.train.main) that submitit submits.
+value. Array task i runs `schedsweep run SWEEP --index OFFSET+i`, the same entry point
+(schedsweep.train.main) that submitit submits. Slurm refuses array indices from MaxArraySize up, so a
+larger sweep is cut into chunks: the one script is submitted once per chunk, each submission naming
+its array and its offset (`sbatch --array=0-15 --export=ALL,SCHEDSWEEP_INDEX_OFFSET=16 SCRIPT`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import shlex
 import string
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,30 @@ from schedsweep.config import PACKAGE_DIR
 from schedsweep.errors import ConfigError
 
 TEMPLATE = "array.sbatch"
+OFFSET = "SCHEDSWEEP_INDEX_OFFSET"  # the template reads it; unset means 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One submission of the script: array tasks 0..size-1 train runs offset..offset+size-1."""
+
+    offset: int
+    size: int
+    throttle: int
+
+    @property
+    def array(self) -> str:
+        return f"0-{self.size - 1}%{self.throttle}"
+
+    def command(self, script: str) -> str:
+        return shlex.join(["sbatch", f"--array={self.array}", f"--export=ALL,{OFFSET}={self.offset}", script])
+
+
+def chunks(n_runs: int, max_size: int, executor: dict[str, Any]) -> list[Chunk]:
+    """Plan order cut into arrays of at most max_size tasks, sharing the sweep's throttle."""
+    offsets = range(0, n_runs, max_size)
+    shares = slurm.throttles(executor, len(offsets))
+    return [Chunk(o, min(max_size, n_runs - o), min(share, max_size, n_runs - o)) for o, share in zip(offsets, shares)]
 
 
 def default_template() -> Path:
@@ -27,9 +54,16 @@ def default_template() -> Path:
     raise ConfigError(f"the built-in sbatch template {TEMPLATE} is missing next to {PACKAGE_DIR}.")
 
 
-def render(sweep_dir: Path, executor: dict[str, Any], template: Path | None = None) -> str:
-    """The sbatch script for every run of the sweep (one array; the longest run's time limit)."""
+def submit_commands(parts: list[Chunk], script: str) -> list[str]:
+    """The sbatch lines that run the whole sweep: plain `sbatch SCRIPT` when one array holds it."""
+    return [shlex.join(["sbatch", script])] if len(parts) == 1 else [c.command(script) for c in parts]
+
+
+def render(sweep_dir: Path, executor: dict[str, Any], max_size: int, template: Path | None = None) -> tuple[str, list[Chunk]]:
+    """The sbatch script for every run of the sweep (the longest run's time limit) and its chunks.
+    The script's own --array is the first chunk's: with one chunk, plain `sbatch SCRIPT` runs it all."""
     records = store.read_plan(sweep_dir)
+    parts = chunks(len(records), max_size, executor)
     path = template or default_template()
     try:
         text = path.read_text(encoding="utf-8")
@@ -41,10 +75,9 @@ def render(sweep_dir: Path, executor: dict[str, Any], template: Path | None = No
     options |= {k.replace("_", "-"): v for k, v in (executor.get("additional_parameters") or {}).items()}
     lines = [f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={shlex.quote(str(v))}" for k, v in options.items() if v not in (None, False)]
     minutes = max(slurm.time_limit(executor, r["labels"]) for r in records)
-    throttle = min(len(records), int(executor.get("array_parallelism") or 256))
     values = {
         "job_name": f"schedsweep-{sweep_dir.name}",
-        "array": f"0-{len(records) - 1}%{throttle}",
+        "array": parts[0].array,
         "time": str(minutes),
         "nodes": str(int(executor.get("nodes") or 1)),
         "tasks_per_node": str(int(executor.get("tasks_per_node") or max(1, gpus))),
@@ -59,7 +92,7 @@ def render(sweep_dir: Path, executor: dict[str, Any], template: Path | None = No
     quoted["sbatch_options"] = "\n".join(lines)
     quoted["setup"] = "\n".join(executor.get("setup") or [])  # shell lines the user wrote: kept verbatim
     try:
-        return string.Template(text).substitute(quoted)
+        return string.Template(text).substitute(quoted), parts
     except (KeyError, ValueError) as e:
         valid = ", ".join(sorted(quoted))
         raise ConfigError(f"sbatch template '{path}' has an unknown or malformed placeholder ({e}); valid: {valid}.") from None

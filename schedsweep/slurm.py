@@ -74,9 +74,15 @@ def arrays(records: Iterable[dict[str, Any]], executor: dict[str, Any], max_size
     for record in records:
         groups[time_limit(executor, record["labels"])].append(record["id"])
     chunks = [(t, ids[i : i + max_size]) for t, ids in sorted(groups.items()) for i in range(0, len(ids), max_size)]
+    shares = throttles(executor, len(chunks))
+    return [Array(t, tuple(ids), share) for (t, ids), share in zip(chunks, shares)]
+
+
+def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
+    """The sweep-wide throttle (array_parallelism) shared by n arrays queued together: array k
+    gets its share, and at least one slot."""
     budget = int(executor.get("array_parallelism") or 256)
-    # The sweep-wide throttle is shared: chunk k gets its share, and at least one slot.
-    return [Array(t, tuple(ids), max(1, budget // len(chunks) + (k < budget % len(chunks)))) for k, (t, ids) in enumerate(chunks)]
+    return [max(1, budget // n_arrays + (k < budget % n_arrays)) for k in range(n_arrays)]
 
 
 def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any]) -> list[dict[str, Any]]:

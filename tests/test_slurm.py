@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from schedsweep import checkpoint, claims, metrics, slurm, store
+from schedsweep.sweep import Sweep
 from test_claims import FLAKY, assert_trained_once, attempts_per_seed
 from test_cli import _wait_for as _wait
 from test_cli import TESTS, cli, statuses
@@ -155,6 +156,25 @@ def test_exported_sbatch_script_submitted_by_plain_sbatch_runs_the_sweep(tmp_pat
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
     subprocess.run(["sbatch", "--wait", "plain.sbatch"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
     assert set(statuses(tmp_path / "results" / "plain").values()) == {"done"}
+
+
+def test_a_sweep_larger_than_max_array_size_is_exported_as_arrays_that_status_shows(tmp_path: Path) -> None:
+    n = slurm.max_array_size() + 2
+    cli("launch", *TINY, "full_steps=10", "budget=1.0", f"seed=range({n})", "--no-submit", "--name", "big", cwd=tmp_path)
+    printed = cli("export-sbatch", "results/big", "--out", "big.sbatch", cwd=tmp_path).stdout
+    commands = [line.split() for line in printed.splitlines() if line.startswith("sbatch ")]  # as the README says
+    assert len(commands) == 2
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    jobs = [subprocess.run([*cmd[:1], "--parsable", *cmd[1:]], cwd=tmp_path, env=env, check=True, capture_output=True,
+                           text=True).stdout.strip() for cmd in commands]
+    sweep = Sweep(tmp_path / "results" / "big")
+    _wait(lambda: any(v.job.startswith(f"{jobs[1]}_") and v.job_state == "RUNNING" for v in sweep.status().runs),
+          300, "the second array's tasks to show in status")
+    _wait(lambda: set(statuses(sweep.path).values()) == {"done"}, 400, "every run to finish")
+    assert f"{n} runs · done {n} ·" in cli("status", "results/big", cwd=tmp_path).stdout
+    runs = [store.run_dir(sweep.path, r["id"]) for r in store.read_plan(sweep.path)]
+    expected = [f"{jobs[0]}_{i}" for i in range(n - 2)] + [f"{jobs[1]}_{i}" for i in range(2)]
+    assert [claims.attempts(r)[0]["job"] for r in runs] == expected  # run OFFSET+i trained by task i of its array
 
 
 def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Path) -> None:
