@@ -5,6 +5,9 @@ The id is the first 12 hex digits of sha256 over the canonical JSON of the run's
     {"spec_version": SPEC_VERSION, "task": ..., "optimizer": ..., "schedule": ..., "steps": ..., "seed": ...,
      "grad_clip": ...}
 
+plus any other key of the spec (precision, accumulate, compile: the planner adds them only off their
+defaults, so runs at the defaults keep their ids),
+
 where each section is normalised this way (Dora's "normalised delta"):
 
 1. Defaults are filled in, then every parameter whose value equals its default is left out. Defaults come
@@ -40,6 +43,7 @@ from schedsweep.errors import ConfigError
 SPEC_VERSION = 1  # bump when the code changes what a run with a given identity computes
 SCHEDULE_FILE_KEYS = ("file",)  # piecewise's table of values
 _EXACT_INT = 2**53  # floats beyond are not all integers in JSON readers
+_SECTIONS = ("task", "optimizer", "schedule", "steps", "seed", "grad_clip")
 
 
 def canonical(value: Any) -> Any:
@@ -171,6 +175,10 @@ class Identifier:
         rest = {"steps": canonical(spec["steps"]), "seed": canonical(spec["seed"]), "grad_clip": canonical(spec["grad_clip"])}
         found = {"spec_version": SPEC_VERSION, "task": task, "optimizer": opt, "schedule": sched, **rest}
         # The keys in sorted order, as canonical_json writes them (tests compare the two).
+        extra = {k: canonical(v) for k, v in spec.items() if k not in _SECTIONS}
+        if extra:  # precision, accumulate, compile: the planner puts them in the spec only off their defaults
+            found |= extra
+            return run_id(found), found
         text = (f'{{"grad_clip":{_dump(rest["grad_clip"])},"optimizer":{opt_text},"schedule":{sched_text},'
                 f'"seed":{_dump(rest["seed"])},"spec_version":{SPEC_VERSION},"steps":{_dump(rest["steps"])},"task":{task_text}}}')
         return hashlib.sha256(text.encode()).hexdigest()[:12], found
