@@ -24,12 +24,7 @@ REST = "rest"
 
 def resolve(spec: Mapping[str, Any], name: str = "optimizer") -> type:
     """The optimizer class named by spec['_target_'], after checking its keyword arguments (and its rest:)."""
-    target = _target(spec, name)
-    module_name, _, attr = target.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"optimizer '{name}': cannot import _target_ '{target}' ({e}).") from None
+    cls = _import(spec, name)
     params = inspect.signature(cls).parameters
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     _check_keys(spec, name, [p for p in params if p not in ("self", "params")], takes_kwargs)
@@ -52,6 +47,15 @@ def check_keys(spec: Mapping[str, Any], name: str = "optimizer") -> None:
     rest = spec.get(REST)
     if rest is not None:
         check_keys(rest, f"{name}.{REST}")
+
+
+def _import(spec: Mapping[str, Any], name: str) -> type:
+    target = _target(spec, name)
+    module_name, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"optimizer '{name}': cannot import _target_ '{target}' ({e}).") from None
 
 
 def _target(spec: Mapping[str, Any], name: str) -> str:
@@ -144,7 +148,7 @@ def identity_params(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     static = signature.read(target) if isinstance(target, str) else None
     if static is not None:
         return static.defaults, {}
-    cls = resolve(spec)
+    cls = _import(spec, "optimizer")  # the keys are checked by the plan, with the optimizer's name
     empty = inspect.Parameter.empty
     return {n: p.default for n, p in inspect.signature(cls).parameters.items() if p.default is not empty}, {}
 
