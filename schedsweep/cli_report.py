@@ -60,7 +60,7 @@ def report(
         raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
     result = collecting.collect(sweep, last_k=last_k)
     _warn_collected(result)
-    runs = reporting.pair_optimizers(collecting.runs_frame(result.summary))
+    runs = collecting.runs_frame(result.summary)
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")

@@ -21,9 +21,10 @@ from rich.table import Table
 from rich.text import Text
 
 from schedsweep.report import AVG_RANK, Report, setting_columns
+from schedsweep.report import pivot as pivot_of
 
 FORMATS = ("md", "csv", "json", "latex")
-TABLES = ("ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile")
+TABLES = ("ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile", "pairs")
 WINNER = "bold green"
 NO_SCORE = "dim"
 RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "mark")
@@ -154,7 +155,8 @@ def report_sections(rep: Report) -> list[Section]:
     across.append(section)
     for section in across:
         section.across = True
-    return setting_sections(rep.ranked, rep.pivot) + across
+    pairs = setting_sections(rep.pairs, pivot_of(rep.pairs)) if len(rep.pairs) else []
+    return setting_sections(rep.ranked, rep.pivot) + pairs + across
 
 
 # ---- output formats
@@ -223,6 +225,7 @@ def raw_tables(rep: Report) -> dict[str, pd.DataFrame]:
         "ratios": rep.ratios.reset_index(),
         "ratio_summary": rep.ratio_summary.reset_index(),
         "profile": rep.performance.reset_index(),
+        "pairs": rep.pairs,
     }
 
 

@@ -68,16 +68,15 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
 
 
 def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
-    """Where a task's runs use several optimizers, rank (optimizer, schedule) pairs against each other.
+    """The runs of tasks trained with several optimizers, relabelled to rank (optimizer, schedule) pairs.
 
-    The schedule label of those runs becomes "optimizer/schedule" and their optimizer "(compared)", so
-    every table compares, e.g., adamw/cosine with schedulefree_adamw/constant within each budget
-    (schedule-free runs only exist beside scheduled ones). Tasks with one optimizer are unchanged.
+    The schedule label becomes "optimizer/schedule" and the optimizer "(compared)", so one ranking per
+    budget compares, e.g., adamw/cosine with schedulefree_adamw/constant (schedule-free runs only exist
+    beside scheduled ones). Empty when every task has one optimizer. The report shows this ranking
+    beside the per-optimizer settings, which REX's tables treat as separate settings.
     """
     several = runs.groupby("task", sort=False)["optimizer"].transform("nunique") > 1
-    if not several.any():
-        return runs
-    out = runs.copy()
+    out = runs[several].copy()
     out.loc[several, "schedule"] = out.loc[several, "optimizer"].astype(str) + "/" + out.loc[several, "schedule"].astype(str)
     out.loc[several, "optimizer"] = "(compared)"
     return out
@@ -290,6 +289,7 @@ class Report:
     performance: pd.DataFrame
     profile: pd.DataFrame
     sensitivity: pd.DataFrame
+    pairs: pd.DataFrame  # (optimizer, schedule) pairs ranked per budget where a task has several optimizers
     metric: str
     maximize: bool
     baseline: str
@@ -318,12 +318,18 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         performance=compare.profile_scores(perf, r_max),
         profile=compare.profile(perf, r_max),
         sensitivity=lr_sensitivity(runs, metric, maximize),
+        pairs=_pairs(runs, metric, maximize),
         metric=ranked.attrs["metric"],
         maximize=maximize,
         baseline=baseline,
         r_max=r_max,
         notes=notes + compare.fraction_notes(ranked),
     )
+
+
+def _pairs(runs: pd.DataFrame, metric: str, maximize: bool) -> pd.DataFrame:
+    paired = pair_optimizers(runs)
+    return rank(paired, metric, maximize) if len(paired) else rank(runs, metric, maximize).iloc[0:0]
 
 
 def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:

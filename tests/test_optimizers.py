@@ -106,9 +106,11 @@ def test_report_ranks_optimizer_schedule_pairs_per_budget_when_the_optimizer_is_
 
     cli("launch", *TINY_MLP, "optimizer=adamw,schedulefree_adamw", "schedule=cosine,constant", "budget=6,12",
         "eval_every=6", "executor=debug", "--name", "pairs", cwd=tmp_path)
-    text = cli("report", "results/pairs", "--format", "csv", "--table", "ranking", cwd=tmp_path).stdout
+    text = cli("report", "results/pairs", "--format", "csv", "--table", "pairs", cwd=tmp_path).stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     assert {r["optimizer"] for r in rows} == {"(compared)"}
+    ranking = cli("report", "results/pairs", "--format", "csv", "--table", "ranking", cwd=tmp_path).stdout
+    assert {r["optimizer"] for r in csv.DictReader(io.StringIO(ranking))} == {"adamw", "schedulefree_adamw"}  # settings apart
     for budget in ("6", "12"):
         mine = [r for r in rows if r["budget"] == budget]
         assert sorted(r["schedule"] for r in mine) == ["adamw/constant", "adamw/cosine", "schedulefree_adamw/constant",
