@@ -1,4 +1,4 @@
-"""CLI verbs about results: collect and report (tables, figures, HTML)."""
+"""CLI verbs about results: collect, report (tables, figures, HTML) and predict (loss-curve laws)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from schedsweep.cli import app, err, friendly, out
+from schedsweep.cli import ConfigDir, app, err, friendly, out
 from schedsweep.errors import SchedsweepError
 
 
@@ -127,3 +127,27 @@ def _write(path: Path, text: str) -> None:
         if tmp.is_file():
             tmp.unlink()
         raise SchedsweepError(f"cannot write '{path}': {e.strerror or e}.") from None
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@friendly
+def predict(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    more_what_if: Optional[list[str]] = typer.Argument(None, help="More KEY=VALUES selections for --what-if."),
+    fit_on: list[str] = typer.Option([], "--fit", help="Runs to fit on, KEY=VALUES (repeatable), e.g. schedule=constant,cosine; default: every finished run."),
+    what: list[str] = typer.Option([], "--what-if", help="Predict untrained runs: schedule=NAMES and/or budget=VALUES (beyond the sweep's too)."),
+    law: str = typer.Option("mpl", "--law", help="mpl (Multi-Power Law) or tissue (scaling law with LR annealing)."),
+    optimize: bool = typer.Option(False, "--optimize", help="Write the schedule that minimises the predicted final loss."),
+    budget: str = typer.Option("1.0", "--budget", help="Budget of --optimize (fraction of full_steps, or steps)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the --optimize schedule (conf/schedule/NAME.yaml)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="YAML to write (default: conf/schedule/NAME.yaml here)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of predicted and actual curves (default: SWEEP/predicted/curves-LAW.png)."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """Fit a loss-curve law on some runs, predict the others and untrained ones, optimise a schedule."""
+    from schedsweep.predict.command import run
+
+    if more_what_if and not what:
+        raise SchedsweepError(f"unexpected argument(s) {' '.join(more_what_if)}: KEY=VALUES selections follow --what-if.")
+    run(sweep, fit_on, [*what, *(more_what_if or [])], law, optimize, budget, name, out_file, force, plot, config_dir, out)
