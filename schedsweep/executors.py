@@ -165,7 +165,9 @@ class Local:
 
     def poll(self) -> dict[Path, str]:
         if self.pool is not None:
-            for run in self.pool.poll(wait_s=0 if self.changes else 60):
+            # A branch waits for its fork, which a running trunk writes mid-run: look again soon.
+            waiting = bool(self.queue and self.pool.idle)
+            for run in self.pool.poll(wait_s=0 if self.changes else 0.5 if waiting else 60):
                 self.changes[run.run_dir] = _outcome(run.run_dir, run.status, lambda error=run.error: error)
             self._fill()
             if not self.queue and not self.pool.busy:  # all handed out and back: the workers can go
@@ -184,7 +186,9 @@ class Local:
 
     def _fill(self) -> None:
         while self.queue and self.pool.idle:
-            path = self.queue.pop(0)
+            path = forks.next_ready(self.queue, idle=not self.pool.busy)  # a branch once its fork exists
+            if path is None:
+                break
             self.pool.submit(path)
             self.changes[path] = "running"
 
