@@ -147,6 +147,8 @@ class Local:
     """Runs in `max_parallel` reused worker processes on this machine (schedsweep.workers: each imports
     torch once and trains run after run); a run still going after timeout_min checkpoints and stops."""
 
+    detached = False  # the runs die with their launcher (after a checkpoint)
+
     def __init__(self, settings: dict[str, Any]) -> None:
         self.parallel = int(settings.get("max_parallel") or cpus())
         self.threads = threads(settings, self.parallel)

@@ -230,7 +230,10 @@ def serve(threads: int, launcher_pid: int, commands: IO[str]) -> None:
                 sys.stderr.flush()
                 os.dup2(quiet, 1)
                 os.dup2(quiet, 2)
-        answers.write(json.dumps(answer) + "\n")
+        try:
+            answers.write(json.dumps(answer) + "\n")
+        except BrokenPipeError:  # the launcher is gone (Ctrl-C): the run's status is on disk already
+            return
 
 
 def _die_with(launcher_pid: int) -> None:
