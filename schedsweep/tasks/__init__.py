@@ -226,7 +226,7 @@ def _target(spec: Mapping[str, Any]) -> str:
     if target is None:
         raise TaskError(
             f"the task config has no _target_ (keys: {', '.join(map(str, spec)) or 'none'}). Pick a "
-            f"built-in task with task=classifier or task=charlm, or name your class: {_EXAMPLE}."
+            f"built-in task (task=charlm, classifier, digits, quadratic, regression, gpt or gpt_tiny), or name your class: {_EXAMPLE}."
         )
     if target == MISSING:
         raise TaskError(
