@@ -86,14 +86,15 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="executor.max_parallel of the local paths")
     parser.add_argument("--old-demo", action="store_true", help="also time the demo through submitit (minutes)")
     args = parser.parse_args()
-    tiny = [*TINY, f"seed=range({args.runs})", f"executor.max_parallel={args.parallel}", "executor.threads_per_run=1"]
+    tiny = [*TINY, f"seed=range({args.runs})", "executor.threads_per_run=1"]
     print(f"{executors.cpus()} cores, load average {os.getloadavg()[0]:.1f}; {args.runs} runs x 20 steps, "
           f"{args.parallel} at once (debug: 1)")
     print(f"{'':10} {'user waits':>11} {'in process':>11} {'training':>9} {'per-run overhead':>17}")
     with tempfile.TemporaryDirectory() as tmp:
         for path in PATHS:
-            wait = user_wait(path, tiny, Path(tmp) / "cli")
-            wall, trained = in_process(path, tiny, Path(tmp) / "lib")
+            mine = tiny if path == "debug" else [*tiny, f"executor.max_parallel={args.parallel}"]  # debug has no such key
+            wait = user_wait(path, mine, Path(tmp) / "cli")
+            wall, trained = in_process(path, mine, Path(tmp) / "lib")
             cores = 1 if path == "debug" else args.parallel
             print(f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s {(wall * cores - trained) / args.runs:16.2f}s")
 
