@@ -210,7 +210,7 @@ def export_sbatch(
         if len(chunks) > 1:  # stdout carries the script, so the lines go to stderr
             err.print(f"submit the script once per array (MaxArraySize):\n{commands}", soft_wrap=True, markup=False)
     else:
-        out_file.write_text(text, encoding="utf-8")
+        store.atomic_write_text(out_file, text)
         out.print(f"wrote {out_file}; submit it with:\n{commands}", soft_wrap=True, markup=False, highlight=False)
 
 

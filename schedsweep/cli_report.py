@@ -117,15 +117,12 @@ def _figures_and_page(sweep: Path, result: Any, runs: Any, rep: Any, plots_dir: 
 
 
 def _write(path: Path, text: str) -> None:
-    """Write a report file under a temporary name, then rename it (mode from the umask, to share)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write a report file through the one atomic writer (mode from the umask, to share); one message on failure."""
+    from schedsweep import store
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        store.atomic_write_text(path, text)
     except OSError as e:
-        if tmp.is_file():
-            tmp.unlink()
         raise SchedsweepError(f"cannot write '{path}': {e.strerror or e}.") from None
 
 
