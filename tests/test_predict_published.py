@@ -3,8 +3,8 @@ fit on cosine_24000, constant_24000 and wsdcon_9, predict the six others.
 
 Errors as the source's evaluation computes them: PredE = mean over the six curves of each curve's mean
 |L - L_hat| / L, WorstE = mean over the curves of each curve's maximum.
-Measured here (law="mpl"): 25M 0.00119 / 0.00323, 100M 0.00135 / 0.00467 (published 0.00110 / 0.00409 and
-0.00142 / 0.00583); law="tissue": 25M 0.00130 / 0.00474, 100M 0.00144 / 0.00699.
+Measured here (law="mpl", the authors' fitting protocol): 25M 0.00091 / 0.00351, 100M 0.00134 / 0.00573
+(published 0.00110 / 0.00409 and 0.00142 / 0.00583); law="tissue": 25M 0.00130 / 0.00474, 100M 0.00144 / 0.00699.
 """
 
 from __future__ import annotations
@@ -15,23 +15,38 @@ import numpy as np
 import pytest
 
 import mpl_data as M
-from schedsweep.predict import fit
+from schedsweep.predict import Law, fit
+from schedsweep.predict import fitting
 
-# (PredE, WorstE) bounds: the published figures where we match or beat them; the 25M mean is 8% above
-# the published 0.00110 (its cosine_72000 extrapolation), bounded at what we reach.
-BOUNDS = {("25", "mpl"): (0.00122, 0.00409), ("100", "mpl"): (0.00142, 0.00583),
-          ("25", "tissue"): (0.00135, 0.0050), ("100", "tissue"): (0.0015, 0.0072)}
+# (PredE, WorstE) bounds: the published figures for mpl; for tissue, what it reaches with a 4% margin.
+BOUNDS = {("25", "mpl"): M.PUBLISHED["25"], ("100", "mpl"): M.PUBLISHED["100"],
+          ("25", "tissue"): (0.00135, 0.0049), ("100", "tissue"): (0.0015, 0.0073)}
+# The authors' fitted parameters [L0, A, alpha, B, C, beta, gamma] (their README; LR in its own units).
+AUTHORS = {"25": [3.0405, 0.5247, 0.5079, 363.79, 2.0656, 0.5828, 0.6414],
+           "100": [2.6514, 0.6012, 0.4530, 437.95, 2.1325, 0.5979, 0.6552]}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("model,law", list(BOUNDS))
-def test_the_published_protocol_reaches_the_published_errors(model: str, law: str) -> None:
+def published_errors(model: str, law: str) -> tuple[float, float, float, Law]:
     cpu = time.process_time()
     fitted = fit([M.curve(model, name) for name in M.TRAIN], law=law)
     cpu = time.process_time() - cpu
     errors = M.relative_errors(fitted, model, M.TEST)
-    pred_e = np.mean([e.mean() for e in errors.values()])
-    worst_e = np.mean([e.max() for e in errors.values()])
+    return np.mean([e.mean() for e in errors.values()]), np.mean([e.max() for e in errors.values()]), cpu, fitted
+
+
+@pytest.mark.parametrize("model,law", list(BOUNDS))
+def test_the_published_protocol_reaches_the_published_errors(model: str, law: str) -> None:
+    pred_e, worst_e, cpu, fitted = published_errors(model, law)
     assert pred_e <= BOUNDS[model, law][0] and worst_e <= BOUNDS[model, law][1], (pred_e, worst_e)
-    assert fitted.fit_error < 1e-3 and not fitted.notes
+    assert fitted.fit_error < 1.2e-3 and not fitted.notes
+    if law == "mpl":  # the authors' protocol lands where theirs did
+        assert np.allclose(list(fitted.params.values()), AUTHORS[model], rtol=0.05), fitted.params
     assert cpu < 30  # CPU seconds: on a shared machine the wall time is the load's, not the fit's
+
+
+def test_run_to_convergence_the_law_fits_the_published_curves_better_and_predicts_them_worse(monkeypatch) -> None:
+    authors = published_errors("25", "mpl")
+    monkeypatch.setattr(fitting, "AUTHORS_FIT", 0.0)  # step 3 (L-BFGS to convergence) after the authors' AdamW
+    converged = published_errors("25", "mpl")
+    assert converged[3].fit_error < 0.75 * authors[3].fit_error
+    assert converged[0] > M.PUBLISHED["25"][0] > authors[0]

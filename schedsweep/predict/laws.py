@@ -4,21 +4,25 @@ Both laws share one step convention (the Multi-Power Law authors' code): `lr[k]`
 the loss observed at step t comes after updates 0..t, and
 
     S1(t)   = sum_{tau=0..t} lr[tau]                       (the area under the LR curve, warm-up included)
-    d_k     = lr[k-1] - lr[k]           (k > W, after the warm-up: the first step at the largest LR)
+    d_k     = lr[k-1] - lr[k]                              (the LR drop at step k >= 1)
     S_k(t)  = sum_{tau=k..t} lr[tau]
 
 - Multi-Power Law (Luo et al., arXiv 2503.12811):
-      L(t) = L0 + A S1(t)^-alpha - B sum_k d_k G(lr[k]^-gamma S_k(t)),   G(x) = 1 - (C x + 1)^-beta
+      L(t) = L0 + A S1(t)^-alpha - B sum_{k=1..t} d_k G(lr[k]^-gamma S_k(t)),   G(x) = 1 - (C x + 1)^-beta
+  The sum runs over the warm-up too, as the authors' code computes it (their published fits and errors are
+  for this form; tests/test_predict_published.py reproduces them): a warm-up's rise is a negative drop whose
+  G saturates within a few hundred steps, so it adds a near-constant B x peak to the loss. The paper's
+  notation, a sum from eta_0 = the peak and S_W for the warm-up's area, differs from it by that offset.
 - Scaling law with LR annealing (Tissue et al., arXiv 2408.11029), S2 the annealing area with momentum
-  m_i = lam m_{i-1} + d_i, S2(t) = sum_{i<=t} m_i = sum_k d_k (1 - lam^(t-k+1)) / (1 - lam):
+  m_i = lam m_{i-1} + d_i over the drops after the warm-up (k > W, the first step at the largest LR),
+  S2(t) = sum_{i<=t} m_i = sum_k d_k (1 - lam^(t-k+1)) / (1 - lam):
       L(t) = L0 + A S1(t)^-alpha - C S2(t)
 
-The warm-up (steps up to the first peak) counts in S1 only, as the Multi-Power Law paper writes it
-(eta_0 = the peak): a run with a warm-up and one without are on one law. A later rise of the LR (a
-cyclic schedule) is a negative drop. Both are sums over LR changes k of d_k h(t, k): O(T^2) written per step. `Events` compresses the LR
-sequence to at most MAX_EVENTS changes (a block of consecutive steps becomes one change of their summed
-drop, placed at their drop-weighted centre; a schedule with fewer changes, such as a step decay, stays
-exact), and the sum is a (points x events) matrix product, computed in row chunks.
+A later rise of the LR (a cyclic schedule) is a negative drop. Both are sums over LR changes k of d_k h(t, k):
+O(T^2) written per step. `Events` compresses the LR sequence to at most MAX_EVENTS changes (a block of
+consecutive steps becomes one change of their summed drop, placed at their drop-weighted centre; a schedule
+with fewer changes, such as a step decay, stays exact), and the sum is a (points x events) matrix product,
+computed in row chunks.
 
 Internally LRs are divided by a reference LR `scale` (the fitted runs' largest LR) so that every
 parameter is O(1) for the optimiser; `Law.params` reports them in the units of the LR given.
@@ -50,12 +54,14 @@ class Events:
     drop: np.ndarray  # summed lr[k-1] - lr[k] of the block
 
     @classmethod
-    def of(cls, lr: np.ndarray, max_events: int = MAX_EVENTS) -> Events:
+    def of(cls, kind: str, lr: np.ndarray, max_events: int = MAX_EVENTS) -> Events:
+        """The changes law `kind` sums: every step's for "mpl", those after the first peak for "tissue"."""
         lr = np.asarray(lr, dtype=np.float64)
         area = np.cumsum(lr)
         d = np.zeros_like(lr)
         d[1:] = lr[:-1] - lr[1:]
-        d[: int(np.argmax(lr)) + 1] = 0  # the warm-up is in S1 only: the paper's sum starts at the peak (eta_0)
+        if kind == "tissue":
+            d[: int(np.argmax(lr)) + 1] = 0  # S2 is an annealing area: the warm-up is in S1 only
         ks = np.flatnonzero(d)
         if len(ks) > max_events:
             ks, d_blocks = _blocks(ks, d, max_events)
@@ -98,23 +104,32 @@ class Law:
 
     @property
     def params(self) -> dict[str, float]:
-        p, s = self.raw, self.scale
-        out = {"L0": p["L0"], "A": p["A"] * s ** p["alpha"], "alpha": p["alpha"]}
-        if self.kind == "mpl":
-            out.update(B=p["B"] / s, C=p["C"] * s ** (p["gamma"] - 1), beta=p["beta"], gamma=p["gamma"])
-        else:
-            out.update(C=p["C"] / s, lam=p["lam"])
-        return out
+        return in_units(self.kind, self.raw, self.scale)
 
     def predict(self, lr: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
         """The predicted loss after every step of `lr` (or only at `steps`)."""
         lr = np.asarray(lr, dtype=np.float64)
-        events = Events.of(lr / self.scale)
+        events = Events.of(self.kind, lr / self.scale)
         at = np.arange(len(lr)) if steps is None else np.asarray(steps, dtype=np.int64)
         theta = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.raw.items()}
         with torch.no_grad():
             return np.concatenate([evaluate(self.kind, theta, events, at[i : i + ROW_CHUNK]).numpy()
                                    for i in range(0, len(at), ROW_CHUNK)] or [np.zeros(0)])
+
+
+def in_units(kind: str, p: dict, s: float) -> dict:
+    """Parameters for LRs divided by s -> the same law for the LRs themselves (floats or tensors)."""
+    out = {"L0": p["L0"], "A": p["A"] * s ** p["alpha"], "alpha": p["alpha"]}
+    if kind == "mpl":
+        out.update(B=p["B"] / s, C=p["C"] * s ** (p["gamma"] - 1), beta=p["beta"], gamma=p["gamma"])
+    else:
+        out.update(C=p["C"] / s, lam=p["lam"])
+    return out
+
+
+def from_units(kind: str, p: dict, s: float) -> dict:
+    """The inverse of in_units: parameters for the LRs -> for the LRs divided by s."""
+    return in_units(kind, p, 1 / s)
 
 
 def evaluate(kind: str, p: dict[str, torch.Tensor], ev: Events, at: np.ndarray) -> torch.Tensor:

@@ -37,8 +37,9 @@ def _final_loss(law: Law, lr: torch.Tensor) -> torch.Tensor:
     """The law's loss after the last step of `lr` (LRs divided by the law's scale), differentiable in lr."""
     area = torch.cumsum(lr, 0)
     k = torch.arange(1, len(lr))
-    peak = int(torch.argmax(lr.detach()))
-    drop = torch.where(k > peak, lr[:-1] - lr[1:], torch.zeros((), dtype=lr.dtype))  # the warm-up is in S1 only (laws.Events)
+    drop = lr[:-1] - lr[1:]
+    if law.kind == "tissue":  # its annealing area starts at the peak (laws.Events)
+        drop = torch.where(k > int(torch.argmax(lr.detach())), drop, torch.zeros((), dtype=lr.dtype))
     p = {name: torch.tensor(v, dtype=torch.float64) for name, v in law.raw.items()}
     t = torch.tensor([len(lr) - 1])
     return loss_at(law.kind, p, area[-1:], t, k, area[:-1], lr[1:], drop)[0]
