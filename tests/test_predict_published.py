@@ -3,7 +3,7 @@ fit on cosine_24000, constant_24000 and wsdcon_9, predict the six others.
 
 Errors as the source's evaluation computes them: PredE = mean over the six curves of each curve's mean
 |L - L_hat| / L, WorstE = mean over the curves of each curve's maximum.
-Measured here (law="mpl", the authors' fitting protocol): 25M 0.00091 / 0.00351, 100M 0.00134 / 0.00573
+Measured here (law="mpl", the authors' fitting protocol): 25M 0.00096 / 0.00362, 100M 0.00130 / 0.00571
 (published 0.00110 / 0.00409 and 0.00142 / 0.00583); law="tissue": 25M 0.00130 / 0.00474, 100M 0.00144 / 0.00699.
 """
 
@@ -39,8 +39,10 @@ def test_the_published_protocol_reaches_the_published_errors(model: str, law: st
     pred_e, worst_e, cpu, fitted = published_errors(model, law)
     assert pred_e <= BOUNDS[model, law][0] and worst_e <= BOUNDS[model, law][1], (pred_e, worst_e)
     assert fitted.fit_error < 1.2e-3 and not fitted.notes
-    if law == "mpl":  # the authors' protocol lands where theirs did
-        assert np.allclose(list(fitted.params.values()), AUTHORS[model], rtol=0.05), fitted.params
+    if law == "mpl":  # the authors' protocol lands where theirs did (their L0 is B x peak lower: laws.py)
+        l0, *rest = AUTHORS[model]
+        assert np.allclose(list(fitted.params.values()), [l0 + rest[2] * M.PEAK, *rest], rtol=0.05), fitted.params
+        assert fitted.params["L0"] == pytest.approx(l0 + rest[2] * M.PEAK, abs=0.01)
     assert cpu < 30  # CPU seconds: on a shared machine the wall time is the load's, not the fit's
 
 

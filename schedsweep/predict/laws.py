@@ -4,15 +4,17 @@ Both laws share one step convention (the Multi-Power Law authors' code): `lr[k]`
 the loss observed at step t comes after updates 0..t, and
 
     S1(t)   = sum_{tau=0..t} lr[tau]                       (the area under the LR curve, warm-up included)
-    d_k     = lr[k-1] - lr[k]                              (the LR drop at step k >= 1)
+    d_k     = lr[k-1] - lr[k], with lr[-1] = max(lr)       (the LR drop at step k; a run starts from its peak)
     S_k(t)  = sum_{tau=k..t} lr[tau]
 
 - Multi-Power Law (Luo et al., arXiv 2503.12811):
-      L(t) = L0 + A S1(t)^-alpha - B sum_{k=1..t} d_k G(lr[k]^-gamma S_k(t)),   G(x) = 1 - (C x + 1)^-beta
-  The sum runs over the warm-up too, as the authors' code computes it (their published fits and errors are
-  for this form; tests/test_predict_published.py reproduces them): a warm-up's rise is a negative drop whose
-  G saturates within a few hundred steps, so it adds a near-constant B x peak to the loss. The paper's
-  notation, a sum from eta_0 = the peak and S_W for the warm-up's area, differs from it by that offset.
+      L(t) = L0 + A S1(t)^-alpha - B sum_{k=0..t} d_k G(lr[k]^-gamma S_k(t)),   G(x) = 1 - (C x + 1)^-beta
+  The sum runs over the warm-up, as the authors' code computes it (their published errors are for that law;
+  tests/test_predict_published.py reproduces them): a warm-up's rise is a negative drop, which raises the
+  loss with the same lag G as a drop lowers it. Their code sums from k = 1 with lr[0] = 0, without the
+  drop d_0 = peak at step 0 (whose G is 1), so their L0 is B x peak below this one; the drop makes a run
+  with a warm-up and one without the same law once the warm-up's rise has taken effect (the paper writes
+  eta_0 = the peak too). Without it, a warm-up would cost B x peak for good (0.11 of the 25M model's loss).
 - Scaling law with LR annealing (Tissue et al., arXiv 2408.11029), S2 the annealing area with momentum
   m_i = lam m_{i-1} + d_i over the drops after the warm-up (k > W, the first step at the largest LR),
   S2(t) = sum_{i<=t} m_i = sum_k d_k (1 - lam^(t-k+1)) / (1 - lam):
@@ -38,7 +40,7 @@ import torch
 MAX_EVENTS = 2048  # predictions within 1e-4 of the exact sum (1e-5 on the published curves; tests)
 FIT_EVENTS = 256  # while fitting: within ~1.5e-4 of the exact sum, 8x faster
 ROW_CHUNK = 2048  # rows of the (points x events) matrix computed at once: ~70 MB of float64
-LR_FLOOR = 1e-12  # lr^-gamma of a zero LR: G saturates to 1 there anyway
+LR_FLOOR = 1e-12  # keeps lr^-gamma finite at a zero LR, whose G is replaced by its limit
 LAWS = ("mpl", "tissue")
 PARAMS = {"mpl": ("L0", "A", "alpha", "B", "C", "beta", "gamma"), "tissue": ("L0", "A", "alpha", "C", "lam")}
 
@@ -49,25 +51,28 @@ class Events:
 
     area: np.ndarray  # area[t] = sum_{tau<=t} lr[tau]
     step: np.ndarray  # k of each change (int)
-    before: np.ndarray  # area[k-1]: S_k(t) = area[t] - before
+    before: np.ndarray  # area[k-1] (0 for k = 0): S_k(t) = area[t] - before
     lr: np.ndarray  # lr[k]
     drop: np.ndarray  # summed lr[k-1] - lr[k] of the block
 
     @classmethod
     def of(cls, kind: str, lr: np.ndarray, max_events: int = MAX_EVENTS) -> Events:
-        """The changes law `kind` sums: every step's for "mpl", those after the first peak for "tissue"."""
+        """The changes law `kind` sums: for "mpl" every step's, from lr[-1] = the peak; for "tissue" those
+        after the first peak."""
         lr = np.asarray(lr, dtype=np.float64)
         area = np.cumsum(lr)
         d = np.zeros_like(lr)
         d[1:] = lr[:-1] - lr[1:]
-        if kind == "tissue":
+        if kind == "mpl":
+            d[0] = lr.max() - lr[0]  # the run starts from its peak (eta_{-1}); a warm-up is a rise back to it
+        else:
             d[: int(np.argmax(lr)) + 1] = 0  # S2 is an annealing area: the warm-up is in S1 only
         ks = np.flatnonzero(d)
         if len(ks) > max_events:
             ks, d_blocks = _blocks(ks, d, max_events)
         else:
             d_blocks = d[ks]
-        return cls(area, ks, area[ks - 1], lr[ks], d_blocks)
+        return cls(area, ks, np.concatenate([[0.0], area])[ks], lr[ks], d_blocks)
 
 
 def _blocks(ks: np.ndarray, d: np.ndarray, max_events: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +155,7 @@ def loss_at(kind: str, p: dict[str, torch.Tensor], area: torch.Tensor, t: torch.
     if kind == "mpl":
         since = torch.where(counts, area[:, None] - before[None, :], torch.zeros((), dtype=area.dtype))
         g = 1 - (p["C"] * lr.clamp(min=LR_FLOOR) ** -p["gamma"] * since + 1) ** -p["beta"]
+        g = torch.where(lr > 0, g, (since > 0).to(g.dtype))  # lr^-gamma = inf: G = 1 once any LR has accumulated
         return base - p["B"] * (g @ drop)
     lag = (t[:, None] - step[None, :] + 1).clamp(min=0).to(area.dtype)
     h = (1 - p["lam"] ** lag) / (1 - p["lam"])
