@@ -53,6 +53,18 @@ class Composer:
         # Not the loader's get_group_options: it deep-copies every config source on each call.
         return sorted(self._sources.get_group_options(group))
 
+    def coupled_groups(self, config_name: str) -> set[str]:
+        """Groups named in an interpolated defaults entry of the primary config, e.g. task and optimizer
+        in `optional tuned: ${task}_${optimizer}`: their choices select a file together."""
+        import re
+
+        from hydra.core.default_element import GroupDefault
+
+        loaded = self._loader.repository.load_config(config_name)
+        entries = (loaded.defaults_list or []) if loaded is not None else []
+        options = [d.value for d in entries if isinstance(d, GroupDefault) and isinstance(d.value, str)]
+        return {key for option in options for key in re.findall(r"\$\{([^}]+)\}", option)}
+
     def is_group(self, key: str) -> bool:
         return bool(self._loader.repository.group_exists(key))
 

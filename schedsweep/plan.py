@@ -215,30 +215,51 @@ def _group_configs(
 ) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """The composed config of every combination of group choices, in itertools.product order.
 
-    When each option only fills its own section (the usual case), composing each option once and
-    swapping sections gives the same configs as composing every combination: sum, not product, of
-    the option counts (~45 ms per compose). Otherwise, e.g. a `# @package _global_` option, every
-    combination is composed.
+    A compose costs ~45 ms. An option that only fills its own section (the usual case) is composed
+    once and its section swapped into each combination: sum, not product, of the option counts. Options
+    that reach beyond their section, and groups that select a file together (conf/config.yaml's
+    `optional tuned: ${task}_${optimizer}` sets full_steps and optimizer.lr per pair) are *coupled*:
+    every combination of the coupled axes is composed (10 for 5 tasks x 2 optimizers), the others
+    swapped in. If a coupled combination changes
+    an independent axis's section, or an axis is nested (`a/b`), every combination is composed.
     """
     base_cfg, base_names = base
-    sections: list[list[tuple[Any, dict[str, str]]]] = []
+    keys = {a.key for a in group_axes}
+    options: dict[str, list[tuple[dict[str, Any], dict[str, str]]]] = {}
+    together = c.coupled_groups(config_name) & keys  # swept together: each pair has its own file
+    coupled = together if len(together) > 1 else set()
     for axis in group_axes:
-        options = []
-        for value in axis.values:
-            cfg, names = _without_sweep(c.compose([*fixed, axis.override(value)], config_name))
-            others = {k: v for k, v in cfg.items() if k != axis.key}
-            if "/" in axis.key or others != {k: v for k, v in base_cfg.items() if k != axis.key}:
-                for combo in itertools.product(*(a.values for a in group_axes)):
-                    yield _without_sweep(c.compose(fixed + [a.override(v) for a, v in zip(group_axes, combo)], config_name))
-                return
-            options.append((cfg.get(axis.key), names))
-        sections.append(options)
-    for combo in itertools.product(*sections):
-        cfg, names = dict(base_cfg), dict(base_names)
-        for axis, (section, option_names) in zip(group_axes, combo):
-            cfg[axis.key] = section
-            names[axis.key] = option_names[axis.key]
-        yield _without_sweep((cfg, names))
+        if "/" in axis.key:
+            yield from _every_combination(c, fixed, group_axes, config_name)
+            return
+        options[axis.key] = [_without_sweep(c.compose([*fixed, axis.override(v)], config_name)) for v in axis.values]
+        for cfg, _ in options[axis.key]:
+            beyond = {k for k in cfg.keys() | base_cfg.keys() if k != axis.key and cfg.get(k) != base_cfg.get(k)}
+            if beyond:
+                coupled |= {axis.key} | (beyond & keys)
+    joint = [a for a in group_axes if a.key in coupled]
+    composed = {}
+    for choice in itertools.product(*(a.values for a in joint)):
+        cfg, names = _without_sweep(c.compose(fixed + [a.override(v) for a, v in zip(joint, choice)], config_name))
+        if any(cfg.get(a.key) != base_cfg.get(a.key) for a in group_axes if a.key not in coupled):
+            yield from _every_combination(c, fixed, group_axes, config_name)
+            return
+        composed[choice] = (cfg, names)
+    for combo in itertools.product(*(range(len(a.values)) for a in group_axes)):
+        cfg, names = composed[tuple(a.values[i] for a, i in zip(group_axes, combo) if a.key in coupled)]
+        cfg, names = dict(cfg), dict(names)
+        for axis, i in zip(group_axes, combo):
+            if axis.key not in coupled:
+                section, option_names = options[axis.key][i]
+                cfg[axis.key], names[axis.key] = section[axis.key], option_names[axis.key]
+        yield cfg, names
+
+
+def _every_combination(
+    c: Composer, fixed: list[str], group_axes: list[Axis], config_name: str
+) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    for combo in itertools.product(*(a.values for a in group_axes)):
+        yield _without_sweep(c.compose(fixed + [a.override(v) for a, v in zip(group_axes, combo)], config_name))
 
 
 def _without_sweep(composed: tuple[dict[str, Any], dict[str, str]]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -168,20 +168,39 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
     from schedsweep.plan import _make_run
 
     (tmp_path / "schedule").mkdir()
+    (tmp_path / "tuned").mkdir()
     # A global option touches keys outside its section: the planner must compose every combination.
     (tmp_path / "schedule" / "short_linear.yaml").write_text("# @package _global_\ntask:\n  hidden: 16\nschedule:\n  shape: linear\n")
-    for extra, config_dir in (([], None), (["schedule=short_linear,cosine"], tmp_path)):
-        overrides = [*FAST, "schedule=linear,wsd", "optimizer=sgd,adamw", "budget=0.5", *extra]
+    # A tuned file (task x optimizer, coupled) that reaches into the schedule section: no swapping either.
+    (tmp_path / "tuned" / "digits_sgd.yaml").write_text("# @package _global_\nfull_steps: 40\nschedule:\n  warmup: 5\n")
+    budget = "budget=0.5"
+    cases = ((FAST, [], None), (FAST, ["schedule=short_linear,cosine"], tmp_path),
+             ([], ["task=classifier,digits,quadratic"], None),  # task and optimizer coupled through conf/tuned
+             ([], ["task=classifier,digits"], tmp_path),
+             # Equal full_steps and equal AdamW LRs: only the pair's file tells classifier+sgd (0.1) from charlm+sgd (0.3).
+             (["full_steps=100"], ["task=classifier,digits"], None))
+    for given, extra, config_dir in cases:
+        overrides = [*given, "schedule=linear,wsd", "optimizer=sgd,adamw", budget, *extra]
         plan = make_plan(overrides, config_dir=config_dir)
         with composer(config_dir) as c:
             for run in plan.runs:
                 axes = run.labels["axes"]
-                fixed = [*FAST, "budget=0.5", f"schedule={axes['schedule']}", f"optimizer={axes['optimizer']}"]
+                fixed = [*given, budget, *(f"{k}={v}" for k, v in axes.items())]
                 cfg, names = c.compose(fixed, "config")
                 cfg.pop("sweep", None)
                 assert _make_run(cfg, names, axes, Identifier(tasks.identity_params, optimizers.identity_params)) == run
-    assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {16}
-    assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}
+        if extra == ["schedule=short_linear,cosine"]:
+            assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {16}
+            assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}
+        if extra == ["task=classifier,digits,quadratic"]:  # each (task, optimizer) has its tuned peak LR
+            assert {(r.labels["task"], r.labels["optimizer"], r.spec["optimizer"]["lr"]) for r in plan.runs} >= {
+                ("digits", "sgd", 0.1), ("quadratic", "adamw", 0.5), ("quadratic", "sgd", 0.015)}
+        if given == ["full_steps=100"]:
+            assert {(r.labels["task"], r.spec["optimizer"]["lr"]) for r in plan.runs if r.labels["optimizer"] == "sgd"} == {
+                ("classifier", 0.1), ("digits", 0.1)}
+        if config_dir == tmp_path and "task=classifier,digits" in extra:
+            digits_sgd = [r for r in plan.runs if r.labels["task"] == "digits" and r.labels["optimizer"] == "sgd"]
+            assert {r.spec["schedule"].get("warmup") for r in digits_sgd} == {5} and {r.spec["steps"] for r in digits_sgd} == {20}
 
 
 @pytest.mark.parametrize(("override", "expected"), [
