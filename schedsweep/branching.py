@@ -155,15 +155,6 @@ def _reason(run: Any) -> str:
     return DIFFERENT
 
 
-def shares_prefixes(plan: Any) -> bool:
-    """share_prefix, on the executors that start a branch once its fork exists (local, debug).
-
-    On Slurm a branch job would start before its fork is written (it needs a dependency on a segment
-    of its trunk's job, not there yet), so every run trains from step 0 there.
-    """
-    return bool(plan.share_prefix) and plan.executor.get("kind") != "slurm"
-
-
 def plan_trees(runs: Sequence[Any], share_prefix: bool) -> Sharing:
     """The trees of `runs`, or none with share_prefix=false (every run trains from step 0)."""
     if share_prefix:

@@ -99,7 +99,7 @@ class Sweep:
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
-            sharing = branching.plan_trees(fresh, branching.shares_prefixes(plan))
+            sharing = branching.plan_trees(fresh, plan.share_prefix)
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
                 status = store.read_status(path).status
@@ -148,7 +148,7 @@ class Sweep:
         settings = executors.check(dict(settings or self.executor_settings()))
         with self.lock():
             records = self.records()
-            view = self._observe(records)
+            view = self._observe(records, reconcile=True)  # settles runs whose jobs left the queue, before resubmitting
             unfinished = [v for v in view.runs if v.status.status in (*OPEN, "interrupted")]
             if settings["kind"] != "slurm":  # the cluster's own jobs are skipped by slurm.submit
                 unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
@@ -176,12 +176,13 @@ class Sweep:
     def _observe(self, records: list[dict[str, Any]], reconcile: bool = False) -> SweepStatus:
         from schedsweep import slurm
 
-        jobs = slurm.latest_jobs(self.path)
+        jobs = slurm.current_jobs(self.path)
         if jobs and reconcile:
             slurm.reconcile(self.path, records)
         paths = [store.run_dir(self.path, r["id"]) for r in records]
         statuses = claims.observe_all(paths)
-        job_of = {r["id"]: jobs[r["id"]]["job"] for r in records if r["id"] in jobs}
+        active = slurm.active_runs(self.path) if jobs else {}  # a segmented run: the job that drives it now
+        job_of = {r["id"]: active.get(r["id"], jobs[r["id"]][-1]["job"]) for r in records if r["id"] in jobs}
         for record, path, status in zip(records, paths, statuses):  # exported sbatch arrays: known from the claims
             claim = claims.read(path) if record["id"] not in job_of and status.status in OPEN else None
             if claim is not None and claim.job:
