@@ -120,7 +120,7 @@ def remove_forks(sweep_dir: Path) -> int:
     for forks in runs.glob(f"*/{FORKS}"):
         for fork in forks.iterdir():
             if fork.name.isdigit() and (forks.parent.name, int(fork.name)) not in waiting:
-                shutil.rmtree(fork)
+                shutil.rmtree(fork, ignore_errors=True)  # another run's job may be removing it too
                 removed += 1
     return removed
 

@@ -44,21 +44,22 @@ class Array:
 
 
 def cut(records: Sequence[dict[str, Any]], written: set[tuple[str, int]],
-        running: dict[tuple[str, int], str] | None = None) -> list[Segment]:
-    """The segments of `records` (run.json contents: id, spec.steps, optional branch {of, step}, forks).
+        running: dict[tuple[str, int], str] | None = None, resume: dict[str, int] | None = None) -> list[Segment]:
+    """The segments of `records` (run.json contents: id, optional branch {of, step}, forks).
 
-    A run is cut at each of its fork steps that a branch among `records` still needs (the fork is not in
-    `written`, the (run, step) pairs whose fork is on disk). A branch's first segment waits for the segment
-    that writes its fork: one of these runs', or `running`'s job (run, step) -> job id of an earlier launch
+    A run starts at its checkpoint's step (`resume`), else at its fork, else at 0, and is cut at each of
+    its fork steps after that which a branch among `records` still needs (the fork is not in `written`,
+    the (run, step) pairs whose fork is on disk). A branch without a checkpoint waits for the segment that
+    writes its fork: one of these runs', or `running`'s job (run, step) -> job id of an earlier launch
     that is still queued; with neither, it waits for nothing (its fork exists, or it trains from step 0).
     Order: every segment after the one it waits for.
     """
-    running = running or {}
+    running, resume = running or {}, resume or {}
     ids = {r["id"] for r in records}
     needed: dict[str, set[int]] = defaultdict(set)
     for r in records:
         b = r.get("branch")
-        if b and (b["of"], int(b["step"])) not in written:
+        if b and r["id"] not in resume and (b["of"], int(b["step"])) not in written:
             needed[b["of"]].add(int(b["step"]))
     segments: list[Segment] = []
     writes: dict[tuple[str, int], int] = {}  # (run, fork step) -> the segment that writes it
@@ -68,14 +69,14 @@ def cut(records: Sequence[dict[str, Any]], written: set[tuple[str, int]],
         for r in pending:
             b = r.get("branch")
             fork = (b["of"], int(b["step"])) if b else None
-            if fork and fork[0] in ids and fork not in written and fork not in writes:
+            if fork and r["id"] not in resume and fork[0] in ids and fork not in written and fork not in writes:
                 later.append(r)
                 continue
             after: int | str | None = None
-            start = max([k for (run, k) in written if run == r["id"]], default=0)
-            if fork and fork in written:
-                start = max(start, fork[1])
-            elif fork:
+            start = resume.get(r["id"], 0)
+            if fork and r["id"] not in resume and fork in written:
+                start = fork[1]
+            elif fork and r["id"] not in resume:
                 after = writes.get(fork, running.get(fork))
                 start = fork[1] if after is not None else 0
             for stop in [*sorted(k for k in needed[r["id"]] if k > start), None]:

@@ -71,13 +71,16 @@ def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
 def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any],
                 max_size: int) -> tuple[list[segments.Segment], list[segments.Array]]:
     """The runs' segments (cut at the forks their branches still need) and the arrays that submit them."""
+    from schedsweep import checkpoint
+
     runs = [store.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
     written = {(r["id"], k) for r in runs for k in r.get("forks", ())
                if (forks.fork_dir(store.run_dir(sweep_dir, r["id"]), k) / forks.CHECKPOINT).is_file()}
     queued_now = active_runs(sweep_dir)
     running = {(j["run"], j["stop"]): j["job"] for run, js in current_jobs(sweep_dir).items() if run in queued_now
                for j in js if j.get("stop") is not None}
-    cut = segments.cut(runs, written, running)
+    resume = {r["id"]: k for r in runs if (k := checkpoint.step(store.run_dir(sweep_dir, r["id"]))) is not None}
+    cut = segments.cut(runs, written, running, resume)
     labels = {r["id"]: r["labels"] for r in runs}
 
     def minutes(seg: segments.Segment) -> int:
@@ -278,8 +281,8 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
         if failed is not None:
             ended = current.get(failed["job"], GONE)
             store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
-                f"waits on {segments.describe(failed)}, which ended as {ended}; relaunch with --retry-failed "
-                "to resume that segment from its checkpoint, then this run")))
+                f"{segments.describe(failed)} ended as {ended}, so this run could not go on; relaunch with "
+                "--retry-failed to resume that segment from its checkpoint, then this run")))
             continue
         how = f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
         if (path / checkpoint.FILE).exists():

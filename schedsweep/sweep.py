@@ -148,7 +148,7 @@ class Sweep:
         settings = executors.check(dict(settings or self.executor_settings()))
         with self.lock():
             records = self.records()
-            view = self._observe(records, reconcile=True)  # settles runs whose jobs left the queue, before resubmitting
+            view = self._observe(records)
             unfinished = [v for v in view.runs if v.status.status in (*OPEN, "interrupted")]
             if settings["kind"] != "slurm":  # the cluster's own jobs are skipped by slurm.submit
                 unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]

@@ -160,6 +160,8 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
         store.write_status(path, status)
         if status.status in ("done", "diverged"):
             checkpoint.remove(path)
+            if record.get("branch") and store.is_sweep(path.parent.parent):
+                forks.remove_forks(path.parent.parent)  # a fork goes once all its branches are done (Slurm: no launcher waits)
     return status
 
 

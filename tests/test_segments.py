@@ -33,10 +33,10 @@ def test_a_wsd_trunk_is_cut_at_its_forks_and_each_branch_waits_for_the_segment_t
 
 def test_forks_on_disk_need_no_segment_and_no_wait() -> None:
     c, b, a, trunk = (r["id"] for r in wsd_tree())
-    # The trunk has passed 81 (its fork is written): it resumes there; c starts from the fork at once.
-    assert segments.cut(wsd_tree(), {(trunk, 81)}) == [
+    # The trunk has passed 81 (its fork is written, its checkpoint is at 90); c starts from the fork at once.
+    assert segments.cut(wsd_tree(), {(trunk, 81)}, resume={trunk: 90}) == [
         Segment(c, 81, None, None),
-        Segment(trunk, 81, 201, None), Segment(trunk, 201, 401, 1), Segment(trunk, 401, None, 2),
+        Segment(trunk, 90, 201, None), Segment(trunk, 201, 401, 1), Segment(trunk, 401, None, 2),
         Segment(b, 201, None, 1), Segment(a, 401, None, 2),
     ]
 
@@ -47,8 +47,11 @@ def test_a_retried_branch_waits_for_its_parents_queued_job_or_else_for_nothing()
     assert segments.cut([b], set(), {(trunk, 201): "55_3"}) == [Segment(b["id"], 201, None, "55_3")]
     # No fork and nothing that will write it: the branch trains from step 0 (the same run, only slower).
     assert segments.cut([b], set()) == [Segment(b["id"], 0, None, None)]
-    # A run whose branches are all done is one job, wherever its forks are.
-    assert segments.cut([tree[3]], set()) == [Segment(trunk, 0, None, None)]
+    # A run whose branches are all done is one job, wherever its forks are; it resumes its checkpoint.
+    assert segments.cut([tree[3]], set(), resume={trunk: 300}) == [Segment(trunk, 300, None, None)]
+    # A branch with a checkpoint of its own resumes it, waiting for nothing.
+    assert segments.cut([b, tree[3]], set(), resume={b["id"]: 230}) == [
+        Segment(b["id"], 230, None, None), Segment(trunk, 0, None, None)]
 
 
 def test_a_nested_branch_waits_for_its_own_parents_segment() -> None:
