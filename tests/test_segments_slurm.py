@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from schedsweep import claims, collect, forks, metrics, slurm, store
+from schedsweep.sweep import Sweep
 from test_cli import _wait_for as _wait
 from test_cli import cli, statuses
 from test_slurm import cluster  # noqa: F401  (the module's autouse fixture: skip without a cluster)
@@ -36,7 +37,7 @@ def assert_same_as_alone(tmp_path: Path, sweep: Path, args: list[str]) -> None:
 
 def test_a_branched_sweep_with_a_requeued_segment_is_exact(tmp_path: Path) -> None:
     slow = tmp_path / "slow"
-    slow.touch()  # 20 ms a step until the requeued segment has resumed: a segment the test can catch running
+    slow.touch()  # 50 ms a step until the requeued segment has resumed: a segment the test can catch running
     args = [*FLAKY, f"+task.slow_if={slow}", "full_steps=400", "budget=0.5,1.0", "seed=0,1", "eval_every=50"]
     out = cli("launch", *args, "executor=slurm", "--name", "branched", cwd=tmp_path).stdout
     # Per seed: the trunk cut at 161 (where the 200-step run's cooldown starts) and the branch: 2 x 3 jobs.
@@ -53,10 +54,10 @@ def test_a_branched_sweep_with_a_requeued_segment_is_exact(tmp_path: Path) -> No
     trunk = store.run_dir(sweep, trunks[0])
     _wait(lambda: (claims.read(trunk) or claims.Claim("", 0, 0, None, "", 0, "")).job == first["job"]
           and (trunk / "checkpoint.pt").exists(), 120, "the first segment to run and checkpoint")
-    assert store.read_status(trunk).status == "running"
-    cli("status", str(sweep), cwd=tmp_path)  # the job shown is the running segment's
     subprocess.run(["scontrol", "requeue", first["job"]], check=True)
     _wait(lambda: len(claims.attempts(trunk)) >= 2, 120, "the requeued segment to resume")
+    view = {v.record["id"]: v for v in Sweep(sweep).status().runs}[trunks[0]]
+    assert (view.status.status, view.job, view.job_state) == ("running", first["job"], "RUNNING")  # the segment at work
     slow.unlink()
     _wait(lambda: set(statuses(sweep).values()) == {"done"}, 180, "every run to finish")
     assert [a["job"] for a in claims.attempts(trunk)] == [first["job"], first["job"], second["job"]]
