@@ -23,8 +23,10 @@ FLAKY = ["task=custom", "task._target_=test_cli.FlakyTask", "schedule=wsd", "sch
 
 def assert_same_as_alone(tmp_path: Path, sweep: Path, args: list[str]) -> None:
     """The twin sweep trained run by run from step 0 gives the same rows and losses, bit for bit."""
-    cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "share_prefix=false", "--name", "alone", cwd=tmp_path)
-    alone = tmp_path / "results" / "alone"
+    plan = Sweep.plan([*args, "executor=debug", "executor.threads_per_run=1", "share_prefix=false"], name="alone")
+    twin, _ = Sweep.create(plan, tmp_path / "results")
+    twin.launch()  # in this process: the same entry point (train.main) without a second interpreter's start
+    alone = twin.path
     for run_id in statuses(sweep):
         ours = metrics.read_metrics(store.run_dir(sweep, run_id) / store.METRICS)
         theirs = metrics.read_metrics(store.run_dir(alone, run_id) / store.METRICS)
