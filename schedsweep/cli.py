@@ -116,6 +116,8 @@ def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
         + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get("failed") else "")
         + f"; {prepared.to_run} to run."
     )
+    if prepared.kept.line():
+        out.print(f"  {prepared.kept.line()}")
     return sweep, prepared
 
 

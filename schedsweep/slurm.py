@@ -74,8 +74,10 @@ def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[s
     from schedsweep import checkpoint
 
     runs = [store.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
-    written = {(r["id"], k) for r in runs for k in r.get("forks", ())
-               if (forks.fork_dir(store.run_dir(sweep_dir, r["id"]), k) / forks.CHECKPOINT).is_file()}
+    referenced = {(r["id"], k) for r in runs for k in r.get("forks", ())}
+    referenced |= {(r["branch"]["of"], int(r["branch"]["step"])) for r in runs if r.get("branch")}
+    written = {(run, k) for run, k in referenced
+               if (forks.fork_dir(store.run_dir(sweep_dir, run), k) / forks.CHECKPOINT).is_file()}
     queued_now = active_runs(sweep_dir)
     running = {(j["run"], j["stop"]): j["job"] for run, js in current_jobs(sweep_dir).items() if run in queued_now
                for j in js if j.get("stop") is not None}

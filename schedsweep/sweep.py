@@ -40,6 +40,7 @@ class Prepared:
     total: int  # runs in the sweep folder's plan (earlier launches included)
     to_run: int
     skipped: Counter[str]  # final statuses left alone, by status
+    kept: branching.Kept  # new runs that branch from an earlier launch's forks (shared prefixes)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class Sweep:
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
             sharing = branching.plan_trees(fresh, plan.share_prefix)
+            kept = branching.from_kept(fresh, sharing, forks.kept(sweep.path, known)) if plan.share_prefix and known \
+                else branching.Kept({}, 0)
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
                 status = store.read_status(path).status
@@ -109,8 +112,10 @@ class Sweep:
                     skipped[status] += 1
                     continue
                 if not (path / store.RUN_RECORD).exists():
-                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id))
-        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped)
+                    branch = kept.branches.get(run.id)
+                    from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
+                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
+        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

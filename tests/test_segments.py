@@ -156,3 +156,24 @@ def test_every_run_is_covered_once_and_every_wait_is_on_the_segment_that_writes_
         assert len({1 + (cut[i].stop or 0) % 3 for i in array.segments}) == 1  # one time limit per array
         if array.after is not None:
             assert array.after < k and [cut[i].after for i in array.segments] == list(grouped[array.after].segments)
+
+
+# ---- a later launch: new budgets branch from forks an earlier launch kept -----------------------------------
+
+
+def test_new_budgets_branch_from_the_latest_usable_kept_fork_or_say_they_train_from_step_0() -> None:
+    trunk, half = run(WSD, 1000), run(WSD, 500)
+    earlier = [(trunk, (81, 401)), (half, ())]  # the trunk's forks on disk
+    # A 600-step run shares 481 steps with the trunk: it starts from the fork at 401.
+    new = [run(WSD, 600), run({"shape": "cosine"}, 300)]
+    kept = branching.from_kept(new, branching.find(new), earlier)
+    assert kept.branches == {new[0].id: branching.Branch(new[0].id, trunk.id, 401, 600)} and kept.gone == 0
+    assert kept.line() == "1 new runs branch from forks kept by an earlier launch"
+    # With a new 250-step run forking from it at 201, the 600-step run must pass 201 itself: fork 81.
+    new = [run(WSD, 600), run(WSD, 250)]
+    kept = branching.from_kept(new, branching.find(new), earlier)
+    assert kept.branches == {new[0].id: branching.Branch(new[0].id, trunk.id, 81, 600)}
+    # No usable fork kept (a 250-step run needs one in [25, 201]): it trains from step 0, and the plan says so.
+    alone = branching.from_kept([run(WSD, 250)], branching.find([]), [(trunk, (401,)), (half, ())])
+    assert alone.branches == {} and alone.gone == 1
+    assert alone.line().startswith("1 share a prefix with earlier runs but find no fork of theirs kept to start from")
