@@ -4,8 +4,9 @@ Every task of an array shares its sbatch parameters, so runs are grouped by thei
 (which may depend on the budget), each group is cut into chunks of at most MaxArraySize tasks
 (the cluster's limit on the array *index*), and the sweep's throttle (`%k`) is split between the
 chunks. Runs that share prefixes are cut into segments at their fork steps, one job each, and arrays
-wait for the arrays that write their forks (schedsweep.segments). What is submitted is `schedsweep.train.main(run_dir)` by reference: the worker reads its
-run from disk, no user object is pickled. Job ids go to jobs.jsonl in the sweep folder; status
+wait for the arrays that write their forks (schedsweep.segments). What is submitted is
+`schedsweep.train.segment(run_dir)` by reference: the worker reads its run from disk, no user object
+is pickled. Job ids go to jobs.jsonl in the sweep folder; status
 comes from the run folders first, then from one squeue and one sacct call per refresh.
 
 Clusters without accounting (sacct absent or failing) are first-class: a job that squeue no longer
