@@ -93,6 +93,9 @@ def segment(run_dir: str, threads: int | None = None, max_requeues: int = 0, unt
     starts. A requeued segment has not ended: its job runs again. A run already done or diverged
     leaves nothing to wait for (a branch without its fork trains from step 0: the same run)."""
     status = main(run_dir, threads, max_requeues, until)
+    # The run's state is on disk: a time-limit warning (SIGUSR2) that lands while this process exits must
+    # neither kill it (the job would fail, cancelling what waits on it) nor make submitit requeue it.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     if until is None or status in ("pending", "requeued", "done", "diverged"):
         return status
     raise SegmentFailed(f"run {Path(run_dir).name} did not reach its fork step {until}: {status}")
