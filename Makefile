@@ -29,12 +29,12 @@ test: setup integrations cluster browser
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory test-no-accounting
 
-# The slurm tests again on a cluster without accounting (no slurmdbd: sacct fails, as on many clusters),
-# then the cluster back as it was.
+# The slurm tests that read job states (marked `accounting`) again on a cluster without accounting
+# (no slurmdbd: sacct fails, as on many clusters), then the cluster back as it was.
 test-no-accounting: setup
 	@if [ "$$(id -u)" = 0 ]; then \
 		bash tests/slurm/cluster.sh start --no-accounting && \
-		$(BIN)/python -m pytest -q -m slurm; rc=$$?; bash tests/slurm/cluster.sh start; exit $$rc; \
+		$(BIN)/python -m pytest -q -m "slurm and accounting"; rc=$$?; bash tests/slurm/cluster.sh start; exit $$rc; \
 	else echo "make: not root, so no test cluster: the slurm tests will skip"; fi
 
 # The real two-node Slurm cluster (on this host) that the `slurm` tests use (root: it installs packages and starts daemons).

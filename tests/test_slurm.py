@@ -59,6 +59,7 @@ def test_twenty_runs_in_chunked_arrays_complete_and_rank(tmp_path: Path) -> None
     assert "linear" in ranking and "cosine" in ranking
 
 
+@pytest.mark.accounting
 def test_relaunch_never_double_submits_and_cancel_leaves_nothing(tmp_path: Path) -> None:
     args = ["launch", *TINY, "full_steps=20", "budget=1.0", "seed=range(3)", "+executor.additional_parameters.hold=true",
             "--name", "held"]
@@ -79,6 +80,7 @@ def test_relaunch_never_double_submits_and_cancel_leaves_nothing(tmp_path: Path)
     assert "CANCELLED" in error or ("left the queue" in error and not _accounting())
 
 
+@pytest.mark.accounting
 def test_a_run_that_raises_is_failed_with_its_error(tmp_path: Path) -> None:
     flag = tmp_path / "fail-now"
     flag.touch()
@@ -89,6 +91,7 @@ def test_a_run_that_raises_is_failed_with_its_error(tmp_path: Path) -> None:
     assert status.status == "failed" and "FlakyTask was told to fail" in (status.error or "")
 
 
+@pytest.mark.accounting
 def test_a_requeued_job_resumes_exactly(tmp_path: Path) -> None:
     args = ["task=classifier", "task.n_train=2048", "full_steps=1500", "budget=1.0", "eval_every=100", "checkpoint_every=100"]
     cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "twin", cwd=tmp_path)
