@@ -1,7 +1,9 @@
 """The training loop: one run, read from its folder, metrics to Parquet, a status marker at the end.
 
-`main(run_dir)` is the one execution seam: the local and Slurm executors submit it by reference
-with a path string, the sbatch template and the debug executor call it directly. It never raises:
+`main(run_dir)` is the one execution seam: the local executor submits it by reference with a path
+string, the sbatch template and the debug executor call it directly; a Slurm job runs `segment`, which
+is main() that may stop at a fork step (shared prefixes: schedsweep.segments) and fails its job when it
+does not get there. It never raises:
 a crash is a `failed` status with the traceback, a non-finite loss is `diverged`.
 
 One writer per run: main() first takes the run's claim (schedsweep.claims); when another live
