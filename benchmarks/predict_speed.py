@@ -42,7 +42,7 @@ print(f"predict all 72,000 steps, <= 2,048 changes: {cpu:.2f} s CPU ({wall:.2f} 
 _, wall, cpu = timed(lambda: law.predict(lr, at))
 print(f"predict {len(at)} logged steps, <= 2,048 changes: {cpu:.2f} s CPU ({wall:.2f} s wall)")
 theta = {k: torch.tensor(v, dtype=torch.float64) for k, v in law.raw.items()}
-every = Events.of(lr / law.scale, 10**9)
+every = Events.of(law.kind, lr / law.scale, 10**9)
 with torch.no_grad():
     _, wall, cpu = timed(lambda: evaluate(law.kind, theta, every, at))
 print(f"predict {len(at)} logged steps, all {len(every.step)} changes (exact): {cpu:.2f} s CPU ({wall:.2f} s wall)")

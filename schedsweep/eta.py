@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from schedsweep import store
+from schedsweep import settings, store
 
 
 def queue_steps(sweep_dir: Path) -> list[int]:
-    """Planned steps of every run without a final status, in the order the queue starts them (plan order)."""
-    return [r["spec"]["steps"] for r in store.read_plan(sweep_dir)
+    """Planned steps of every run without a final status, in the order a local queue starts them
+    (settings.queue_order)."""
+    return [r["spec"]["steps"] for r in settings.queue_order(store.read_plan(sweep_dir))
             if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL]
 
 

@@ -50,6 +50,26 @@ def added_settings(sweep_dir: Path, runs: Sequence[Any]) -> list[str]:
     return new_setting_keys(store.read_plan(sweep_dir), [r.record() for r in runs])
 
 
+def queue_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records in the order a local queue starts them: each setting's runs spread evenly over the
+    queue, in plan order within a setting.
+
+    A study plans setting after setting (task-major), and tasks differ 10x in the cost of a step. In
+    plan order the first tenth of the runs would all be the cheapest task's: nothing would be known of
+    the others (partial results, a step's cost for the ETA) until late. Interleaved, a tenth of the
+    queue is about a tenth of every setting.
+    """
+    meanings = [meaning_of(r) for r in records]
+    keys = differing(records, meanings)
+    groups: dict[str, list[int]] = {}
+    for i, (record, meaning) in enumerate(zip(records, meanings)):
+        labels = record.get("labels") or {}
+        setting = [labels.get("task"), labels.get("optimizer"), *(meaning.get(k, ABSENT) for k in keys)]
+        groups.setdefault(json.dumps(setting, sort_keys=True, default=str), []).append(i)
+    place = {i: (j + 0.5) / len(members) for members in groups.values() for j, i in enumerate(members)}
+    return [records[i] for i in sorted(range(len(records)), key=lambda i: (place[i], i))]
+
+
 def meaning_of(record: dict[str, Any]) -> dict[str, Any]:
     """A record's flattened identity (or, for plans written before identities, its spec)."""
     from schedsweep.identity import canonical

@@ -29,6 +29,7 @@ import yaml
 from schedsweep import branching, claims, executors, forks, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan import Plan
+from schedsweep.settings import queue_order
 
 Progress = Callable[[Counter[str]], None]
 OPEN = ("pending", "running", "requeued")  # a run in one of these is still some executor's business
@@ -153,6 +154,8 @@ class Sweep:
         settings = executors.check(dict(settings or self.executor_settings()))
         with self.lock():
             records = self.records()
+            if settings["kind"] != "slurm":  # Slurm starts runs as the cluster allows, not in our order
+                records = queue_order(records)
             view = self._observe(records)
             unfinished = [v for v in view.runs if v.status.status in (*OPEN, "interrupted")]
             if settings["kind"] != "slurm":  # the cluster's own jobs are skipped by slurm.submit

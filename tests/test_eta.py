@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schedsweep import eta
+from schedsweep import claims, eta, settings, store
+from schedsweep.plan import make_plan
+from schedsweep.sweep import Sweep
 
 
 def test_values() -> None:
@@ -29,3 +33,30 @@ def test_exact_for_a_serial_queue_at_a_constant_time_per_step(steps: list[int], 
     finished = data.draw(st.integers(1, len(steps)))
     left = eta.remaining_s(steps, finished, 0, per_step * sum(steps[:finished]))
     assert left == pytest.approx(per_step * sum(steps[finished:]), rel=1e-9, abs=1e-9)
+
+
+def test_a_study_queue_spreads_each_setting_evenly_in_plan_order_within_it() -> None:
+    """The planner lists task after task; the queue takes a tenth of every task in its first tenth."""
+    records = [r.record() for r in make_plan(["task=classifier,quadratic", "schedule=linear,cosine", "budget=0.2,0.5,1.0",
+                                              "seed=0,1", "optimizer=sgd", "executor=debug"]).runs]
+    assert [r["labels"]["task"] for r in records] == ["classifier"] * 12 + ["quadratic"] * 12  # plan order
+    queued = settings.queue_order(records)
+    assert sorted(r["id"] for r in queued) == sorted(r["id"] for r in records)
+    assert [r["labels"]["task"] for r in queued] == ["classifier", "quadratic"] * 12
+    for task in ("classifier", "quadratic"):
+        assert [r["id"] for r in queued if r["labels"]["task"] == task] == [r["id"] for r in records if r["labels"]["task"] == task]
+    # A setting key other than task/optimizer (here task.hidden) makes settings too; uneven sizes stay spread.
+    mixed = records[:12] + [r.record() for r in make_plan(["task=classifier", "task.hidden=8", "budget=0.5,1.0",
+                                                           "optimizer=sgd", "executor=debug"]).runs]
+    order = [r["spec"]["task"].get("hidden") == 8 for r in settings.queue_order(mixed)]
+    assert sum(order) == 2 and order.index(True) in range(2, 5) and order.index(True, order.index(True) + 1) in range(8, 11)
+
+
+def test_a_local_launch_trains_its_runs_in_queue_order(tmp_path: Path) -> None:
+    plan = make_plan(["task=classifier,quadratic", "full_steps=4", "budget=1.0", "seed=0,1",
+                      "optimizer=sgd", "executor=debug"], name="order")
+    sweep, _ = Sweep.create(plan, tmp_path)
+    sweep.launch()
+    started = sorted(plan.runs, key=lambda r: claims.attempts(store.run_dir(sweep.path, r.id))[0]["start"])
+    assert [r.labels["task"] for r in started] == ["classifier", "quadratic", "classifier", "quadratic"]
+    assert eta.queue_steps(sweep.path) == []  # every run finished

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedsweep.predict import Curve, PredictError, fit
+from schedsweep.predict import Curve, PredictError, fit, fitting
 from schedsweep.predict.laws import Events, Law, evaluate
 from schedsweep.predict.optimize import optimize
 
@@ -19,9 +21,9 @@ TISSUE = {"L0": 2.0, "A": 0.5, "alpha": 0.5, "C": 1e-3, "lam": 0.99}
 def naive_mpl(p: dict, lr: np.ndarray, t: int) -> float:
     """The Multi-Power Law written as the paper states it, one step at a time."""
     s1 = lr[: t + 1].sum()
-    peak = int(np.argmax(lr))  # the sum starts after the warm-up, at eta_0 = the peak
-    ld = sum((lr[k - 1] - lr[k]) * (1 - (p["C"] * lr[k] ** -p["gamma"] * lr[k : t + 1].sum() + 1) ** -p["beta"])
-             for k in range(peak + 1, t + 1))
+    eta = np.concatenate([[lr.max()], lr])  # eta[k + 1] = lr[k]: the run starts from its peak, a warm-up rises back
+    ld = sum((eta[k] - eta[k + 1]) * (1 - (p["C"] * lr[k] ** -p["gamma"] * lr[k : t + 1].sum() + 1) ** -p["beta"])
+             for k in range(0, t + 1))
     return p["L0"] + p["A"] * s1 ** -p["alpha"] - p["B"] * ld
 
 
@@ -52,18 +54,40 @@ def test_the_vectorised_sums_equal_the_laws_written_step_by_step(lrs, t):
         assert got == pytest.approx(naive(p, lr, t), rel=1e-10, abs=1e-12)
 
 
+def authors_mpl(p: dict, lr: np.ndarray, t: int) -> float:
+    """The Multi-Power Law as the authors' code computes it (src/evaluation.py): the sum from k = 1."""
+    area = np.cumsum(lr)
+    gap = np.diff(lr, prepend=lr[0])  # lr[k] - lr[k-1], 0 at k = 0
+    ld = np.sum(gap[1 : t + 1] * (1 - (1 + p["C"] * lr[1 : t + 1] ** -p["gamma"] * (area[t] - area[:t])) ** -p["beta"]))
+    return p["L0"] + p["A"] * area[t] ** -p["alpha"] + p["B"] * ld
+
+
+def test_the_mpl_is_the_authors_code_with_l0_b_x_peak_higher_and_a_warm_up_leaves_no_lasting_cost():
+    lr = np.concatenate([np.linspace(0, 1, 300), np.ones(200), np.linspace(1, 0.1, 500), np.full(3000, 0.1)])
+    law = Law("mpl", MPL, 1.0)
+    at = np.array([1, 100, 299, 300, 600, 999, 1000, 3999])
+    theirs = [authors_mpl({**MPL, "L0": MPL["L0"] - MPL["B"] * 1.0}, lr, t) for t in at]
+    assert np.allclose(law.predict(lr, at), theirs, rtol=1e-6)
+    warm = np.concatenate([np.linspace(0, 1, 300), np.ones(20000)])
+    lag = law.predict(warm) - (MPL["L0"] + MPL["A"] * np.cumsum(warm) ** -MPL["alpha"])  # -B LD
+    # the warm-up's small LRs anneal like a decay; its rise undoes that with G's lag, and then nothing is left
+    assert lag[300] < -0.02 and -2e-3 < lag[-1] < 0 and np.all(np.diff(lag[400:]) > 0)
+    assert np.allclose(law.predict(np.ones(500)), MPL["L0"] + MPL["A"] * np.arange(1, 501) ** -MPL["alpha"])
+
+
 def test_compressed_changes_stay_within_1e4_of_the_exact_sum_and_a_step_decay_stays_exact():
     lr = cosine(30000, warmup=2000)
     at = np.arange(0, 30000, 97)
     p = {k: torch.tensor(v, dtype=torch.float64) for k, v in MPL.items()}
-    exact = evaluate("mpl", p, Events.of(lr, 10**9), at).numpy()
-    compressed = evaluate("mpl", p, Events.of(lr), at).numpy()
-    assert len(Events.of(lr).step) <= 2048 < len(Events.of(lr, 10**9).step)
+    exact = evaluate("mpl", p, Events.of("mpl", lr, 10**9), at).numpy()
+    compressed = evaluate("mpl", p, Events.of("mpl", lr), at).numpy()
+    assert len(Events.of("mpl", lr).step) <= 2048 < len(Events.of("mpl", lr, 10**9).step)
     assert np.max(np.abs(compressed - exact) / exact) < 1e-4
     jump = np.concatenate([np.linspace(0.01, 1, 3000), step_decay(20000)])
-    few = Events.of(jump, 64)  # the warm-up's 2999 changes squeezed, the decay kept as it is
+    few = Events.of("mpl", jump, 64)  # the warm-up's 2999 changes squeezed, the decay kept as it is
     assert 0.7 in np.round(few.drop, 12) and len(few.step) <= 70
-    assert np.allclose(evaluate("mpl", p, few, at[at < 23000]).numpy(), evaluate("mpl", p, Events.of(jump, 10**9), at[at < 23000]).numpy(), rtol=2e-4)
+    after = at[(at >= 3000) & (at < 23000)]  # within the warm-up 64 blocks are coarse (3e-4); after it, not
+    assert np.allclose(evaluate("mpl", p, few, after).numpy(), evaluate("mpl", p, Events.of("mpl", jump, 10**9), after).numpy(), rtol=2e-4)
 
 
 @pytest.mark.parametrize("kind,truth", [("mpl", MPL), ("tissue", TISSUE)])
@@ -77,6 +101,19 @@ def test_a_law_fitted_on_its_own_curves_predicts_an_unseen_schedule(kind, truth)
     pred, true = fitted.predict(unseen), law.predict(unseen)
     assert np.max(np.abs(pred[200:] - true[200:]) / true[200:]) < 5e-3
     assert set(fitted.params) == set(truth)
+
+
+def test_the_authors_adamw_alone_stops_far_from_a_law_generated_curve_and_without_the_prior_lbfgs_degenerates(monkeypatch):
+    law = Law("mpl", MPL, 1.0)
+    curves = [Curve(lr, np.arange(100, 3000, 50), law.predict(lr, np.arange(100, 3000, 50))) for lr in (np.ones(3000), cosine(3000))]
+    bound = fitting.AUTHORS_FIT
+    monkeypatch.setattr(fitting, "AUTHORS_FIT", math.inf)  # step 2 only
+    assert fit(curves).fit_error > bound
+    monkeypatch.setattr(fitting, "AUTHORS_FIT", bound)
+    monkeypatch.setattr(fitting, "PRIOR", {})
+    free = fit(curves)
+    unseen = step_decay(4000)
+    assert free.params["beta"] > 10 and np.max(np.abs(free.predict(unseen)[200:] / law.predict(unseen)[200:] - 1)) > 0.01
 
 
 def test_params_are_in_the_units_of_the_lr_given():

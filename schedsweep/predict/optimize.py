@@ -36,12 +36,13 @@ class Optimized:
 def _final_loss(law: Law, lr: torch.Tensor) -> torch.Tensor:
     """The law's loss after the last step of `lr` (LRs divided by the law's scale), differentiable in lr."""
     area = torch.cumsum(lr, 0)
-    k = torch.arange(1, len(lr))
-    peak = int(torch.argmax(lr.detach()))
-    drop = torch.where(k > peak, lr[:-1] - lr[1:], torch.zeros((), dtype=lr.dtype))  # the warm-up is in S1 only (laws.Events)
+    k = torch.arange(len(lr))
+    drop = torch.cat([lr.max() - lr[:1], lr[:-1] - lr[1:]])  # the changes laws.Events sums, from lr[-1] = the peak
+    if law.kind == "tissue":  # its annealing area starts at the peak
+        drop = torch.where(k > int(torch.argmax(lr.detach())), drop, torch.zeros((), dtype=lr.dtype))
     p = {name: torch.tensor(v, dtype=torch.float64) for name, v in law.raw.items()}
     t = torch.tensor([len(lr) - 1])
-    return loss_at(law.kind, p, area[-1:], t, k, area[:-1], lr[1:], drop)[0]
+    return loss_at(law.kind, p, area[-1:], t, k, torch.cat([area.new_zeros(1), area[:-1]]), lr, drop)[0]
 
 
 def optimize(law: Law, peak: float, steps: int, warmup: float) -> Optimized:
