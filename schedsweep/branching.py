@@ -155,21 +155,65 @@ def _reason(run: Any) -> str:
     return DIFFERENT
 
 
-def shares_prefixes(plan: Any) -> bool:
-    """share_prefix, on the executors that start a branch once its fork exists (local, debug).
-
-    On Slurm a branch job would start before its fork is written (it needs a dependency on a segment
-    of its trunk's job, not there yet), so every run trains from step 0 there.
-    """
-    return bool(plan.share_prefix) and plan.executor.get("kind") != "slurm"
-
-
 def plan_trees(runs: Sequence[Any], share_prefix: bool) -> Sharing:
     """The trees of `runs`, or none with share_prefix=false (every run trains from step 0)."""
     if share_prefix:
         return find(runs)
     total = sum(int(r.spec["steps"]) for r in runs)
     return Sharing((), total, total)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """New runs that branch from forks an earlier launch kept, and those that could have but found none."""
+
+    branches: dict[str, Branch]  # run id -> its branch from an earlier run's fork on disk
+    gone: int  # runs that share a prefix with an earlier run whose forks are removed: they train from step 0
+
+    def line(self) -> str:
+        parts = []
+        if self.branches:
+            parts.append(f"{len(self.branches)} new runs branch from forks kept by an earlier launch")
+        if self.gone:
+            parts.append(f"{self.gone} share a prefix with earlier runs but find no fork of theirs kept to start from "
+                         "(forks are removed once all their branches are done): they train from step 0")
+        return "; ".join(parts)
+
+
+def from_kept(fresh: Sequence[Any], sharing: Sharing, earlier: Sequence[tuple[Any, Sequence[int]]]) -> Kept:
+    """Fresh runs that train from step 0 in `sharing` but share a prefix with a run of an earlier launch
+    (`earlier`: (run, the steps of its forks on disk)): each branches from the latest fork it can use
+    (k <= its shared prefix, k <= T - 1, k >= MIN_SHARED x T, and no later than the forks it writes for
+    its own new branches); with none kept it is counted as `gone`."""
+    groups: dict[str, list[tuple[Any, Sequence[int]]]] = defaultdict(list)
+    for old, steps in earlier:
+        groups[_group_key(old)].append((old, steps))
+    branches: dict[str, Branch] = {}
+    gone = 0
+    for run in fresh:
+        candidates = groups.get(_group_key(run))
+        if run.id in sharing.branches or not candidates:
+            continue
+        steps = int(run.spec["steps"])
+        f = schedules.build(run.spec["schedule"], steps)
+        if hasattr(f, "observe"):
+            continue
+        mine = np.asarray(f(np.arange(steps, dtype=np.float64)))
+        best, parent, shares = 0, None, False
+        own = min(sharing.forks.get(run.id, (steps,)))  # it must still pass the forks of its own new branches
+        for old, forks in candidates:
+            t = int(old.spec["steps"])
+            theirs = np.asarray(schedules.build(old.spec["schedule"], t)(np.arange(t, dtype=np.float64)))
+            k = min(prefix_length(mine, theirs), steps - 1, own)
+            shares = shares or k >= MIN_SHARED * steps
+            usable = [s for s in forks if MIN_SHARED * steps <= s <= k]
+            if usable and max(usable) > best:
+                best, parent = max(usable), old
+        if parent is not None:
+            branches[run.id] = Branch(run.id, parent.id, best, steps)
+        elif shares:
+            gone += 1
+    return Kept(branches, gone)
 
 
 def record_keys(sharing: Sharing, run_id: str) -> dict[str, Any]:

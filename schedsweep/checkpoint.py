@@ -37,6 +37,14 @@ def load(run_path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def step(run_path: Path) -> int | None:
+    """The step the run resumes from, None without a checkpoint; memory-mapped: the tensors are not read."""
+    path = run_path / FILE
+    if not path.exists():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
+
+
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])

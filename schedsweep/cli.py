@@ -116,6 +116,8 @@ def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
         + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get("failed") else "")
         + f"; {prepared.to_run} to run."
     )
+    if prepared.kept.line():
+        out.print(f"  {prepared.kept.line()}")
     return sweep, prepared
 
 
@@ -126,7 +128,9 @@ def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
         jobs, active = sweep.last_executor.jobs, sweep.last_executor.active
         arrays = sorted({j["array"] for j in jobs}, key=int)
         shown = ", ".join(arrays) if len(arrays) <= 4 else f"{arrays[0]} .. {arrays[-1]}"
-        out.print(f"queued {len(jobs)} runs in {len(arrays)} job array(s) {shown}"
+        runs = len({j["run"] for j in jobs})
+        segmented = f" ({len(jobs)} jobs: runs cut at their fork steps)" if len(jobs) > runs else ""
+        out.print(f"queued {runs} runs{segmented} in {len(arrays)} job array(s) {shown}"
                   + (f"; {active} already pending or running on the cluster" if active else ""))
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")

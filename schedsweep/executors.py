@@ -303,7 +303,7 @@ class Slurm:
         names = {p.name for p in runs}
         todo = [r for r in self.records if r["id"] in names]
         self.jobs = slurm.submit(self.sweep_dir, todo, self.settings)
-        self.active = len(todo) - len(self.jobs)
+        self.active = len(todo) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
         self.seen = {p: "pending" for p in runs}
 
     def poll(self) -> dict[Path, str]:

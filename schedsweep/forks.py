@@ -120,9 +120,22 @@ def remove_forks(sweep_dir: Path) -> int:
     for forks in runs.glob(f"*/{FORKS}"):
         for fork in forks.iterdir():
             if fork.name.isdigit() and (forks.parent.name, int(fork.name)) not in waiting:
-                shutil.rmtree(fork)
+                shutil.rmtree(fork, ignore_errors=True)  # another run's job may be removing it too
                 removed += 1
     return removed
+
+
+def kept(sweep_dir: Path, records: list[dict[str, Any]]) -> list[tuple[Any, tuple[int, ...]]]:
+    """Every run of `records` (plan records) as a plan.Run, with the steps of its forks on disk."""
+    from schedsweep.plan import Run
+
+    out = []
+    for record in records:
+        folder = store.run_dir(sweep_dir, record["id"]) / FORKS
+        steps = sorted(int(f.name) for f in folder.iterdir() if f.name.isdigit() and (f / CHECKPOINT).is_file()) \
+            if folder.is_dir() else []
+        out.append((Run.from_record(record), tuple(steps)))
+    return out
 
 
 def next_ready(queue: list[Path], idle: bool) -> Path | None:

@@ -3,8 +3,10 @@
 Every task of an array shares its sbatch parameters, so runs are grouped by their time limit
 (which may depend on the budget), each group is cut into chunks of at most MaxArraySize tasks
 (the cluster's limit on the array *index*), and the sweep's throttle (`%k`) is split between the
-chunks. What is submitted is `schedsweep.train.main(run_dir)` by reference: the worker reads its
-run from disk, no user object is pickled. Job ids go to jobs.jsonl in the sweep folder; status
+chunks. Runs that share prefixes are cut into segments at their fork steps, one job each, and arrays
+wait for the arrays that write their forks (schedsweep.segments). What is submitted is
+`schedsweep.train.segment(run_dir)` by reference: the worker reads its run from disk, no user object
+is pickled. Job ids go to jobs.jsonl in the sweep folder; status
 comes from the run folders first, then from one squeue and one sacct call per refresh.
 
 Clusters without accounting (sacct absent or failing) are first-class: a job that squeue no longer
@@ -17,14 +19,13 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import subprocess
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from schedsweep import store
+from schedsweep import forks, segments, store
 from schedsweep.errors import SchedsweepError
 
 JOBS = "jobs.jsonl"
@@ -40,23 +41,15 @@ class SubmissionError(SchedsweepError):
     """sbatch, squeue, sacct or scancel refused or failed."""
 
 
-@dataclass(frozen=True)
-class Array:
-    """One sbatch call: runs sharing a time limit, at most MaxArraySize of them."""
-
-    time_min: int
-    run_ids: tuple[str, ...]
-    throttle: int
-
-
-def time_limit(executor: dict[str, Any], labels: dict[str, Any]) -> int:
-    """Minutes for one run: an explicit per-budget value, else steps x time_per_step_s x safety, else time_min."""
+def time_limit(executor: dict[str, Any], labels: dict[str, Any], steps: int | None = None) -> int:
+    """Minutes for one run (or `steps` of it, a segment): an explicit per-budget value, else steps x
+    time_per_step_s x safety, else time_min."""
     by_budget = executor.get("time_by_budget") or {}
     for key in (str(labels["budget"]), labels["budget"]):
         if key in by_budget:
             return int(by_budget[key])
     if executor.get("time_per_step_s"):
-        seconds = labels["steps"] * float(executor["time_per_step_s"]) * float(executor.get("time_safety") or 1.0)
+        seconds = (steps or labels["steps"]) * float(executor["time_per_step_s"]) * float(executor.get("time_safety") or 1.0)
         return max(2, math.ceil(seconds / 60))  # >= 2 min: Slurm may signal ~30 s early (the USR2 warning)
     return int(executor["time_min"])
 
@@ -69,15 +62,6 @@ def max_array_size() -> int:
     return 1001  # Slurm's default
 
 
-def arrays(records: Iterable[dict[str, Any]], executor: dict[str, Any], max_size: int) -> list[Array]:
-    groups: dict[int, list[str]] = defaultdict(list)
-    for record in records:
-        groups[time_limit(executor, record["labels"])].append(record["id"])
-    chunks = [(t, ids[i : i + max_size]) for t, ids in sorted(groups.items()) for i in range(0, len(ids), max_size)]
-    shares = throttles(executor, len(chunks))
-    return [Array(t, tuple(ids), share) for (t, ids), share in zip(chunks, shares)]
-
-
 def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
     """The sweep-wide throttle (array_parallelism) shared by n arrays queued together: array k
     gets its share, and at least one slot."""
@@ -85,8 +69,34 @@ def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
     return [max(1, budget // n_arrays + (k < budget % n_arrays)) for k in range(n_arrays)]
 
 
+def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any],
+                max_size: int) -> tuple[list[segments.Segment], list[segments.Array]]:
+    """The runs' segments (cut at the forks their branches still need) and the arrays that submit them."""
+    from schedsweep import checkpoint
+
+    runs = [store.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
+    referenced = {(r["id"], k) for r in runs for k in r.get("forks", ())}
+    referenced |= {(r["branch"]["of"], int(r["branch"]["step"])) for r in runs if r.get("branch")}
+    written = {(run, k) for run, k in referenced
+               if (forks.fork_dir(store.run_dir(sweep_dir, run), k) / forks.CHECKPOINT).is_file()}
+    queued_now = active_runs(sweep_dir)
+    running = {(j["run"], j["stop"]): j["job"] for run, js in current_jobs(sweep_dir).items() if run in queued_now
+               for j in js if j.get("stop") is not None}
+    resume = {r["id"]: k for r in runs if (k := checkpoint.step(store.run_dir(sweep_dir, r["id"]))) is not None}
+    cut = segments.cut(runs, written, running, resume)
+    labels = {r["id"]: r["labels"] for r in runs}
+
+    def minutes(seg: segments.Segment) -> int:
+        stop = seg.stop if seg.stop is not None else int(labels[seg.run]["steps"])
+        return time_limit(executor, labels[seg.run], stop - seg.start)
+
+    grouped = segments.arrays(cut, minutes, max_size)
+    return cut, segments.throttled(grouped, throttles(executor, len(grouped)))
+
+
 def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any]) -> list[dict[str, Any]]:
-    """Submit every record not pending or running on the cluster already; return the new job records."""
+    """Submit every record not pending or running on the cluster already; return the new job records
+    (one per segment: a run that writes forks for branches is several jobs, see schedsweep.segments)."""
     import submitit
 
     from schedsweep import train
@@ -98,9 +108,17 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
     cpus = int(executor.get("cpus_per_task") or 1)
     gpus = int(executor.get("gpus_per_node") or 0)
     tasks = int(executor.get("tasks_per_node") or max(1, gpus))
+    cut, grouped = plan_arrays(sweep_dir, todo, executor, max_array_size())
+    batch = secrets.token_hex(4)  # one launch's jobs: a run's current segments (current_jobs)
     submitted = []
-    for array in arrays(todo, executor, max_array_size()):
+    job_of: dict[int, str] = {}  # segment index -> its job id
+    array_job: list[str] = []  # array index -> its job id (the array's, or the one job's)
+    for array in grouped:
         ex = submitit.AutoExecutor(folder=sweep_dir / store.SUBMITIT / "%j", cluster="slurm")
+        extra = dict(executor.get("additional_parameters") or {})
+        after = segments.dependency(array, array_job[array.after] if array.after is not None else None)
+        if after:
+            extra |= {"dependency": after, "kill_on_invalid_dep": "yes"}  # a failed segment cancels what waits on it
         params: dict[str, Any] = {
             "name": f"schedsweep-{sweep_dir.name}",
             "timeout_min": array.time_min,
@@ -110,7 +128,7 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
             "slurm_array_parallelism": array.throttle,
             "slurm_signal_delay_s": int(executor.get("signal_delay_s") or 60),
             "slurm_setup": list(executor.get("setup") or []),
-            "slurm_additional_parameters": dict(executor.get("additional_parameters") or {}),
+            "slurm_additional_parameters": extra,
         }
         if gpus:
             params["gpus_per_node"] = gpus
@@ -122,30 +140,43 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
         ex.update_parameters(**params)
         try:
             with ex.batch():
-                jobs = [
-                    ex.submit(train.main, str(store.run_dir(sweep_dir, run_id)), cpus, int(executor.get("max_requeues") or 0))
-                    for run_id in array.run_ids
-                ]
+                jobs = [ex.submit(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), cpus,
+                                  int(executor.get("max_requeues") or 0), cut[i].stop) for i in array.segments]
         except Exception as e:  # submitit wraps sbatch's refusal in several exception types
-            raise SubmissionError(f"sbatch refused the array of {len(array.run_ids)} runs ({array.time_min} min): {e}") from None
+            raise SubmissionError(f"sbatch refused the array of {len(array.segments)} runs ({array.time_min} min): {e}") from None
+        array_job.append(jobs[0].job_id.split("_")[0])
         now = store.now()
-        for run_id, job in zip(array.run_ids, jobs):
-            job_record = {"run": run_id, "job": job.job_id, "array": job.job_id.split("_")[0], "time_min": array.time_min, "time": now}
+        for i, job in zip(array.segments, jobs):
+            seg = cut[i]
+            job_of[i] = job.job_id
+            waits = job_of.get(seg.after) if isinstance(seg.after, int) else seg.after
+            job_record = {"run": seg.run, "job": job.job_id, "array": job.job_id.split("_")[0], "time_min": array.time_min,
+                          "time": now, "batch": batch, "start": seg.start, "stop": seg.stop, "after": waits}
             store.append_jsonl(sweep_dir / JOBS, job_record)
             submitted.append(job_record)
     return submitted
 
 
-def latest_jobs(sweep_dir: Path) -> dict[str, dict[str, Any]]:
-    """run id -> its most recent job record."""
+def _job_records(sweep_dir: Path) -> list[dict[str, Any]]:
     path = sweep_dir / JOBS
     if not path.exists():
-        return {}
-    jobs = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            jobs[record["run"]] = record
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def latest_jobs(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """run id -> its most recent job record (its last segment's)."""
+    return {record["run"]: record for record in _job_records(sweep_dir)}
+
+
+def current_jobs(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """run id -> the job records of its latest submission, in step order (one per segment)."""
+    jobs: dict[str, list[dict[str, Any]]] = {}
+    for record in _job_records(sweep_dir):
+        mine = jobs.setdefault(record["run"], [])
+        if mine and mine[-1].get("batch") != record.get("batch"):
+            mine.clear()
+        mine.append(record)
     return jobs
 
 
@@ -205,34 +236,56 @@ def expand(job: str) -> list[str]:
 
 
 def active_runs(sweep_dir: Path) -> dict[str, str]:
-    """Runs whose latest job is pending or running on the cluster: run id -> job id."""
-    jobs = latest_jobs(sweep_dir)
-    current = states(j["job"] for j in jobs.values())
-    return {run: j["job"] for run, j in jobs.items() if current.get(j["job"]) in ACTIVE}
+    """Runs with a current job pending or running on the cluster: run id -> that job (a running one first)."""
+    jobs = current_jobs(sweep_dir)
+    now = states(j["job"] for js in jobs.values() for j in js)
+    active = {}
+    for run, js in jobs.items():
+        queued_ = sorted((now.get(j["job"]) != "RUNNING", k) for k, j in enumerate(js) if now.get(j["job"]) in ACTIVE)
+        if queued_:
+            active[run] = js[queued_[0][1]]["job"]
+    return active
 
 
 def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
-    """A run whose job left the queue without a final status (OOM, scancel, node failure) is never
+    """A run whose jobs left the queue without a final status (OOM, scancel, node failure) is never
     waited on: it is interrupted when it holds a checkpoint (the next launch resumes it), else failed.
-    A run that another writer has claimed meanwhile is left alone."""
+    A run whose job never started because a segment it waits on failed (Slurm cancels it) is failed,
+    naming that segment. A run that another writer has claimed meanwhile is left alone."""
     from schedsweep import checkpoint, claims
 
-    jobs = latest_jobs(sweep_dir)
+    everything = _job_records(sweep_dir)
+    by_job = {j["job"]: j for j in everything}
+    jobs = current_jobs(sweep_dir)
     unfinished = [r["id"] for r in records if r["id"] in jobs
                   and store.read_status(store.run_dir(sweep_dir, r["id"])).status in ("pending", "running", "requeued")]
-    current = states(jobs[r]["job"] for r in unfinished)
+    asked: set[str] = set()
+    for chain in [list(jobs[r]) for r in unfinished]:  # each job and every job it waits on, up the chain
+        while chain:
+            job = chain.pop()
+            if job["job"] not in asked:
+                asked.add(job["job"])
+                chain += [by_job.get(job["after"], {"job": job["after"]})] if job.get("after") else []
+    current = states(asked)
     queued_now = {job for job, state in current.items() if state in ACTIVE}
     for run_id in unfinished:
-        job = jobs[run_id]["job"]
-        state = current.get(job, GONE)
-        if state in ACTIVE:
+        if any(current.get(j["job"]) in ACTIVE for j in jobs[run_id]):
             continue
+        first = next((j for j in jobs[run_id] if current.get(j["job"]) != "COMPLETED"), jobs[run_id][-1])
+        job, state = first["job"], current.get(first["job"], GONE)
         path = store.run_dir(sweep_dir, run_id)
         claim = claims.read(path)
         if claim is not None and claim.job != job and not claims.gone(claim, queued_now if claim.job else None):
             continue  # trained by another writer (a local launch, `schedsweep run`)
         status = store.read_status(path)  # read again: the job may have finished its status since
         if status.status in store.TERMINAL:
+            continue
+        failed = _failed_segment(first, by_job, current)
+        if failed is not None:
+            ended = current.get(failed["job"], GONE)
+            store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
+                f"{segments.describe(failed)} ended as {ended}, so this run could not go on; relaunch with "
+                "--retry-failed to resume that segment from its checkpoint, then this run")))
             continue
         how = f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
         if (path / checkpoint.FILE).exists():
@@ -244,9 +297,19 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
                 "relaunch with --retry-failed to run it again")))
 
 
+def _failed_segment(job: dict[str, Any], by_job: dict[str, dict[str, Any]], current: dict[str, str]) -> dict[str, Any] | None:
+    """The segment whose failure kept `job` from starting (the farthest up the chain of jobs each
+    waited on that did not succeed); None when what it waited on succeeded (its own failure)."""
+    failed = None
+    while job.get("after") and current.get(job["after"], "COMPLETED") not in ("COMPLETED", *ACTIVE):
+        failed = job = by_job.get(job["after"], {"run": "?", "job": job["after"]})
+    return failed
+
+
 def cancel(sweep_dir: Path) -> list[str]:
     """Cancel every array of the sweep that still has pending or running tasks: one scancel per array."""
-    arrays_ = sorted({job.split("_")[0] for job in active_runs(sweep_dir).values()}, key=int)
+    jobs = [j["job"] for js in current_jobs(sweep_dir).values() for j in js]
+    arrays_ = sorted({job.split("_")[0] for job, state in states(jobs).items() if state in ACTIVE}, key=int)
     for array in arrays_:
         _run(["scancel", array])
     return arrays_

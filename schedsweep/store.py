@@ -4,7 +4,7 @@
       sweep.yaml          the resolved sweep: base config, axes, overrides (latest launch)
       plan.jsonl          one run record per line, written before anything runs
       launches.jsonl      one line per launch: argv, time, counts
-      jobs.jsonl          Slurm only: one line per submitted run: run id, job id, array id
+      jobs.jsonl          Slurm only: one line per submitted job: run id, job id, array id, segment (start, stop, after)
       .submitit/          executor logs (stdout/stderr of every job)
       runs/<run_id>/
         run.json          the run record; the worker reads only this
@@ -12,6 +12,7 @@
         claims.jsonl      one line per claim ever taken (who trained this run, and how often)
         status.json       running | requeued | interrupted | done | failed | diverged, with summary numbers
         checkpoint.pt     until the run is done or diverged: model, optimizer, step, RNG states
+        forks/<k>/        shared prefixes: its state before update k, for its branches (schedsweep.forks)
         metrics/part-NNNNN.parquet   per-step metrics (schema in schedsweep.metrics)
 
 A run folder without status.json is pending. Every file is written under a temporary name and

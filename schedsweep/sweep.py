@@ -41,6 +41,7 @@ class Prepared:
     total: int  # runs in the sweep folder's plan (earlier launches included)
     to_run: int
     skipped: Counter[str]  # final statuses left alone, by status
+    kept: branching.Kept  # new runs that branch from an earlier launch's forks (shared prefixes)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ class Sweep:
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
-            sharing = branching.plan_trees(fresh, branching.shares_prefixes(plan))
+            sharing = branching.plan_trees(fresh, plan.share_prefix)
+            kept = branching.from_kept(fresh, sharing, forks.kept(sweep.path, known)) if plan.share_prefix and known \
+                else branching.Kept({}, 0)
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
                 status = store.read_status(path).status
@@ -110,8 +113,10 @@ class Sweep:
                     skipped[status] += 1
                     continue
                 if not (path / store.RUN_RECORD).exists():
-                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id))
-        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped)
+                    branch = kept.branches.get(run.id)
+                    from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
+                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
+        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -179,12 +184,13 @@ class Sweep:
     def _observe(self, records: list[dict[str, Any]], reconcile: bool = False) -> SweepStatus:
         from schedsweep import slurm
 
-        jobs = slurm.latest_jobs(self.path)
+        jobs = slurm.current_jobs(self.path)
         if jobs and reconcile:
             slurm.reconcile(self.path, records)
         paths = [store.run_dir(self.path, r["id"]) for r in records]
         statuses = claims.observe_all(paths)
-        job_of = {r["id"]: jobs[r["id"]]["job"] for r in records if r["id"] in jobs}
+        active = slurm.active_runs(self.path) if jobs else {}  # a segmented run: the job that drives it now
+        job_of = {r["id"]: active.get(r["id"], jobs[r["id"]][-1]["job"]) for r in records if r["id"] in jobs}
         for record, path, status in zip(records, paths, statuses):  # exported sbatch arrays: known from the claims
             claim = claims.read(path) if record["id"] not in job_of and status.status in OPEN else None
             if claim is not None and claim.job:

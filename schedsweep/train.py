@@ -1,7 +1,9 @@
 """The training loop: one run, read from its folder, metrics to Parquet, a status marker at the end.
 
-`main(run_dir)` is the one execution seam: the local and Slurm executors submit it by reference
-with a path string, the sbatch template and the debug executor call it directly. It never raises:
+`main(run_dir)` is the one execution seam: the local executor submits it by reference with a path
+string, the sbatch template and the debug executor call it directly; a Slurm job runs `segment`, which
+is main() that may stop at a fork step (shared prefixes: schedsweep.segments) and fails its job when it
+does not get there. It never raises:
 a crash is a `failed` status with the traceback, a non-finite loss is `diverged`.
 
 One writer per run: main() first takes the run's claim (schedsweep.claims); when another live
@@ -69,17 +71,39 @@ def stop_on_signals() -> Iterator[StopFlag]:
             signal.signal(sig, handler)
 
 
-def main(run_dir: str, threads: int | None = None, max_requeues: int = 0) -> str:
+def main(run_dir: str, threads: int | None = None, max_requeues: int = 0, until: int | None = None) -> str:
     """Claim, train (or resume) the run in `run_dir` and return its status; BUSY, touching nothing,
-    when another live process holds the run's claim (see schedsweep.claims)."""
+    when another live process holds the run's claim (see schedsweep.claims).
+
+    `until` (a fork step): train only up to it, keep the fork and stop as `pending` with a checkpoint
+    there, for the run's next segment (schedsweep.segments) to resume.
+    """
     path = Path(run_dir)
     if threads:
         torch.set_num_threads(threads)
     with stop_on_signals() as stop:  # from the start: a signal before the first step still checkpoints cleanly
-        return _claimed(path, max_requeues, stop)
+        return _claimed(path, max_requeues, stop, until)
 
 
-def _claimed(path: Path, max_requeues: int, stop: StopFlag) -> str:
+class SegmentFailed(Exception):
+    """A Slurm segment job that did not reach its fork step: the job fails, so Slurm cancels its dependents."""
+
+
+def segment(run_dir: str, threads: int | None = None, max_requeues: int = 0, until: int | None = None) -> str:
+    """What a Slurm job runs: main(), raising SegmentFailed when a segment (`until` set) ends anywhere
+    but at its fork step (failed, or left alone), so that the job fails and what waits on it never
+    starts. A requeued segment has not ended: its job runs again. A run already done or diverged
+    leaves nothing to wait for (a branch without its fork trains from step 0: the same run)."""
+    status = main(run_dir, threads, max_requeues, until)
+    # The run's state is on disk: a time-limit warning (SIGUSR2) that lands while this process exits must
+    # neither kill it (the job would fail, cancelling what waits on it) nor make submitit requeue it.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    if until is None or status in ("pending", "requeued", "done", "diverged"):
+        return status
+    raise SegmentFailed(f"run {Path(run_dir).name} did not reach its fork step {until}: {status}")
+
+
+def _claimed(path: Path, max_requeues: int, stop: StopFlag, until: int | None = None) -> str:
     dist = distributed.setup()
     claim, holder = claims.acquire(path) if dist.main else (None, None)
     if dist.any(dist.main and claim is None):  # every rank leaves together
@@ -91,7 +115,7 @@ def _claimed(path: Path, max_requeues: int, stop: StopFlag) -> str:
     status = None
     try:
         with claims.heartbeat(path, claim) if claim is not None else nullcontext():
-            status = _attempt(path, dist, max_requeues, stop)
+            status = _attempt(path, dist, max_requeues, stop, until)
     finally:
         # A requeued Slurm job keeps its claim: the same job id takes it back when it restarts.
         if claim is not None and not (status is not None and status.status == "requeued"):
@@ -100,7 +124,7 @@ def _claimed(path: Path, max_requeues: int, stop: StopFlag) -> str:
     return status.status
 
 
-def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store.RunStatus:
+def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: int | None = None) -> store.RunStatus:
     """One attempt at the claimed run: resume from its checkpoint if any, write its status at the end.
     Only `done` and `diverged` remove the checkpoint: a failed run resumes with --retry-failed."""
     record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
@@ -121,7 +145,7 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store
         if script.is_script(record["spec"]["task"]):  # the user's own command (task=script): schedsweep.script runs it
             status = script.run(path, record, dist, stop)
         else:
-            status = train(record, path, dist, writer, state, stop)
+            status = train(record, path, dist, writer, state, stop, until)
     except Exception:
         status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
@@ -141,6 +165,8 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag) -> store
         store.write_status(path, status)
         if status.status in ("done", "diverged"):
             checkpoint.remove(path)
+            if record.get("branch") and store.is_sweep(path.parent.parent):
+                forks.remove_forks(path.parent.parent)  # a fork goes once all its branches are done (Slurm: no launcher waits)
     return status
 
 
@@ -155,7 +181,8 @@ def _rank_errors(path: Path) -> str:
 
 
 def train(
-    record: dict[str, Any], path: Path, dist: Dist, writer: MetricsWriter | None, state: dict[str, Any] | None, stop: StopFlag
+    record: dict[str, Any], path: Path, dist: Dist, writer: MetricsWriter | None, state: dict[str, Any] | None, stop: StopFlag,
+    until: int | None = None,
 ) -> store.RunStatus:
     spec, log = record["spec"], record["log"]
     steps, seed, clip = spec["steps"], spec["seed"], spec["grad_clip"]
@@ -192,7 +219,7 @@ def train(
     last_save = time.monotonic()
     every_steps = log.get("checkpoint_every")
     every_s = 60.0 * (log.get("checkpoint_minutes") or math.inf)
-    fork_steps = set(record.get("forks", ()))  # branches start from this run's state at these steps
+    fork_steps = set(record.get("forks", ())) | ({until} if until is not None else set())  # branches start here
     pending = loop.Pending()
 
     def save(next_step: int) -> None:
@@ -220,6 +247,10 @@ def train(
         run["eval_loss"] = math.nan
         return _summary("diverged", step, run, start)
 
+    if until is not None and first >= until:  # stopped between its checkpoint at `until` and its status
+        if dist.main:
+            forks.keep_fork(path, until)
+        return _summary("pending", first, run, start)
     optimizer.train()
     net.train()
     for step in range(first, steps):
@@ -238,6 +269,8 @@ def train(
                 last_save = time.monotonic()
             if stopping:
                 return _summary("requeued", step, run, start)
+            if step == until:  # this segment's end: the next segment and the fork's branches go on from here
+                return _summary("pending", step, run, start)
         factor = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = group["peak_lr"] * factor

@@ -95,9 +95,8 @@ def print_sharing(out: Console, plan: Any, full: bool) -> None:
     """The shared-prefix line; with `full` (--dry-run) every tree: trunk, fork steps, branches (at most 20 trees)."""
     from schedsweep import branching
 
-    if not branching.shares_prefixes(plan):
-        why = "share_prefix=false" if not plan.share_prefix else "not yet on Slurm"
-        out.print(f"  every run trains from step 0 ({why})")
+    if not plan.share_prefix:
+        out.print("  every run trains from step 0 (share_prefix=false)")
         return
     sharing = branching.plan_trees(plan.runs, True)
     out.print(f"  {sharing.line()}")

@@ -38,3 +38,25 @@ def test_a_shared_sweep_on_the_local_queue_gives_the_same_results_with_fewer_ste
         rows = read_metrics(store.run_dir(shared, run_id) / store.METRICS)
         assert sum(rows["inherited"].to_pylist()) == row["branch_step"]
     assert not list(shared.glob(f"runs/*/{forks.FORKS}/*"))  # every branch done: forks removed
+
+
+def test_a_relaunch_with_more_budgets_branches_from_a_kept_fork(tmp_path: Path) -> None:
+    from schedsweep import train
+    from schedsweep.sweep import Sweep
+
+    base = [*TINY[:-2], "optimizer=sgd", "executor=debug", "executor.threads_per_run=1"]
+    first, _ = Sweep.create(Sweep.plan([*base, "budget=0.5,1.0"], name="more"), tmp_path)
+    trunk = next(r for r in first.records() if r["labels"]["steps"] == 60)["id"]
+    assert train.main(str(store.run_dir(first.path, trunk)), threads=1) == "done"  # its fork at 25 waits for the 30-step run
+    proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *base, "budget=0.5,0.75,1.0", "--name", "more",
+                           "--results", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The 45-step run shares 37 steps with the trunk; the fork at 25 is the latest one kept.
+    assert "1 new runs branch from forks kept by an earlier launch" in proc.stdout
+    summary = collect.collect(first.path).summary.set_index("run_id")
+    new = summary[summary["steps"] == 45].iloc[0]
+    assert (new["branch_of"], new["branch_step"], new["steps_trained"]) == (trunk, 25, 20)
+    alone, _ = Sweep.create(Sweep.plan([*base, "budget=0.75", "share_prefix=false"], name="alone"), tmp_path)
+    alone.launch()
+    assert collect.collect(alone.path).summary["final_eval_loss"].tolist() == [new["final_eval_loss"]]
+    assert not list(first.path.glob(f"runs/*/{forks.FORKS}/*"))  # both branches done: the fork is gone

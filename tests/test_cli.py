@@ -26,11 +26,13 @@ class FlakyTask:
 
     It raises while the file named by `fail_if` exists, so a test can make a run fail for real: from
     its `fail_after`-th training step of this process on, and only on rank `fail_rank` (all ranks if < 0).
+    While the file named by `slow_if` exists, each step sleeps 50 ms (a job a test can catch running).
     """
 
     def __init__(self, seed: int, width: int = 8, fail_if: str = "", fail_after: int = 0, fail_rank: int = -1,
-                 log_to: str = "") -> None:
+                 log_to: str = "", slow_if: str = "") -> None:
         self.seed, self.width, self.fail_if, self.fail_after, self.fail_rank = seed, width, fail_if, fail_after, fail_rank
+        self.slow_if = slow_if
         self.calls = 0
         if log_to:  # one line per attempt at training a run (train builds the task once per attempt)
             with open(log_to, "a") as f:
@@ -53,6 +55,8 @@ class FlakyTask:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         if self.fail_if and Path(self.fail_if).exists() and self.calls > self.fail_after and self.fail_rank in (-1, rank):
             raise RuntimeError(f"FlakyTask was told to fail (rank {rank})")
+        if self.slow_if and Path(self.slow_if).exists():
+            time.sleep(0.05)
         x, y = batch
         return torch.nn.functional.mse_loss(model(x), y)
 

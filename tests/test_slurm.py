@@ -48,7 +48,7 @@ def _queue_empty(sweep: Path) -> bool:
 
 def test_twenty_runs_in_chunked_arrays_complete_and_rank(tmp_path: Path) -> None:
     out = cli("launch", *TINY, "full_steps=20", "schedule=linear,cosine", "budget=0.5,1.0", "seed=range(5)",
-              "executor.time_per_step_s=1", "--wait", "--name", "s20", cwd=tmp_path).stdout
+              "executor.time_per_step_s=1", "share_prefix=false", "--wait", "--name", "s20", cwd=tmp_path).stdout
     assert "queued 20 runs in 2 job array(s)" in out  # MaxArraySize=16 on the test cluster
     sweep = tmp_path / "results" / "s20"
     assert set(statuses(sweep).values()) == {"done"}
