@@ -282,12 +282,11 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
             continue
         failed = _failed_segment(first, by_job, current)
         if failed is not None:
-            ended = current.get(failed["job"], GONE)
             store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
-                f"{segments.describe(failed)} ended as {ended}, so this run could not go on; relaunch with "
-                "--retry-failed to resume that segment from its checkpoint, then this run")))
+                f"{segments.describe(failed)} {_how(current.get(failed['job'], GONE))}, so this run could not go on; "
+                "relaunch with --retry-failed to resume that segment from its checkpoint, then this run")))
             continue
-        how = f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
+        how = _how(state)
         if (path / checkpoint.FILE).exists():
             store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, requeues=status.requeues,
                                                      error=f"Slurm job {job} {how}; the next launch resumes it from its checkpoint"))
@@ -295,6 +294,10 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
             store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
                 f"Slurm job {job} {how} without a result (logs: {sweep_dir / store.SUBMITIT}); "
                 "relaunch with --retry-failed to run it again")))
+
+
+def _how(state: str) -> str:
+    return f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
 
 
 def _failed_segment(job: dict[str, Any], by_job: dict[str, dict[str, Any]], current: dict[str, str]) -> dict[str, Any] | None:
