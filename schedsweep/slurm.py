@@ -271,7 +271,7 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
     for run_id in unfinished:
         if any(current.get(j["job"]) in ACTIVE for j in jobs[run_id]):
             continue
-        first = next((j for j in jobs[run_id] if current.get(j["job"]) != "COMPLETED"), jobs[run_id][-1])
+        first = next((j for j in jobs[run_id] if not _succeeded(sweep_dir, j, current.get(j["job"], GONE))), jobs[run_id][-1])
         job, state = first["job"], current.get(first["job"], GONE)
         path = store.run_dir(sweep_dir, run_id)
         claim = claims.read(path)
@@ -280,7 +280,7 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
         status = store.read_status(path)  # read again: the job may have finished its status since
         if status.status in store.TERMINAL:
             continue
-        failed = _failed_segment(first, by_job, current)
+        failed = _failed_segment(sweep_dir, first, by_job, current)
         if failed is not None:
             store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
                 f"{segments.describe(failed)} {_how(current.get(failed['job'], GONE))}, so this run could not go on; "
@@ -300,13 +300,39 @@ def _how(state: str) -> str:
     return f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
 
 
-def _failed_segment(job: dict[str, Any], by_job: dict[str, dict[str, Any]], current: dict[str, str]) -> dict[str, Any] | None:
+def _failed_segment(sweep_dir: Path, job: dict[str, Any], by_job: dict[str, dict[str, Any]],
+                    current: dict[str, str]) -> dict[str, Any] | None:
     """The segment whose failure kept `job` from starting (the farthest up the chain of jobs each
     waited on that did not succeed); None when what it waited on succeeded (its own failure)."""
     failed = None
-    while job.get("after") and current.get(job["after"], "COMPLETED") not in ("COMPLETED", *ACTIVE):
-        failed = job = by_job.get(job["after"], {"run": "?", "job": job["after"]})
+    while job.get("after"):
+        parent = by_job.get(job["after"], {"run": "?", "job": job["after"]})
+        state = current.get(job["after"], "COMPLETED")
+        if state in ACTIVE or _succeeded(sweep_dir, parent, state):
+            break
+        failed = job = parent
     return failed
+
+
+def _succeeded(sweep_dir: Path, job: dict[str, Any], state: str) -> bool:
+    """The job ended COMPLETED; or, without accounting (it left the queue and nothing says how), its
+    run got past the segment's last step: the run is done, or its fork at that step or its checkpoint
+    (a later segment's, at the failure) shows it. A failed run's status does not say how far it got."""
+    if state == "COMPLETED":
+        return True
+    if state != GONE or job.get("run") in (None, "?"):
+        return False
+    path = store.run_dir(sweep_dir, job["run"])
+    if store.read_status(path).status == "done":
+        return True
+    stop = job.get("stop")
+    if stop is None:
+        return False
+    if (forks.fork_dir(path, stop) / forks.CHECKPOINT).exists():
+        return True
+    from schedsweep import checkpoint  # torch: only for a run that left the queue without accounting
+
+    return (checkpoint.step(path) or 0) >= stop
 
 
 def cancel(sweep_dir: Path) -> list[str]:
