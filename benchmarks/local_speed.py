@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from schedsweep import eta, executors, store
+from schedsweep import eta, executors, settings, store
 from schedsweep.plan import make_plan
 from schedsweep.sweep import Sweep
 
@@ -64,20 +64,21 @@ def in_process(path: str, overrides: list[str], results: Path, watch: Any = None
 
 
 class EtaCheck:
-    """The estimate shown when a tenth of the runs have finished, to compare with the time it really took."""
+    """The estimate the progress bar shows (schedsweep.eta.Estimate) when a tenth of the runs have
+    finished, to compare with the time it really took."""
 
     def __init__(self, sweep_steps: list[int]) -> None:
-        self.steps = sweep_steps
-        self.start: float | None = None  # the queue's first report
+        self.estimate = eta.Estimate(sweep_steps)
+        self.runs = len(sweep_steps)
         self.at: float | None = None
         self.predicted: float | None = None
 
     def __call__(self, state: Counter[str]) -> None:
         finished = state["done"] + state["failed"] + state["diverged"]
-        self.start = self.start or time.perf_counter()
-        if self.predicted is None and finished >= len(self.steps) / 10:
-            self.at = time.perf_counter()
-            self.predicted = eta.remaining_s(self.steps, finished, state["running"], self.at - self.start)
+        now = time.perf_counter()
+        left = self.estimate.left_s(finished, state["running"], now)
+        if self.predicted is None and left is not None and finished >= self.runs / 10:
+            self.at, self.predicted = now, left
 
 
 def main() -> None:
@@ -103,7 +104,7 @@ def main() -> None:
         for path in ("pool", "debug", *(("submitit",) if args.old_demo else ())):
             wait = user_wait(path, demo, Path(tmp) / "demo-cli")
             plan = make_plan([*demo, f"executor={PATHS[path]}"], name=path)
-            check = EtaCheck([r.spec["steps"] for r in plan.runs])
+            check = EtaCheck([r["spec"]["steps"] for r in settings.queue_order([r.record() for r in plan.runs])])
             wall, trained = in_process(path, demo, Path(tmp) / "demo-lib", check)
             end = time.perf_counter()
             line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"

@@ -55,14 +55,13 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any], 
                   TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
         task = bar.add_task("starting", total=None, eta="?")
         steps = eta.queue_steps(sweep_dir)  # what the queue will run, in its order
+        estimate = eta.Estimate(steps)
         start: dict[str, Any] = {}
 
         def update(state: Any) -> None:
             finished = sum(state.get(s, 0) for s in FINISHED)
-            if not start:
-                start.update(finished=finished, time=time.monotonic())
-            left = eta.remaining_s(steps, finished - start["finished"], state.get("running", 0),
-                                   time.monotonic() - start["time"])
+            start.setdefault("finished", finished)
+            left = estimate.left_s(finished - start["finished"], state.get("running", 0), time.monotonic())
             bar.update(task, description=counts_line(state), completed=finished - start["finished"],
                        total=len(steps), eta=eta.clock(left))
 

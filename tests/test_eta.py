@@ -35,6 +35,18 @@ def test_exact_for_a_serial_queue_at_a_constant_time_per_step(steps: list[int], 
     assert left == pytest.approx(per_step * sum(steps[finished:]), rel=1e-9, abs=1e-9)
 
 
+def test_the_estimate_is_timed_from_the_first_finished_run() -> None:
+    """Workers take 5 s to start (torch imports), then each 10-step run takes 1 s, one at a time."""
+    estimate = eta.Estimate([10] * 10)
+    assert estimate.left_s(finished=0, running=1, now=3.0) is None
+    assert estimate.left_s(finished=1, running=1, now=6.0) is None  # the clock starts here
+    # 7.5 runs left (the one running is taken to be half done), at the 1 s per run measured since.
+    assert estimate.left_s(finished=2, running=1, now=7.0) == pytest.approx(7.5)
+    assert estimate.left_s(finished=5, running=1, now=10.0) == pytest.approx(4.5)
+    # Timed from the launch instead, the 5 s of start-up would be spread over every step left: 21 s, not 7.5.
+    assert eta.remaining_s([10] * 10, finished=2, running=1, elapsed_s=7.0) == pytest.approx(21.0)
+
+
 def test_a_study_queue_spreads_each_setting_evenly_in_plan_order_within_it() -> None:
     """The planner lists task after task; the queue takes a tenth of every task in its first tenth."""
     records = [r.record() for r in make_plan(["task=classifier,quadratic", "schedule=linear,cosine", "budget=0.2,0.5,1.0",
