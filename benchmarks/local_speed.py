@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from schedsweep import eta, executors, settings, store
+from schedsweep import eta, executors, store
 from schedsweep.plan import make_plan
 from schedsweep.sweep import Sweep
 
@@ -67,16 +67,16 @@ class EtaCheck:
     """The estimate the progress bar shows (schedsweep.eta.Estimate) when a tenth of the runs have
     finished, to compare with the time it really took."""
 
-    def __init__(self, sweep_steps: list[int]) -> None:
-        self.estimate = eta.Estimate(sweep_steps)
-        self.runs = len(sweep_steps)
+    def __init__(self, steps: dict[str, int]) -> None:
+        self.estimate = eta.Estimate(steps)
+        self.runs = len(steps)
         self.at: float | None = None
         self.predicted: float | None = None
 
-    def __call__(self, state: Counter[str]) -> None:
-        finished = state["done"] + state["failed"] + state["diverged"]
+    def __call__(self, state: Counter[str], statuses: dict[str, str]) -> None:
         now = time.perf_counter()
-        left = self.estimate.left_s(finished, state["running"], now)
+        left = self.estimate.left_s(statuses, now)
+        finished = sum(statuses.get(run) in eta.FINISHED for run in self.estimate.steps)
         if self.predicted is None and left is not None and finished >= self.runs / 10:
             self.at, self.predicted = now, left
 
@@ -104,7 +104,7 @@ def main() -> None:
         for path in ("pool", "debug", *(("submitit",) if args.old_demo else ())):
             wait = user_wait(path, demo, Path(tmp) / "demo-cli")
             plan = make_plan([*demo, f"executor={PATHS[path]}"], name=path)
-            check = EtaCheck([r["spec"]["steps"] for r in settings.queue_order([r.record() for r in plan.runs])])
+            check = EtaCheck({r.id: r.spec["steps"] for r in plan.runs})
             wall, trained = in_process(path, demo, Path(tmp) / "demo-lib", check)
             end = time.perf_counter()
             line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"

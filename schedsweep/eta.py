@@ -5,36 +5,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping
 
-from schedsweep import settings, store
+from schedsweep import store
 
-
-def queue_steps(sweep_dir: Path) -> list[int]:
-    """Planned steps of every run without a final status, in the order a local queue starts them
-    (settings.queue_order)."""
-    return [r["spec"]["steps"] for r in settings.queue_order(store.read_plan(sweep_dir))
-            if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL]
+FINISHED = ("done", "failed", "diverged", "interrupted")  # for this launch: nothing more happens to it
 
 
-def remaining_s(steps: Sequence[int], finished: int, running: int, elapsed_s: float,
-                since: tuple[int, int] = (0, 0)) -> float | None:
-    """Seconds left for a queue of runs with `steps` planned steps each, started in that order.
-
-    The first `finished + running` runs have started; of those, the last `running` are taken to be half
-    done. With D = steps done since the point `since` = (finished, running) at which the clock started,
-    L = steps left, the estimate is L x elapsed_s / D (measured time per step, overheads and parallelism
-    included). None before the first run finishes: nothing is measured.
-    """
-    if finished <= 0 or elapsed_s <= 0:
-        return None
-    done = _done(steps, finished, running) - _done(steps, *since)
-    left = sum(steps) - _done(steps, finished, running)
-    return left * elapsed_s / done if done > 0 else None
+def queue_steps(sweep_dir: Path) -> dict[str, int]:
+    """Planned steps of every run without a final status, by run id."""
+    return {r["id"]: r["spec"]["steps"] for r in store.read_plan(sweep_dir)
+            if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL}
 
 
-def _done(steps: Sequence[int], finished: int, running: int) -> float:
-    return sum(steps[:finished]) + sum(steps[finished:finished + running]) / 2
+def steps_done(steps: Mapping[str, int], statuses: Mapping[str, str]) -> float:
+    """Planned steps of the finished runs, plus half of those running: which runs finished, not how
+    many (with several workers, or branches waiting on their forks, runs do not end in queue order)."""
+    status = {run: statuses.get(run, "pending") for run in steps}
+    return sum(n for run, n in steps.items() if status[run] in FINISHED) + \
+        sum(n for run, n in steps.items() if status[run] == "running") / 2
+
+
+def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:
+    """Seconds left: `left` steps at the time per step measured so far (`done` steps in elapsed_s,
+    overheads and parallelism included). None before anything is measured."""
+    return left * elapsed_s / done if done > 0 and elapsed_s > 0 else None
 
 
 class Estimate:
@@ -42,18 +37,19 @@ class Estimate:
     starting the workers (a Python and a torch import each, seconds), which a rate measured from the
     launch would take for training time and stretch over every step left."""
 
-    def __init__(self, steps: Sequence[int]) -> None:
-        self.steps = list(steps)
-        self.since: tuple[int, int] | None = None
-        self.start = 0.0
+    def __init__(self, steps: Mapping[str, int]) -> None:
+        self.steps = dict(steps)
+        self.total = sum(self.steps.values())
+        self.since: tuple[float, float] | None = None  # (time, steps done) at the first finished run
 
-    def left_s(self, finished: int, running: int, now: float) -> float | None:
-        if finished <= 0:
-            return None
+    def left_s(self, statuses: Mapping[str, str], now: float) -> float | None:
+        done = steps_done(self.steps, statuses)
         if self.since is None:
-            self.since, self.start = (finished, running), now
+            if any(statuses.get(run) in FINISHED for run in self.steps):
+                self.since = (now, done)
             return None
-        return remaining_s(self.steps, finished, running, now - self.start, self.since)
+        start, done_then = self.since
+        return remaining_s(done - done_then, self.total - done, now - start)
 
 
 def clock(seconds: float | None) -> str:

@@ -31,7 +31,7 @@ from schedsweep.errors import ResultsError
 from schedsweep.plan import Plan
 from schedsweep.settings import queue_order
 
-Progress = Callable[[Counter[str]], None]
+Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
 OPEN = ("pending", "running", "requeued")  # a run in one of these is still some executor's business
 
 
@@ -172,7 +172,7 @@ class Sweep:
     def follow(self, progress: Progress | None = None) -> Counter[str]:
         """Wait for the runs of this object's last launch (e.g. one returned at once, on Slurm)."""
         executor, view, todo = self._launched
-        counts = _follow(executor, view, todo, progress or (lambda _: None))
+        counts = _follow(executor, view, todo, progress or (lambda counts, statuses: None))
         forks.remove_forks(self.path)  # shared prefixes: forks whose branches are all done or diverged
         return counts
 
@@ -235,7 +235,7 @@ def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], r
     state = view.counts
     now = {v.record["id"]: v.status.status for v in view.runs}
     open_ = set(todo)
-    report(+state)
+    report(+state, now)
     try:
         while open_:
             for path, outcome in executor.poll().items():
@@ -247,7 +247,7 @@ def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], r
                 now[path.name] = shown
                 if outcome == claims.BUSY or outcome not in OPEN:
                     open_.discard(path)
-            report(+state)
+            report(+state, now)
     except BaseException:
         if not executor.detached:  # local runs die with their launcher; Slurm jobs outlive it
             executor.cancel()

@@ -9,9 +9,10 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
+from schedsweep.eta import FINISHED
+
 COLORS = {"done": "green", "running": "cyan", "requeued": "magenta", "interrupted": "bright_magenta", "pending": "white",
           "failed": "red", "diverged": "yellow"}
-FINISHED = ("done", "failed", "diverged", "interrupted")  # for this launch: nothing more happens to it
 
 
 def counts_line(state: Any) -> str:
@@ -42,7 +43,7 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
 
 
 @contextmanager
-def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any], None]]:
+def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, dict[str, str]], None]]:
     """A progress bar over the runs that were unfinished when the launch started; yields its update().
     Its ETA counts steps (schedsweep.eta), not runs: runs of different budgets differ 10x in length."""
     import time
@@ -54,16 +55,13 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any], 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
         task = bar.add_task("starting", total=None, eta="?")
-        steps = eta.queue_steps(sweep_dir)  # what the queue will run, in its order
+        steps = eta.queue_steps(sweep_dir)  # the runs this launch will train
         estimate = eta.Estimate(steps)
-        start: dict[str, Any] = {}
 
-        def update(state: Any) -> None:
-            finished = sum(state.get(s, 0) for s in FINISHED)
-            start.setdefault("finished", finished)
-            left = estimate.left_s(finished - start["finished"], state.get("running", 0), time.monotonic())
-            bar.update(task, description=counts_line(state), completed=finished - start["finished"],
-                       total=len(steps), eta=eta.clock(left))
+        def update(state: Any, statuses: dict[str, str]) -> None:
+            left = estimate.left_s(statuses, time.monotonic())
+            finished = sum(statuses.get(run) in FINISHED for run in steps)
+            bar.update(task, description=counts_line(state), completed=finished, total=len(steps), eta=eta.clock(left))
 
         yield update
 
