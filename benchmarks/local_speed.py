@@ -46,30 +46,32 @@ def user_wait(path: str, overrides: list[str], results: Path) -> float:
     return time.perf_counter() - start
 
 
-def in_process(path: str, overrides: list[str], results: Path, watch: Any = None) -> tuple[float, float]:
-    """(seconds of Sweep.launch, training seconds the runs report)."""
+def in_process(path: str, overrides: list[str], results: Path, watch: type | None = None) -> tuple[float, float, Any]:
+    """(seconds of Sweep.launch, training seconds the runs report, the watch): `watch(sweep folder)` is
+    the progress callback."""
     plan = make_plan([*overrides, f"executor={PATHS[path]}"], name=path)
     sweep, _ = Sweep.create(plan, results)
+    progress = watch(sweep.path) if watch else None
     local = executors.Local
     if path == "submitit":
         executors.Local = executors.LocalSubmitit  # type: ignore[misc]
     try:
         start = time.perf_counter()
-        final = sweep.launch(dict(plan.executor), progress=watch)
+        final = sweep.launch(dict(plan.executor), progress=progress)
         wall = time.perf_counter() - start
     finally:
         executors.Local = local  # type: ignore[misc]
     assert final is not None and final["done"] == len(plan.runs), final
-    return wall, sum(store.read_status(store.run_dir(sweep.path, r.id)).wall_s or 0.0 for r in plan.runs)
+    return wall, sum(store.read_status(store.run_dir(sweep.path, r.id)).wall_s or 0.0 for r in plan.runs), progress
 
 
 class EtaCheck:
     """The estimate the progress bar shows (schedsweep.eta.Estimate) when a tenth of the runs have
     finished, to compare with the time it really took."""
 
-    def __init__(self, steps: dict[str, int]) -> None:
-        self.estimate = eta.Estimate(steps)
-        self.runs = len(steps)
+    def __init__(self, sweep_dir: Path) -> None:
+        self.estimate = eta.Estimate(eta.queue_steps(sweep_dir))  # what the progress bar starts from
+        self.runs = len(self.estimate.steps)
         self.at: float | None = None
         self.predicted: float | None = None
 
@@ -95,7 +97,7 @@ def main() -> None:
         for path in PATHS:
             mine = tiny if path == "debug" else [*tiny, f"executor.max_parallel={args.parallel}"]  # debug has no such key
             wait = user_wait(path, mine, Path(tmp) / "cli")
-            wall, trained = in_process(path, mine, Path(tmp) / "lib")
+            wall, trained, _ = in_process(path, mine, Path(tmp) / "lib")
             cores = 1 if path == "debug" else args.parallel
             print(f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s {(wall * cores - trained) / args.runs:16.2f}s")
 
@@ -103,9 +105,7 @@ def main() -> None:
         print(f"make demo's sweep (48 runs; executor defaults: {executors.cpus()} at once):")
         for path in ("pool", "debug", *(("submitit",) if args.old_demo else ())):
             wait = user_wait(path, demo, Path(tmp) / "demo-cli")
-            plan = make_plan([*demo, f"executor={PATHS[path]}"], name=path)
-            check = EtaCheck({r.id: r.spec["steps"] for r in plan.runs})
-            wall, trained = in_process(path, demo, Path(tmp) / "demo-lib", check)
+            wall, trained, check = in_process(path, demo, Path(tmp) / "demo-lib", EtaCheck)
             end = time.perf_counter()
             line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"
             if check.predicted is not None and check.at is not None:

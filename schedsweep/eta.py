@@ -13,9 +13,16 @@ FINISHED = ("done", "failed", "diverged", "interrupted")  # for this launch: not
 
 
 def queue_steps(sweep_dir: Path) -> dict[str, int]:
-    """Planned steps of every run without a final status, by run id."""
-    return {r["id"]: r["spec"]["steps"] for r in store.read_plan(sweep_dir)
-            if store.read_status(store.run_dir(sweep_dir, r["id"])).status not in store.TERMINAL}
+    """Steps each run without a final status will train, by run id: a branch trains only the steps after
+    its fork (schedsweep.branching), often a handful of a long run's."""
+    steps = {}
+    for record in store.read_plan(sweep_dir):
+        path = store.run_dir(sweep_dir, record["id"])
+        if store.read_status(path).status in store.TERMINAL:
+            continue
+        written = store.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
+        steps[record["id"]] = record["spec"]["steps"] - (written.get("branch") or {}).get("step", 0)
+    return steps
 
 
 def steps_done(steps: Mapping[str, int], statuses: Mapping[str, str]) -> float:

@@ -90,3 +90,13 @@ def test_a_local_launch_trains_its_runs_in_queue_order(tmp_path: Path) -> None:
     started = sorted(plan.runs, key=lambda r: (store.run_dir(sweep.path, r.id) / store.STATUS).stat().st_mtime_ns)
     assert [r.labels["task"] for r in started] == ["classifier", "quadratic", "classifier", "quadratic"]
     assert eta.queue_steps(sweep.path) == {}  # every run finished
+
+
+def test_a_branch_counts_only_the_steps_it_trains(tmp_path: Path) -> None:
+    """A constant LR at 10 and 20 steps: the 10-step run forks from the 20-step one and trains what is left."""
+    plan = make_plan(["task=classifier", "schedule=constant", "full_steps=20", "budget=0.5,1.0", "executor=debug"], name="b")
+    sweep, _ = Sweep.create(plan, tmp_path)
+    by_steps = {r.spec["steps"]: r.id for r in plan.runs}
+    branch = store.read_json(store.run_dir(sweep.path, by_steps[10]) / store.RUN_RECORD)["branch"]
+    assert branch["of"] == by_steps[20]
+    assert eta.queue_steps(sweep.path) == {by_steps[20]: 20, by_steps[10]: 10 - branch["step"]}
