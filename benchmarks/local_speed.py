@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from schedsweep import eta, executors, store
 from schedsweep.plan import make_plan
@@ -46,7 +46,8 @@ def user_wait(path: str, overrides: list[str], results: Path) -> float:
     return time.perf_counter() - start
 
 
-def in_process(path: str, overrides: list[str], results: Path, watch: type | None = None) -> tuple[float, float, Any]:
+def in_process(path: str, overrides: list[str], results: Path,
+               watch: Callable[[Path], Any] | None = None) -> tuple[float, float, Any]:
     """(seconds of Sweep.launch, training seconds the runs report, the watch): `watch(sweep folder)` is
     the progress callback."""
     plan = make_plan([*overrides, f"executor={PATHS[path]}"], name=path)

@@ -28,9 +28,8 @@ def queue_steps(sweep_dir: Path) -> dict[str, int]:
 def steps_done(steps: Mapping[str, int], statuses: Mapping[str, str]) -> float:
     """Planned steps of the finished runs, plus half of those running: which runs finished, not how
     many (with several workers, or branches waiting on their forks, runs do not end in queue order)."""
-    status = {run: statuses.get(run, "pending") for run in steps}
-    return sum(n for run, n in steps.items() if status[run] in FINISHED) + \
-        sum(n for run, n in steps.items() if status[run] == "running") / 2
+    weight = {status: 1.0 for status in FINISHED} | {"running": 0.5}
+    return sum(n * weight.get(statuses.get(run, "pending"), 0.0) for run, n in steps.items())
 
 
 def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:

@@ -153,12 +153,12 @@ class Sweep:
         None when not waiting (Slurm: return once queued). Runs held by a live claim are left alone."""
         settings = executors.check(dict(settings or self.executor_settings()))
         with self.lock():
-            records = self.records()
-            if settings["kind"] != "slurm":  # Slurm starts runs as the cluster allows, not in our order
-                records = queue_order(records)
+            local = settings["kind"] != "slurm"
+            # Slurm starts runs as the cluster allows, not in our order, and skips its own jobs at submit.
+            records = queue_order(self.records()) if local else self.records()
             view = self._observe(records)
             unfinished = [v for v in view.runs if v.status.status in (*OPEN, "interrupted")]
-            if settings["kind"] != "slurm":  # the cluster's own jobs are skipped by slurm.submit
+            if local:
                 unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
             todo = [store.run_dir(self.path, v.record["id"]) for v in unfinished]
             executor = executors.make(settings, self.path, records)

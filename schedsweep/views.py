@@ -9,8 +9,6 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-from schedsweep.eta import FINISHED
-
 COLORS = {"done": "green", "running": "cyan", "requeued": "magenta", "interrupted": "bright_magenta", "pending": "white",
           "failed": "red", "diverged": "yellow"}
 
@@ -60,7 +58,7 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
 
         def update(state: Any, statuses: dict[str, str]) -> None:
             left = estimate.left_s(statuses, time.monotonic())
-            finished = sum(statuses.get(run) in FINISHED for run in steps)
+            finished = sum(statuses.get(run) in eta.FINISHED for run in steps)
             bar.update(task, description=counts_line(state), completed=finished, total=len(steps), eta=eta.clock(left))
 
         yield update
