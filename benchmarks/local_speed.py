@@ -67,21 +67,26 @@ def in_process(path: str, overrides: list[str], results: Path,
 
 
 class EtaCheck:
-    """The estimate the progress bar shows (schedsweep.eta.Estimate) when a tenth of the runs have
-    finished, to compare with the time it really took."""
+    """The estimate the progress bar shows (schedsweep.eta.Estimate) each time another tenth of the runs
+    has finished: `marks` holds (tenths finished, time, seconds predicted left), to compare with the time
+    the rest really took (`errors`)."""
 
     def __init__(self, sweep_dir: Path) -> None:
-        self.estimate = eta.Estimate(eta.queue_steps(sweep_dir))  # what the progress bar starts from
-        self.runs = len(self.estimate.steps)
-        self.at: float | None = None
-        self.predicted: float | None = None
+        self.estimate = eta.Estimate.of(sweep_dir)  # what the progress bar starts from
+        self.runs = len(self.estimate.queue)
+        self.marks: list[tuple[int, float, float]] = []
 
     def __call__(self, state: Counter[str], statuses: dict[str, str]) -> None:
         now = time.perf_counter()
-        left = self.estimate.left_s(statuses, now)
-        finished = sum(statuses.get(run) in eta.FINISHED for run in self.estimate.steps)
-        if self.predicted is None and left is not None and finished >= self.runs / 10:
-            self.at, self.predicted = now, left
+        left = self.estimate.left_s(statuses, time.monotonic())  # called each poll, as the progress bar is
+        finished = sum(statuses.get(run) in eta.FINISHED for run in self.estimate.queue)
+        tenths = 10 * finished // max(self.runs, 1)
+        if left is not None and 0 < tenths < 10 and tenths > (self.marks[-1][0] if self.marks else 0):
+            self.marks.append((tenths, now, left))
+
+    def errors(self, end: float) -> list[tuple[int, float, float]]:
+        """(tenths finished, seconds predicted, seconds taken) for each mark."""
+        return [(tenths, left, end - at) for tenths, at, left in self.marks]
 
 
 def main() -> None:
@@ -109,10 +114,11 @@ def main() -> None:
             wall, trained, check = in_process(path, demo, Path(tmp) / "demo-lib", EtaCheck)
             end = time.perf_counter()
             line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"
-            if check.predicted is not None and check.at is not None:
-                actual = end - check.at
-                line += (f"   ETA after the first tenth: {check.predicted:.1f}s predicted, {actual:.1f}s taken "
-                         f"({100 * (check.predicted - actual) / actual:+.0f}%)")
+            first = [mark for mark in check.errors(end) if mark[0] == 1]
+            if first:
+                _, predicted, actual = first[0]
+                line += (f"   ETA after the first tenth: {predicted:.1f}s predicted, {actual:.1f}s taken "
+                         f"({100 * (predicted - actual) / actual:+.0f}%)")
             print(line)
 
 

@@ -5,31 +5,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
-from schedsweep import store
+from schedsweep import metrics, store
 
 FINISHED = ("done", "failed", "diverged", "interrupted")  # for this launch: nothing more happens to it
 
 
-def queue_steps(sweep_dir: Path) -> dict[str, int]:
-    """Steps each run without a final status will train, by run id: a branch trains only the steps after
-    its fork (schedsweep.branching), often a handful of a long run's."""
+def queue(sweep_dir: Path) -> dict[str, range]:
+    """The steps each run without a final status will train, by run id: a branch starts at its fork
+    (schedsweep.branching), often a handful of steps before a long run's end, and a stopped run where it
+    stopped."""
     steps = {}
     for record in store.read_plan(sweep_dir):
         path = store.run_dir(sweep_dir, record["id"])
-        if store.read_status(path).status in store.TERMINAL:
+        status = store.read_status(path)
+        if status.status in store.TERMINAL:
             continue
         written = store.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
-        steps[record["id"]] = record["spec"]["steps"] - (written.get("branch") or {}).get("step", 0)
+        first = max((written.get("branch") or {}).get("step", 0), status.steps_done)
+        steps[record["id"]] = range(first, record["spec"]["steps"])
     return steps
 
 
-def steps_done(steps: Mapping[str, int], statuses: Mapping[str, str]) -> float:
-    """Planned steps of the finished runs, plus half of those running: which runs finished, not how
-    many (with several workers, or branches waiting on their forks, runs do not end in queue order)."""
-    weight = {status: 1.0 for status in FINISHED} | {"running": 0.5}
-    return sum(n * weight.get(statuses.get(run, "pending"), 0.0) for run, n in steps.items())
+def steps_done(queue: Mapping[str, range], statuses: Mapping[str, str], reached: Callable[[str], int | None]) -> int:
+    """Steps trained so far: all of a finished run's, and a running run's up to the step it has reached
+    (`reached(run id)`, None when it has logged nothing yet). Which runs finished, not how many: with
+    several workers, or branches waiting on their forks, runs do not end in queue order."""
+    done = 0
+    for run, steps in queue.items():
+        status = statuses.get(run, "pending")
+        if status in FINISHED:
+            done += len(steps)
+        elif status == "running":
+            done += min(max((reached(run) or 0) - steps.start, 0), len(steps))
+    return done
 
 
 def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:
@@ -39,19 +49,26 @@ def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:
 
 
 class Estimate:
-    """The ETA of a queue as it runs, timed from the first finished run on: before it, the time goes to
+    """The ETA of a queue as it runs, timed from its first trained step on: before it, the time goes to
     starting the workers (a Python and a torch import each, seconds), which a rate measured from the
     launch would take for training time and stretch over every step left."""
 
-    def __init__(self, steps: Mapping[str, int]) -> None:
-        self.steps = dict(steps)
-        self.total = sum(self.steps.values())
-        self.since: tuple[float, float] | None = None  # (time, steps done) at the first finished run
+    def __init__(self, queue: Mapping[str, range], reached: Callable[[str], int | None]) -> None:
+        self.queue = dict(queue)
+        self.reached = reached
+        self.total = sum(len(steps) for steps in self.queue.values())
+        self.since: tuple[float, int] | None = None  # (time, steps done) when the first step was seen
+
+    @classmethod
+    def of(cls, sweep_dir: Path) -> Estimate:
+        """The estimate of a launch of `sweep_dir`, made before it starts: running runs' progress is read
+        from their metrics' progress marker (schedsweep.metrics.reached)."""
+        return cls(queue(sweep_dir), lambda run: metrics.reached(store.run_dir(sweep_dir, run) / store.METRICS))
 
     def left_s(self, statuses: Mapping[str, str], now: float) -> float | None:
-        done = steps_done(self.steps, statuses)
+        done = steps_done(self.queue, statuses, self.reached)
         if self.since is None:
-            if any(statuses.get(run) in FINISHED for run in self.steps):
+            if done > 0:
                 self.since = (now, done)
             return None
         start, done_then = self.since

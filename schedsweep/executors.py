@@ -167,9 +167,10 @@ class Local:
 
     def poll(self) -> dict[Path, str]:
         if self.pool is not None:
-            # A branch waits for its fork, which a running trunk writes mid-run: look again soon.
+            # A branch waits for its fork, which a running trunk writes mid-run: look again soon. Otherwise
+            # still every few seconds, so that a progress bar's ETA follows the running runs' steps.
             waiting = bool(self.queue and self.pool.idle)
-            for run in self.pool.poll(wait_s=0 if self.changes else 0.5 if waiting else 60):
+            for run in self.pool.poll(wait_s=0 if self.changes else 0.5 if waiting else 3):
                 self.changes[run.run_dir] = _outcome(run.run_dir, run.status, lambda error=run.error: error)
             self._fill()
             if not self.queue and not self.pool.busy:  # all handed out and back: the workers can go

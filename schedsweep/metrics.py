@@ -8,10 +8,16 @@ A run of the user's own script (schedsweep.client) may log other numeric metrics
 (`accuracy`, a custom norm): each becomes one more float64 column after the fixed ones, in name
 order (`schema_for`). Readers bring any part to that shape with `conform`, so parts with and
 without a given extra column concatenate (the missing values are null).
+
+Parts close every 30 s or 1,000 rows, too seldom to follow a run by; the writer also keeps
+`metrics/progress.json` ({"steps": last step logged + 1}) at most PROGRESS_S old, which the status view
+and the sweep's ETA read (`reached`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from pathlib import Path
@@ -36,6 +42,8 @@ SCHEMA = pa.schema(
 )
 COLUMNS = tuple(SCHEMA.names)
 PART_PREFIX = "part-"
+PROGRESS = "progress.json"
+PROGRESS_S = 2.0
 EXTRA = pa.float64()  # the type of every extra metric column
 
 
@@ -67,17 +75,22 @@ class MetricsWriter:
         self.flush_s = flush_s
         self._rows: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._last_progress = -math.inf
         self._next_part = len(part_files(self.folder))
 
     def append(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
-        if len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_s:
+        now = time.monotonic()
+        if len(self._rows) >= self.flush_rows or now - self._last_flush >= self.flush_s:
             self.flush()
+        elif now - self._last_progress >= PROGRESS_S:
+            self._progress(row["step"] + 1)
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
+        self._progress(self._rows[-1]["step"] + 1)
         rows = [{"inherited": False} | row for row in self._rows]  # a branch's inherited rows are copied, not written here
         table = pa.Table.from_pylist(rows, schema=schema_for(k for row in rows for k in row))
         final = self.folder / f"{PART_PREFIX}{self._next_part:05d}.parquet"
@@ -86,6 +99,12 @@ class MetricsWriter:
         os.replace(tmp, final)
         self._next_part += 1
         self._rows = []
+
+    def _progress(self, steps: int) -> None:
+        self._last_progress = time.monotonic()
+        tmp = self.folder / f".{PROGRESS}.tmp"
+        tmp.write_text(json.dumps({"steps": steps}), encoding="utf-8")
+        os.replace(tmp, self.folder / PROGRESS)
 
 
 def part_files(folder: Path) -> list[Path]:
@@ -97,9 +116,13 @@ def part_files(folder: Path) -> list[Path]:
     return [folder / n for n in sorted(names) if n.startswith(PART_PREFIX) and n.endswith(".parquet")]
 
 
-def rows_written(folder: Path) -> int:
-    """Rows in the closed parts (read from the footers only): a running run's progress."""
-    return sum(pq.read_metadata(p).num_rows for p in part_files(folder))
+def reached(folder: Path) -> int | None:
+    """Steps a run has logged so far (its last logged step + 1, at most PROGRESS_S old); None before its
+    first row, or when the run was written by a version without the marker."""
+    try:
+        return int(json.loads((folder / PROGRESS).read_text(encoding="utf-8"))["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def truncate_parts(folder: Path, keep: int) -> None:

@@ -53,13 +53,13 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
         task = bar.add_task("starting", total=None, eta="?")
-        steps = eta.queue_steps(sweep_dir)  # the runs this launch will train
-        estimate = eta.Estimate(steps)
+        estimate = eta.Estimate.of(sweep_dir)  # the runs this launch will train
 
         def update(state: Any, statuses: dict[str, str]) -> None:
             left = estimate.left_s(statuses, time.monotonic())
-            finished = sum(statuses.get(run) in eta.FINISHED for run in steps)
-            bar.update(task, description=counts_line(state), completed=finished, total=len(steps), eta=eta.clock(left))
+            finished = sum(statuses.get(run) in eta.FINISHED for run in estimate.queue)
+            bar.update(task, description=counts_line(state), completed=finished, total=len(estimate.queue),
+                       eta=eta.clock(left))
 
         yield update
 
@@ -77,7 +77,7 @@ def status_view(path: Path, sweep_status: Any) -> Group:
             continue
         lab = view.record["labels"]
         run = store.run_dir(path, view.record["id"])
-        step = st.steps_done if st.status in store.TERMINAL else metrics.rows_written(run / store.METRICS)
+        step = st.steps_done if st.status in store.TERMINAL else metrics.reached(run / store.METRICS) or 0
         error = (st.error or "").strip().splitlines()[-1:] or [""]
         table.add_row(view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
                       str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip(), error[0][:80])

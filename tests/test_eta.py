@@ -2,66 +2,88 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schedsweep import eta, settings, store
+from schedsweep import eta, metrics, settings, store
 from schedsweep.plan import make_plan
 from schedsweep.sweep import Sweep
 
 
+def _nothing(run: str) -> int | None:
+    return None
+
+
 def test_values() -> None:
-    steps = {"a": 100, "b": 1000, "c": 100, "d": 1000}
-    assert eta.steps_done(steps, {"a": "running", "b": "running"}) == 550  # each running run taken as half done
+    queue = {"a": range(100), "b": range(1000), "c": range(100), "d": range(500, 1000)}  # d: a branch from step 500
+    reached = {"a": 40, "b": 300, "d": 750}.get
+    assert eta.steps_done(queue, {"a": "running", "b": "running"}, reached) == 40 + 300  # the steps they reached
+    assert eta.steps_done(queue, {"a": "running", "b": "running"}, _nothing) == 0  # nothing logged yet
+    assert eta.steps_done(queue, {"d": "running"}, reached) == 250  # a branch counts from its fork
+    assert eta.steps_done(queue, {"a": "done", "d": "done", "c": "pending"}, reached) == 100 + 500
     assert eta.remaining_s(0, 2200, elapsed_s=5.0) is None  # nothing measured yet
-    # One 100-step run done in 6 s while the 1000-step one is half done: 600 steps took 6 s, 1600 are left.
-    done = eta.steps_done(steps, {"a": "done", "b": "running"})
-    assert done == 600 and eta.remaining_s(done, 2200 - done, elapsed_s=6.0) == pytest.approx(16.0)
+    # 600 steps in 6 s, 1600 left.
+    assert eta.remaining_s(600, 1600, elapsed_s=6.0) == pytest.approx(16.0)
     assert eta.remaining_s(2200, 0, elapsed_s=9.0) == 0.0
     assert eta.clock(None) == "?" and eta.clock(3725.4) == "1:02:05" and eta.clock(59.6) == "0:01:00"
 
 
 def test_a_count_of_runs_would_be_off_by_the_budgets_ratio() -> None:
     """Short runs first: 5 of 10 runs done is 1/11 of the work, not half."""
-    steps = {f"r{i}": 100 if i < 5 else 1000 for i in range(10)}
-    done = eta.steps_done(steps, {f"r{i}": "done" for i in range(5)})
+    queue = {f"r{i}": range(100 if i < 5 else 1000) for i in range(10)}
+    done = eta.steps_done(queue, {f"r{i}": "done" for i in range(5)}, _nothing)
     assert eta.remaining_s(done, 5500 - done, elapsed_s=5.0) == pytest.approx(50.0)  # a run count says 5
 
 
 def test_which_runs_finished_counts_not_their_place_in_the_queue() -> None:
     """Two workers: the long first run is still going when the two short ones behind it are done."""
-    steps = {"long": 1000, "short1": 100, "short2": 100, "next": 1000}
+    queue = {"long": range(1000), "short1": range(100), "short2": range(100), "next": range(1000)}
     statuses = {"long": "running", "short1": "done", "short2": "done", "next": "running"}
-    assert eta.steps_done(steps, statuses) == 200 + 500 + 500  # not 1000 + 100 for "the first two finished"
+    reached = {"long": 900, "next": 100}.get
+    assert eta.steps_done(queue, statuses, reached) == 200 + 900 + 100  # not 1000 + 100 for "the first two finished"
 
 
 @given(st.lists(st.integers(1, 10_000), min_size=1, max_size=50), st.floats(1e-5, 1.0), st.data())
 def test_exact_for_a_serial_queue_at_a_constant_time_per_step(steps: list[int], per_step: float, data: st.DataObject) -> None:
-    finished = data.draw(st.integers(1, len(steps)))
-    planned = {str(i): n for i, n in enumerate(steps)}
-    done = eta.steps_done(planned, {str(i): "done" for i in range(finished)})
-    left = eta.remaining_s(done, sum(steps) - done, per_step * sum(steps[:finished]))
-    assert left == pytest.approx(per_step * sum(steps[finished:]), rel=1e-9, abs=1e-9)
+    """One run at a time, each step as long: the estimate is the time left, wherever the running run is."""
+    queue = {str(i): range(n) for i, n in enumerate(steps)}
+    finished = data.draw(st.integers(0, len(steps) - 1))
+    into = data.draw(st.integers(0, steps[finished]))  # steps the running run has reached
+    statuses = {str(i): "done" if i < finished else "running" if i == finished else "pending" for i in range(len(steps))}
+    done = eta.steps_done(queue, statuses, {str(finished): into}.get)
+    assert done == sum(steps[:finished]) + into
+    left = eta.remaining_s(done, sum(steps) - done, per_step * done)
+    if done:
+        assert left == pytest.approx(per_step * (sum(steps) - done), rel=1e-9, abs=1e-9)
 
 
-def test_the_estimate_is_timed_from_the_first_finished_run() -> None:
+def test_the_estimate_is_timed_from_the_first_step() -> None:
     """Workers take 5 s to start (torch imports), then each 10-step run takes 1 s, one at a time."""
     runs = [f"r{i}" for i in range(10)]
-    estimate = eta.Estimate({run: 10 for run in runs})
+    clock = {"now": 0.0}
 
-    def at(finished: int) -> dict[str, str]:
-        return {run: "done" if i < finished else "running" if i == finished else "pending" for i, run in enumerate(runs)}
+    def reached(run: str) -> int | None:  # where the running run is at the time
+        i = runs.index(run)
+        return None if clock["now"] < 5 + i else round(10 * (clock["now"] - 5 - i))
 
-    assert estimate.left_s(at(0), now=3.0) is None
-    assert estimate.left_s(at(1), now=6.0) is None  # the clock starts here
-    # 7.5 runs left (the one running is taken to be half done), at the 1 s per run measured since.
-    assert estimate.left_s(at(2), now=7.0) == pytest.approx(7.5)
-    assert estimate.left_s(at(5), now=10.0) == pytest.approx(4.5)
-    # Timed from the launch instead, the 5 s of start-up would be spread over every step left: 21 s, not 7.5.
-    assert eta.remaining_s(25, 75, elapsed_s=7.0) == pytest.approx(21.0)
+    estimate = eta.Estimate({run: range(10) for run in runs}, reached)
+
+    def at(now: float) -> float | None:
+        clock["now"] = now
+        finished = max(0, int(now - 5))
+        statuses = {run: "done" if i < finished else "running" if i == finished else "pending" for i, run in enumerate(runs)}
+        return estimate.left_s(statuses, now)
+
+    assert at(3.0) is None  # nothing trained yet
+    assert at(5.5) is None  # the clock starts here, at 5 steps done
+    assert at(7.5) == pytest.approx(7.5)  # 25 steps done, 75 left, at the 10 steps per second measured since
+    assert at(10.2) == pytest.approx(4.8)
+    # Timed from the launch instead, the 5 s of start-up would be spread over every step left: 22.5 s, not 7.5.
+    assert eta.remaining_s(25, 75, elapsed_s=7.5) == pytest.approx(22.5)
 
 
 def test_a_study_queue_spreads_each_setting_evenly_in_plan_order_within_it() -> None:
@@ -89,7 +111,7 @@ def test_a_local_launch_trains_its_runs_in_queue_order(tmp_path: Path) -> None:
     # The debug executor trains one run after another: the order they finished is the order they started.
     started = sorted(plan.runs, key=lambda r: (store.run_dir(sweep.path, r.id) / store.STATUS).stat().st_mtime_ns)
     assert [r.labels["task"] for r in started] == ["classifier", "quadratic", "classifier", "quadratic"]
-    assert eta.queue_steps(sweep.path) == {}  # every run finished
+    assert eta.queue(sweep.path) == {}  # every run finished
 
 
 def test_a_branch_counts_only_the_steps_it_trains(tmp_path: Path) -> None:
@@ -99,4 +121,39 @@ def test_a_branch_counts_only_the_steps_it_trains(tmp_path: Path) -> None:
     by_steps = {r.spec["steps"]: r.id for r in plan.runs}
     branch = store.read_json(store.run_dir(sweep.path, by_steps[10]) / store.RUN_RECORD)["branch"]
     assert branch["of"] == by_steps[20]
-    assert eta.queue_steps(sweep.path) == {by_steps[20]: 20, by_steps[10]: 10 - branch["step"]}
+    assert eta.queue(sweep.path) == {by_steps[20]: range(20), by_steps[10]: range(branch["step"], 10)}
+
+
+def test_the_writer_keeps_the_step_reached(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    writer = metrics.MetricsWriter(folder)
+    assert metrics.reached(folder) is None  # nothing logged yet
+    row = {"step": 0, "lr": 0.1, "loss": 1.0, "samples_seen": 8, "wall_s": 0.0}
+    writer.append(row)
+    assert metrics.reached(folder) == 1  # the first row at once: the ETA's clock starts there
+    writer.append(row | {"step": 1})
+    assert metrics.reached(folder) == 1  # then at most every PROGRESS_S
+    writer.flush()
+    assert metrics.reached(folder) == 2 and metrics.part_files(folder)  # and at each part
+    assert [p.name for p in folder.iterdir() if not p.name.startswith(metrics.PART_PREFIX)] == [metrics.PROGRESS]
+
+
+def test_a_local_launch_shows_an_eta_before_its_first_run_ends(tmp_path: Path) -> None:
+    """The workers write how far each run got and the queue looks every few seconds, so the progress bar's
+    estimate follows a long run, not only the runs that ended (one 3,000-step run, ~5 s)."""
+    plan = make_plan(["task=classifier", "task.hidden=16", "full_steps=3000", "eval_every=1000", "budget=1.0",
+                      "executor=local", "executor.max_parallel=1"], name="long")
+    sweep, _ = Sweep.create(plan, tmp_path)
+    estimate = eta.Estimate.of(sweep.path)
+    assert estimate.total == 3000
+    seen: list[tuple[int, int, float | None]] = []  # (runs finished, steps done, seconds left)
+
+    def watch(counts: object, statuses: dict[str, str]) -> None:
+        left = estimate.left_s(statuses, time.monotonic())
+        finished = sum(statuses.get(run) in eta.FINISHED for run in estimate.queue)
+        seen.append((finished, eta.steps_done(estimate.queue, statuses, estimate.reached), left))
+
+    assert sweep.launch(progress=watch) == {"done": 1}
+    mid = [done for finished, done, left in seen if finished == 0 and left is not None]
+    assert mid and all(0 < done < 3000 for done in mid)  # part of the run, seen while it trained
+    assert seen[-1] == (1, 3000, 0.0)

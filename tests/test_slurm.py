@@ -188,7 +188,7 @@ def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Pat
     sweep = tmp_path / "results" / "usr2"
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
-    _wait(lambda: metrics.rows_written(run / store.METRICS) > 0 or (run / checkpoint.FILE).exists(), 120, "training to start")
+    _wait(lambda: (metrics.reached(run / store.METRICS) or 0) > 0 or (run / checkpoint.FILE).exists(), 120, "training to start")
     job = slurm.latest_jobs(sweep)[run_id]["job"]
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     _wait(lambda: store.read_status(run).status == "done", 240, "the self-requeued run to finish")

@@ -181,8 +181,8 @@ def test_bad_lr_mult_is_one_message() -> None:
 
 def test_rex_study_grid() -> None:
     plan = make_plan(["+study=rex"])
-    assert plan.counts == {"task": 5, "optimizer": 2, "schedule": 8, "budget": 6, "lr_mult": 3, "seed": 2}
-    assert len(plan.runs) == 5 * 2 * 8 * 6 * 3 * 2 == 2880
+    assert plan.counts == {"task": 5, "optimizer": 2, "schedule": 8, "budget": 6, "lr_mult": 3, "seed": 3}
+    assert len(plan.runs) == 5 * 2 * 8 * 6 * 3 * 3 == 4320
     quick = make_plan(["+study=rex_quick"])
     assert quick.counts == {"task": 5, "optimizer": 2, "schedule": 8, "budget": 3, "lr_mult": 1, "seed": 1}
     # each task's 100% budget is its own full_steps
