@@ -25,8 +25,9 @@ demo: setup
 	$(BIN)/schedsweep launch +study=demo --name demo
 	$(BIN)/schedsweep report results/demo
 
+# Two pytest-xdist workers: the slurm tests one after another on one (tests/conftest.py), the rest on both.
 test: setup integrations cluster browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 	$(MAKE) --no-print-directory test-no-accounting
 
 # The slurm tests that read job states (marked `accounting`) again on a cluster without accounting

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from schedsweep import eta, metrics, settings, store
@@ -47,6 +47,7 @@ def test_which_runs_finished_counts_not_their_place_in_the_queue() -> None:
     assert eta.steps_done(queue, statuses, reached) == 200 + 900 + 100  # not 1000 + 100 for "the first two finished"
 
 
+@hypothesis_settings(deadline=None)
 @given(st.lists(st.integers(1, 10_000), min_size=1, max_size=50), st.floats(1e-5, 1.0), st.data())
 def test_exact_for_a_serial_queue_at_a_constant_time_per_step(steps: list[int], per_step: float, data: st.DataObject) -> None:
     """One run at a time, each step as long: the estimate is the time left, wherever the running run is."""

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from schedsweep import schedules
+from schedsweep import cli, schedules
 from schedsweep.cli import app
 from schedsweep.config import composer
 from schedsweep.errors import ConfigError, ScheduleError
@@ -675,8 +675,11 @@ def test_shapes_registry() -> None:
 runner = CliRunner()
 
 
-def test_cli_list_shows_every_schedule() -> None:
-    result = runner.invoke(app, ["schedules", "list"], env={"COLUMNS": "300"})
+def test_cli_list_shows_every_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI's console is made at import, so COLUMNS in invoke's env would not reach it: wide enough
+    # that no name wraps, as a terminal of 300 columns would be.
+    monkeypatch.setattr(cli.out, "width", 300)
+    result = runner.invoke(app, ["schedules", "list"])
     assert result.exit_code == 0, result.output
     for name in EXPECTED_NAMES:
         assert name in result.output

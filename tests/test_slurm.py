@@ -1,7 +1,7 @@
 """Slurm behaviour on the real one-node cluster started by tests/slurm/cluster.sh (never a mock).
 
 Outside CI these tests skip with one line when no cluster answers; with CI=true a missing cluster
-fails them. The cluster's MaxArraySize is 16, so a 20-run sweep is cut into two arrays.
+fails them. The cluster's MaxArraySize is 4, so a 6-run sweep is cut into two arrays.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import checkpoint, claims, metrics, slurm, store
+from schedsweep import checkpoint, claims, metrics, report, slurm, store
 from schedsweep.sweep import Sweep
 from test_claims import FLAKY, assert_trained_once, attempts_per_seed
 from test_cli import _wait_for as _wait
@@ -46,17 +46,19 @@ def _queue_empty(sweep: Path) -> bool:
     return not slurm.active_runs(sweep)
 
 
-def test_twenty_runs_in_chunked_arrays_complete_and_rank(tmp_path: Path) -> None:
-    out = cli("launch", *TINY, "full_steps=20", "schedule=linear,cosine", "budget=0.5,1.0", "seed=range(5)",
-              "executor.time_per_step_s=1", "share_prefix=false", "--wait", "--name", "s20", cwd=tmp_path).stdout
-    assert "queued 20 runs in 2 job array(s)" in out  # MaxArraySize=16 on the test cluster
-    sweep = tmp_path / "results" / "s20"
+def test_a_sweep_over_max_array_size_runs_in_chunked_arrays_and_ranks(tmp_path: Path) -> None:
+    assert slurm.max_array_size() == 4  # tests/slurm/cluster.sh: low, so that six runs make two arrays
+    out = cli("launch", *TINY, "full_steps=20", "schedule=linear,cosine", "budget=1.0", "seed=range(3)",
+              "executor.time_per_step_s=1", "--wait", "--name", "s6", cwd=tmp_path).stdout
+    assert "queued 6 runs in 2 job array(s)" in out
+    sweep = tmp_path / "results" / "s6"
     assert set(statuses(sweep).values()) == {"done"}
     jobs = slurm.latest_jobs(sweep)
-    assert len({j["array"] for j in jobs.values()}) == 2 and len(jobs) == 20
-    assert max(int(j["job"].split("_")[1]) for j in jobs.values()) < 16
-    ranking = cli("report", str(sweep), "--format", "csv", cwd=tmp_path).stdout
-    assert "linear" in ranking and "cosine" in ranking
+    assert len({j["array"] for j in jobs.values()}) == 2 and len(jobs) == 6
+    assert sorted(int(j["job"].split("_")[1]) for j in jobs.values()) == [0, 0, 1, 1, 2, 3]  # tasks 0-3, then 0-1
+    ranked = report.build(report.load_runs(sweep)).ranked  # what `schedsweep report` prints
+    assert sorted(ranked["schedule"]) == ["cosine", "linear"] and list(ranked["n"]) == [3, 3]
+    assert sorted(ranked["rank"]) == [1, 2] and ranked["mean"].between(0.1, 3.0).all()
 
 
 @pytest.mark.accounting

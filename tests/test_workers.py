@@ -94,7 +94,7 @@ def test_a_run_past_its_timeout_checkpoints_and_stops(tmp_path: Path, monkeypatc
 
 @pytest.mark.slow
 def test_ctrl_c_of_the_launcher_checkpoints_running_runs_and_a_relaunch_finishes_them(tmp_path: Path) -> None:
-    args = ["launch", *LONG, "full_steps=20000", "seed=0,1", "executor.max_parallel=2",
+    args = ["launch", *LONG, "full_steps=4000", "seed=0,1", "executor.max_parallel=2",
             "executor.threads_per_run=1", "--name", "stop"]
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
     # SIGINT back to its default in the launcher: a test run started in the background inherits it ignored.
@@ -111,7 +111,7 @@ def test_ctrl_c_of_the_launcher_checkpoints_running_runs_and_a_relaunch_finishes
     assert list(statuses(sweep).values()) == ["interrupted"] * 2
     for run_id in statuses(sweep):
         run = store.run_dir(sweep, run_id)
-        assert 0 < checkpoint.load(run)["step"] == store.read_status(run).steps_done < 20000
+        assert 0 < checkpoint.load(run)["step"] == store.read_status(run).steps_done < 4000
     assert not any(_alive(pid) for pid in pids)  # the workers ended with the launcher
 
     relaunch = cli(*args, cwd=tmp_path)

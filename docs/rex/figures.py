@@ -1,6 +1,8 @@
 """The README's results of the rex study, drawn and printed by the code behind `schedsweep report`:
 report.md (every table, Markdown) over the (task, optimizer) settings whose runs have all finished,
-one LR-sensitivity figure per task at the 100% budget, and the average-rank figure.
+defaults.md (the README's evidence for the tuned defaults: each setting's winner at the 100% budget,
+constant's result, and which schedules' best LR lies at an edge of the 0.3x-3x grid), one
+LR-sensitivity figure per task at the 100% budget, and the average-rank figure.
 
     .venv/bin/python docs/rex/figures.py results/<rex sweep> docs/rex
 """
@@ -22,6 +24,22 @@ def draw(sweep: Path, summary: pd.DataFrame, runs: pd.DataFrame, wanted: str) ->
     return plots.draw(rep, best, rows).png[wanted]
 
 
+def defaults(runs: pd.DataFrame, ranked: pd.DataFrame) -> str:
+    """At the 100% budget, per (task, optimizer): the winner at its best LR (as a multiple of the setting's
+    reference, the middle of its three LRs), constant's mean, and the schedules whose best LR is 0.3x or 3x."""
+    full = ranked[ranked["budget"].astype(float) == 1.0]
+    lines = ["| setting | best schedule (its LR) | constant | best LR at a grid edge |", "|---|---|---|---|"]
+    for (task, optimizer), cells in full.groupby(["task", "optimizer"], sort=True):
+        lrs = sorted(set(runs.loc[(runs["task"] == task) & (runs["optimizer"] == optimizer), "lr"]))
+        mult = (cells["best_lr"] / lrs[len(lrs) // 2]).round(1)
+        winner = cells.loc[cells["rank"].idxmin()]
+        constant = cells.loc[cells["schedule"] == "constant", "mean"].iloc[0]
+        edges = [f"{', '.join(cells.loc[mult == m, 'schedule'])} ({m:g}x)" for m in (0.3, 3.0) if (mult == m).any()]
+        lines.append(f"| {task} {optimizer} | {winner['schedule']} {winner['mean']:.4g} ({mult[winner.name]:g}x) | "
+                     f"{constant:.4g} | {'; '.join(edges) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(sweep: Path, out: Path) -> None:
     runs = report.load_runs(sweep)
     setting = runs["task"] + " " + runs["optimizer"]
@@ -31,7 +49,9 @@ def main(sweep: Path, out: Path) -> None:
     tasks = list(runs["task"].unique())
     header = (f"Settings with every run finished: {', '.join(done)} ({len(runs)} runs); "
               f"unfinished: {', '.join(left) or 'none'}.\n\n")
-    (out / "report.md").write_text(header + render.report_text(report.build(runs), "md"), encoding="utf-8")
+    rep = report.build(runs)
+    (out / "report.md").write_text(header + render.report_text(rep, "md"), encoding="utf-8")
+    (out / "defaults.md").write_text(defaults(runs, rep.ranked), encoding="utf-8")
     summary = collect.collect(sweep).summary
     for task in tasks:
         full = runs[(runs["task"] == task) & (runs["budget"].astype(float) == 1.0)]

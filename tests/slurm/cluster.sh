@@ -9,14 +9,15 @@
 # submitit, can see every job, or without it (--no-accounting: sacct then fails, as on clusters that
 # have no accounting). Starts munged -> mariadbd -> slurmdbd -> slurmctld -> slurmd(s) directly (no
 # systemd), each waited for, and returns when every node is idle (and sacct answers, with
-# accounting). Idempotent: running daemons are kept when the mode (nodes, accounting) is unchanged;
+# accounting). Idempotent: running daemons are kept when the mode (nodes, accounting, MaxArraySize) is unchanged;
 # a different mode restarts the cluster. `stop` ends only the daemons this script started (by their
 # pid files under $STATE). Needs root. Environment: SCHEDSWEEP_SLURM_STATE (default
-# /var/tmp/schedsweep-slurm), MAX_ARRAY_SIZE (default 16: low, so tests see arrays cut into chunks).
+# /var/tmp/schedsweep-slurm), MAX_ARRAY_SIZE (default 4: low, so tests see arrays cut into chunks with few runs,
+# each a job that starts a Python with torch).
 set -euo pipefail
 
 STATE=${SCHEDSWEEP_SLURM_STATE:-/var/tmp/schedsweep-slurm}
-MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-16}
+MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-4}
 HOST=$(hostname -s)
 LOG=$STATE/log
 NODES=2
@@ -158,7 +159,7 @@ nodes_idle() {  # every node answers and is idle (or busy): none down, drained o
   [[ $(grep -cE '^(idle|mix|alloc)' <<<"$states") == "$NODES" ]]
 }
 
-mode() { echo "nodes=$NODES accounting=$ACCOUNTING"; }
+mode() { echo "nodes=$NODES accounting=$ACCOUNTING max_array_size=$MAX_ARRAY_SIZE"; }
 
 start() {
   local t0=$SECONDS k
