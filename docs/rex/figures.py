@@ -5,6 +5,8 @@ constant's result, and which schedules' best LR lies at an edge of the 0.3x-3x g
 LR-sensitivity figure per task at the 100% budget, and the average-rank figure.
 
     .venv/bin/python docs/rex/figures.py results/<rex sweep> docs/rex
+
+Only the runs of `+study=rex` as conf/ plans it now count (the folder may hold runs of earlier grids).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from schedsweep import collect, plots, render, report, store
+from schedsweep.plan import make_plan
 
 
 def draw(sweep: Path, summary: pd.DataFrame, runs: pd.DataFrame, wanted: str) -> bytes:
@@ -42,6 +45,9 @@ def defaults(runs: pd.DataFrame, ranked: pd.DataFrame) -> str:
 
 def main(sweep: Path, out: Path) -> None:
     runs = report.load_runs(sweep)
+    # The sweep folder keeps every run it ever had (a reference LR changed since adds a second LR grid):
+    # the study's tables are over the runs of the study as configured now.
+    runs = runs[runs["id"].isin({run.id for run in make_plan(["+study=rex"]).runs})]
     setting = runs["task"] + " " + runs["optimizer"]
     finished = runs["status"].isin(store.TERMINAL).groupby(setting).transform("all")
     done, left = sorted(set(setting[finished])), sorted(set(setting[~finished]))
