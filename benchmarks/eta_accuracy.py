@@ -1,6 +1,7 @@
 """How right is the progress bar's ETA? Launches a sweep (any overrides, e.g. a study) in this process
 with the local executor, records the estimate the progress bar shows (schedsweep.eta.Estimate) each time
-another tenth of the runs has finished, and prints it beside the time the rest of the sweep really took.
+another tenth of the runs has finished (the first one shown from then on), and prints it beside the time
+the rest of the sweep really took.
 A relaunch of an existing sweep (same --name and --results) trains only what is left, as the CLI does.
 
 Run: .venv/bin/python benchmarks/eta_accuracy.py +study=demo [--name NAME] [--results DIR]
@@ -40,9 +41,9 @@ def main() -> None:
         end = time.perf_counter()
     print(f"finished in {end - start:.1f} s: {dict(final or {})}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'finished':>9} {'at':>8} {'ETA shown':>10} {'time taken':>11} {'error':>7}")
-    for tenths, predicted, actual in check.errors(end):
+    for finished, predicted, actual in check.errors(end):
         at = end - actual - start
-        print(f"{10 * tenths:8d}% {at:7.1f}s {predicted:9.1f}s {actual:10.1f}s {100 * (predicted - actual) / actual:+6.0f}%")
+        print(f"{100 * finished:8.0f}% {at:7.1f}s {predicted:9.1f}s {actual:10.1f}s {100 * (predicted - actual) / actual:+6.0f}%")
 
 
 if __name__ == "__main__":

@@ -67,26 +67,27 @@ def in_process(path: str, overrides: list[str], results: Path,
 
 
 class EtaCheck:
-    """The estimate the progress bar shows (schedsweep.eta.Estimate) each time another tenth of the runs
-    has finished: `marks` holds (tenths finished, time, seconds predicted left), to compare with the time
-    the rest really took (`errors`)."""
+    """The estimate the progress bar shows (schedsweep.eta.Estimate) once another tenth of the runs has
+    finished (the first one shown from then on: none is shown before eta.WINDOW_S of training was timed):
+    `marks` holds (tenths, share of runs finished then, time, seconds predicted left), to compare with the
+    time the rest really took (`errors`)."""
 
     def __init__(self, sweep_dir: Path) -> None:
         self.estimate = eta.Estimate.of(sweep_dir)  # what the progress bar starts from
         self.runs = len(self.estimate.queue)
-        self.marks: list[tuple[int, float, float]] = []
+        self.marks: list[tuple[int, float, float, float]] = []
 
     def __call__(self, state: Counter[str], statuses: dict[str, str]) -> None:
         now = time.perf_counter()
         left = self.estimate.left_s(statuses, time.monotonic())  # called each poll, as the progress bar is
-        finished = sum(statuses.get(run) in eta.FINISHED for run in self.estimate.queue)
-        tenths = 10 * finished // max(self.runs, 1)
+        finished = sum(statuses.get(run) in eta.FINISHED for run in self.estimate.queue) / max(self.runs, 1)
+        tenths = int(10 * finished + 1e-9)
         if left is not None and 0 < tenths < 10 and tenths > (self.marks[-1][0] if self.marks else 0):
-            self.marks.append((tenths, now, left))
+            self.marks.append((tenths, finished, now, left))
 
-    def errors(self, end: float) -> list[tuple[int, float, float]]:
-        """(tenths finished, seconds predicted, seconds taken) for each mark."""
-        return [(tenths, left, end - at) for tenths, at, left in self.marks]
+    def errors(self, end: float) -> list[tuple[float, float, float]]:
+        """(share of runs finished, seconds predicted, seconds taken) for each mark."""
+        return [(finished, left, end - at) for _, finished, at, left in self.marks]
 
 
 def main() -> None:
@@ -114,11 +115,10 @@ def main() -> None:
             wall, trained, check = in_process(path, demo, Path(tmp) / "demo-lib", EtaCheck)
             end = time.perf_counter()
             line = f"{path:10} {wait:10.1f}s {wall:10.1f}s {trained:8.1f}s"
-            first = [mark for mark in check.errors(end) if mark[0] == 1]
-            if first:
-                _, predicted, actual = first[0]
-                line += (f"   ETA after the first tenth: {predicted:.1f}s predicted, {actual:.1f}s taken "
-                         f"({100 * (predicted - actual) / actual:+.0f}%)")
+            if check.marks:
+                finished, predicted, actual = check.errors(end)[0]
+                line += (f"   first ETA after a tenth of the runs (at {100 * finished:.0f}%): {predicted:.1f}s shown, "
+                         f"{actual:.1f}s taken ({100 * (predicted - actual) / actual:+.0f}%)")
             print(line)
 
 

@@ -48,10 +48,15 @@ def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:
     return left * elapsed_s / done if done > 0 and elapsed_s > 0 else None
 
 
+WINDOW_S = 10 * metrics.PROGRESS_S  # a running run's step is up to PROGRESS_S old: over a shorter window
+# that lag is a large part of what was trained (a rate 5 steps in 1.4 s, not 1,000: an ETA of an hour)
+
+
 class Estimate:
     """The ETA of a queue as it runs, timed from its first trained step on: before it, the time goes to
     starting the workers (a Python and a torch import each, seconds), which a rate measured from the
-    launch would take for training time and stretch over every step left."""
+    launch would take for training time and stretch over every step left. None until WINDOW_S of
+    training has been timed."""
 
     def __init__(self, queue: Mapping[str, range], reached: Callable[[str], int | None]) -> None:
         self.queue = dict(queue)
@@ -72,6 +77,8 @@ class Estimate:
                 self.since = (now, done)
             return None
         start, done_then = self.since
+        if now - start < WINDOW_S:
+            return None
         return remaining_s(done - done_then, self.total - done, now - start)
 
 

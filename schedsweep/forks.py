@@ -138,6 +138,31 @@ def kept(sweep_dir: Path, records: list[dict[str, Any]]) -> list[tuple[Any, tupl
     return out
 
 
+def parents_first(queue: list[Path]) -> list[Path]:
+    """The queue with each branch's parent (and its parent's) moved up to just before the branch, the
+    order otherwise kept. A branch waits for the fork its parent writes mid-run: with the parent behind it
+    (a planned order puts the longest budget last), every such branch would wait to the end of the sweep
+    and its tree would train alone there while the other workers idle."""
+    parent_of = {}
+    for path in queue:
+        branch = store.read_json(path / store.RUN_RECORD).get("branch")
+        if branch:
+            parent_of[path] = path.parent / branch["of"]
+    queued, placed, ordered = set(queue), set(), []
+
+    def place(path: Path) -> None:
+        if path in placed:
+            return
+        placed.add(path)
+        if parent_of.get(path) in queued:
+            place(parent_of[path])
+        ordered.append(path)
+
+    for path in queue:
+        place(path)
+    return ordered
+
+
 def next_ready(queue: list[Path], idle: bool) -> Path | None:
     """Take the first queued run that can start now (a branch once its fork exists: :func:`ready`).
 

@@ -43,7 +43,7 @@ SCHEMA = pa.schema(
 COLUMNS = tuple(SCHEMA.names)
 PART_PREFIX = "part-"
 PROGRESS = "progress.json"
-PROGRESS_S = 2.0
+PROGRESS_S = 0.5
 EXTRA = pa.float64()  # the type of every extra metric column
 
 

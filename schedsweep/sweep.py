@@ -161,6 +161,8 @@ class Sweep:
             if local:
                 unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
             todo = [store.run_dir(self.path, v.record["id"]) for v in unfinished]
+            if local:
+                todo = forks.parents_first(todo)
             executor = executors.make(settings, self.path, records)
             executor.submit(todo)
             self.last_executor: executors.Executor = executor

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from schedsweep import eta, metrics, settings, store
+from schedsweep import eta, forks, metrics, settings, store
 from schedsweep.plan import make_plan
 from schedsweep.sweep import Sweep
 
@@ -81,10 +81,12 @@ def test_the_estimate_is_timed_from_the_first_step() -> None:
 
     assert at(3.0) is None  # nothing trained yet
     assert at(5.5) is None  # the clock starts here, at 5 steps done
-    assert at(7.5) == pytest.approx(7.5)  # 25 steps done, 75 left, at the 10 steps per second measured since
-    assert at(10.2) == pytest.approx(4.8)
-    # Timed from the launch instead, the 5 s of start-up would be spread over every step left: 22.5 s, not 7.5.
-    assert eta.remaining_s(25, 75, elapsed_s=7.5) == pytest.approx(22.5)
+    assert at(7.5) is None  # 2 s timed: less than eta.WINDOW_S
+    assert eta.WINDOW_S == 5.0
+    assert at(10.5) == pytest.approx(4.5)  # 55 steps done, 45 left, at the 10 steps per second measured since
+    assert at(12.2) == pytest.approx(2.8)
+    # Timed from the launch instead, the 5 s of start-up would be spread over every step left: 8.2 s, not 4.5.
+    assert eta.remaining_s(55, 45, elapsed_s=10.0) == pytest.approx(8.2, abs=0.02)
 
 
 def test_a_study_queue_spreads_each_setting_evenly_in_plan_order_within_it() -> None:
@@ -141,12 +143,12 @@ def test_the_writer_keeps_the_step_reached(tmp_path: Path) -> None:
 
 def test_a_local_launch_shows_an_eta_before_its_first_run_ends(tmp_path: Path) -> None:
     """The workers write how far each run got and the queue looks every few seconds, so the progress bar's
-    estimate follows a long run, not only the runs that ended (one 3,000-step run, ~5 s)."""
-    plan = make_plan(["task=classifier", "task.hidden=16", "full_steps=3000", "eval_every=1000", "budget=1.0",
+    estimate follows a long run, not only the runs that ended (one 6,000-step run, ~15 s: the estimate needs eta.WINDOW_S of it)."""
+    plan = make_plan(["task=classifier", "task.hidden=16", "full_steps=6000", "eval_every=2000", "budget=1.0",
                       "executor=local", "executor.max_parallel=1"], name="long")
     sweep, _ = Sweep.create(plan, tmp_path)
     estimate = eta.Estimate.of(sweep.path)
-    assert estimate.total == 3000
+    assert estimate.total == 6000
     seen: list[tuple[int, int, float | None]] = []  # (runs finished, steps done, seconds left)
 
     def watch(counts: object, statuses: dict[str, str]) -> None:
@@ -156,5 +158,27 @@ def test_a_local_launch_shows_an_eta_before_its_first_run_ends(tmp_path: Path) -
 
     assert sweep.launch(progress=watch) == {"done": 1}
     mid = [done for finished, done, left in seen if finished == 0 and left is not None]
-    assert mid and all(0 < done < 3000 for done in mid)  # part of the run, seen while it trained
-    assert seen[-1] == (1, 3000, 0.0)
+    assert mid and all(0 < done < 6000 for done in mid)  # part of the run, seen while it trained
+    assert seen[-1] == (1, 6000, 0.0)
+
+
+def test_a_branch_is_queued_after_the_run_it_forks_from(tmp_path: Path) -> None:
+    """Plan order puts the 100% run, which the shorter constant runs branch from, last: the queue moves it
+    up to just before its first branch, so its branches do not all wait for it at the end of the sweep."""
+    plan = make_plan(["task=classifier", "schedule=linear,constant", "full_steps=20", "budget=0.25,0.5,1.0",
+                      "optimizer=sgd", "executor=debug"], name="tree")
+    sweep, _ = Sweep.create(plan, tmp_path)
+    queue = [store.run_dir(sweep.path, r["id"]) for r in settings.queue_order(store.read_plan(sweep.path))]
+    parent = {p: p.parent / b["of"] for p in queue if (b := store.read_json(p / store.RUN_RECORD).get("branch"))}
+    trunks = set(parent.values())
+    constant = {p for p, r in zip(queue, settings.queue_order(store.read_plan(sweep.path))) if r["labels"]["schedule"] == "constant"}
+    assert constant - trunks <= set(parent) and trunks  # the shorter constant runs branch from the longest
+    assert any(queue.index(t) > min(queue.index(b) for b in parent if parent[b] == t) for t in trunks)  # planned after
+    ordered = forks.parents_first(queue)
+    assert sorted(ordered) == sorted(queue)
+    for trunk in trunks:  # just before its first branch: no earlier than needed
+        assert ordered.index(trunk) == min(ordered.index(b) for b in parent if parent[b] == trunk) - 1
+    assert [p for p in ordered if p not in trunks] == [p for p in queue if p not in trunks]  # the rest keep their order
+    sweep.launch()  # the debug executor trains one run after another, in the order it is given
+    finished = sorted(queue, key=lambda p: (p / store.STATUS).stat().st_mtime_ns)
+    assert finished == ordered
