@@ -48,8 +48,9 @@ def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:
     return left * elapsed_s / done if done > 0 and elapsed_s > 0 else None
 
 
-WINDOW_S = 10 * metrics.PROGRESS_S  # a running run's step is up to PROGRESS_S old: over a shorter window
-# that lag is a large part of what was trained (a rate 5 steps in 1.4 s, not 1,000: an ETA of an hour)
+# A running run's step is up to PROGRESS_S old: timed over a shorter window, that lag is a large part of
+# what was trained (5 steps seen in 1.4 s instead of 1,000: an ETA of an hour for a 30 s sweep).
+WINDOW_S = 10 * metrics.PROGRESS_S
 
 
 class Estimate:

@@ -14,7 +14,7 @@
         checkpoint.pt     until the run is done or diverged: model, optimizer, step, RNG states
         forks/<k>/        shared prefixes: its state before update k, for its branches (schedsweep.forks)
         metrics/part-NNNNN.parquet   per-step metrics (schema in schedsweep.metrics)
-        metrics/progress.json        the steps logged so far, at most 2 s old (the ETA and `status` read it)
+        metrics/progress.json        the steps logged so far, at most 0.5 s old (the ETA and `status` read it)
 
 A run folder without status.json is pending. Every file is written under a temporary name and
 renamed into place, so a reader never sees half a file and a killed writer leaves no torn one.
