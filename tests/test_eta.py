@@ -141,25 +141,26 @@ def test_the_writer_keeps_the_step_reached(tmp_path: Path) -> None:
     assert [p.name for p in folder.iterdir() if not p.name.startswith(metrics.PART_PREFIX)] == [metrics.PROGRESS]
 
 
-def test_a_local_launch_shows_an_eta_before_its_first_run_ends(tmp_path: Path) -> None:
-    """The workers write how far each run got and the queue looks every few seconds, so the progress bar's
-    estimate follows a long run, not only the runs that ended (one 6,000-step run, ~15 s: the estimate needs eta.WINDOW_S of it)."""
+def test_a_local_launch_sees_a_running_runs_progress(tmp_path: Path) -> None:
+    """The worker keeps how far its run got and the queue looks every few seconds, so the progress bar's
+    estimate follows a long run, not only the runs that ended (one 6,000-step run, several seconds)."""
     plan = make_plan(["task=classifier", "task.hidden=16", "full_steps=6000", "eval_every=2000", "budget=1.0",
                       "executor=local", "executor.max_parallel=1"], name="long")
     sweep, _ = Sweep.create(plan, tmp_path)
-    estimate = eta.Estimate.of(sweep.path)
+    estimate = eta.Estimate.of(sweep.path)  # what the progress bar uses
     assert estimate.total == 6000
-    seen: list[tuple[int, int, float | None]] = []  # (runs finished, steps done, seconds left)
+    seen: list[tuple[str, int]] = []  # (the run's status, steps done) at each look
 
     def watch(counts: object, statuses: dict[str, str]) -> None:
-        left = estimate.left_s(statuses, time.monotonic())
-        finished = sum(statuses.get(run) in eta.FINISHED for run in estimate.queue)
-        seen.append((finished, eta.steps_done(estimate.queue, statuses, estimate.reached), left))
+        estimate.left_s(statuses, time.monotonic())
+        (status,) = [statuses[run] for run in estimate.queue]
+        seen.append((status, eta.steps_done(estimate.queue, statuses, estimate.reached)))
 
     assert sweep.launch(progress=watch) == {"done": 1}
-    mid = [done for finished, done, left in seen if finished == 0 and left is not None]
-    assert mid and all(0 < done < 6000 for done in mid)  # part of the run, seen while it trained
-    assert seen[-1] == (1, 6000, 0.0)
+    mid = [done for status, done in seen if status == "running" and 0 < done < 6000]
+    assert mid and mid == sorted(mid), seen  # seen while it trained, never going back
+    assert seen[-1] == ("done", 6000)
+    assert estimate.since is not None and estimate.since[1] < 6000  # the clock started mid-run
 
 
 def test_a_branch_is_queued_after_the_run_it_forks_from(tmp_path: Path) -> None:
