@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/report_speed.py
 	$(BIN)/python benchmarks/local_speed.py
+	$(BIN)/python benchmarks/eta_accuracy.py +study=rex_quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
