@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         plan = make_plan(args.overrides, name=args.name)
-        sweep, prepared = Sweep.create(plan, args.results or tmp, argv=["launch", *args.overrides])
+        sweep, _ = Sweep.create(plan, args.results or tmp, argv=["launch", *args.overrides])
         check = EtaCheck(sweep.path)
         print(f"{executors.cpus()} cores, load average {os.getloadavg()[0]:.1f}; {sweep.path}: {len(plan.runs)} runs "
               f"planned, {check.runs} to train ({check.estimate.total:,} steps)", flush=True)

@@ -79,8 +79,8 @@ class EtaCheck:
 
     def __call__(self, state: Counter[str], statuses: dict[str, str]) -> None:
         now = time.perf_counter()
-        left = self.estimate.left_s(statuses, time.monotonic())  # called each poll, as the progress bar is
-        finished = sum(statuses.get(run) in eta.FINISHED for run in self.estimate.queue) / max(self.runs, 1)
+        left = self.estimate.left_s(statuses, now)  # called each poll, as the progress bar is
+        finished = self.estimate.finished(statuses) / max(self.runs, 1)
         tenths = int(10 * finished + 1e-9)
         if left is not None and 0 < tenths < 10 and tenths > (self.marks[-1][0] if self.marks else 0):
             self.marks.append((tenths, finished, now, left))

@@ -71,6 +71,10 @@ class Estimate:
         from their metrics' progress marker (schedsweep.metrics.reached)."""
         return cls(queue(sweep_dir), lambda run: metrics.reached(store.run_dir(sweep_dir, run) / store.METRICS))
 
+    def finished(self, statuses: Mapping[str, str]) -> int:
+        """How many of the queue's runs have finished (for this launch)."""
+        return sum(statuses.get(run) in FINISHED for run in self.queue)
+
     def left_s(self, statuses: Mapping[str, str], now: float) -> float | None:
         done = steps_done(self.queue, statuses, self.reached)
         if self.since is None:

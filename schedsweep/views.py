@@ -57,9 +57,8 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
 
         def update(state: Any, statuses: dict[str, str]) -> None:
             left = estimate.left_s(statuses, time.monotonic())
-            finished = sum(statuses.get(run) in eta.FINISHED for run in estimate.queue)
-            bar.update(task, description=counts_line(state), completed=finished, total=len(estimate.queue),
-                       eta=eta.clock(left))
+            bar.update(task, description=counts_line(state), completed=estimate.finished(statuses),
+                       total=len(estimate.queue), eta=eta.clock(left))
 
         yield update
 
