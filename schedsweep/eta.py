@@ -77,6 +77,8 @@ class Estimate:
 
     def left_s(self, statuses: Mapping[str, str], now: float) -> float | None:
         done = steps_done(self.queue, statuses, self.reached)
+        if done == self.total:  # all trained: nothing left, however short the window
+            return 0.0
         if self.since is None:
             if done > 0:
                 self.since = (now, done)

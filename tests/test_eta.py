@@ -85,6 +85,7 @@ def test_the_estimate_is_timed_from_the_first_step() -> None:
     assert eta.WINDOW_S == 5.0
     assert at(10.5) == pytest.approx(4.5)  # 55 steps done, 45 left, at the 10 steps per second measured since
     assert at(12.2) == pytest.approx(2.8)
+    assert eta.Estimate({"r": range(10)}, {"r": 10}.get).left_s({"r": "done"}, now=1.0) == 0.0  # done before any window
     # Timed from the launch instead, the 5 s of start-up would be spread over every step left: 8.2 s, not 4.5.
     assert eta.remaining_s(55, 45, elapsed_s=10.0) == pytest.approx(8.2, abs=0.02)
 
