@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from schedsweep.sweep import Sweep
+from schedsweep.sweep.api import Sweep
 
 BUDGETS = "0.1,0.25,0.5,0.75,1.0"
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="time each sweep this many times, keep the fastest")
     parser.add_argument("--tasks", default="classifier,charlm")
     options = parser.parse_args()
-    from schedsweep import train  # noqa: F401 - torch imported before any timing, as for the second sweep
+    from schedsweep.train import run as train  # noqa: F401 - torch imported before any timing, as for the second sweep
     print(f"WSD, 20% cooldown, warm-up 5% of full_steps in steps; budgets {BUDGETS}; debug executor, 1 thread")
     print(f"{'task':<11}{'sharing':<9}{'runs':>5}{'steps trained':>15}{'queue s':>9}{'CLI s':>8}"
           f"{'max |Δ final eval loss|':>25}")

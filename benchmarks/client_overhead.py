@@ -4,7 +4,7 @@ In process: the cost of one `run.log(step, loss=..., grad_norm=..., accuracy=...
 an extra metric column, Parquet parts) beside the built-in loop's own `MetricsWriter.append`, and
 beside a bare loop step of the example's model. Process start to exit, as the user waits: the example
 script run alone (`python examples/train.py`) beside the same script as a sweep run
-(`schedsweep.script.run`: the client reading run.json, writing Parquet, the status).
+(`schedsweep.train.script.run`: the client reading run.json, writing Parquet, the status).
 Run: .venv/bin/python benchmarks/client_overhead.py [--steps N]
 """
 
@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 import schedsweep.client as sweep
-from schedsweep import schedules, script, store
-from schedsweep.metrics import MetricsWriter
+from schedsweep import schedules
+from schedsweep.train import script
+from schedsweep.sweep import store
+from schedsweep.train.metrics import MetricsWriter
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train.py"
 

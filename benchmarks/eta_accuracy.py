@@ -1,5 +1,5 @@
 """How right is the progress bar's ETA? Launches a sweep (any overrides, e.g. a study) in this process
-with the local executor, records the estimate the progress bar shows (schedsweep.eta.Estimate) each time
+with the local executor, records the estimate the progress bar shows (schedsweep.sweep.eta.Estimate) each time
 another tenth of the runs has finished (the first one shown from then on), and prints it beside the time
 the rest of the sweep really took.
 A relaunch of an existing sweep (same --name and --results) trains only what is left, as the CLI does.
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from local_speed import EtaCheck  # noqa: E402
 
 from schedsweep import executors  # noqa: E402
-from schedsweep.plan import make_plan  # noqa: E402
-from schedsweep.sweep import Sweep  # noqa: E402
+from schedsweep.plan.grid import make_plan  # noqa: E402
+from schedsweep.sweep.api import Sweep  # noqa: E402
 
 
 def main() -> None:

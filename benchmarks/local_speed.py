@@ -2,7 +2,7 @@
 
   submitit  one fresh Python (with torch) per run through submitit's LocalExecutor: the local executor before
             the pool, and still the path of multi-task (DDP) runs
-  pool      the local executor: reused worker processes (schedsweep.workers)
+  pool      the local executor: reused worker processes (schedsweep.executors.workers)
   debug     every run in the launcher's own process, one after another
 
 Each is timed twice: as the user waits (process start to exit of `schedsweep launch`, cold imports and
@@ -25,9 +25,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from schedsweep import eta, executors, store
-from schedsweep.plan import make_plan
-from schedsweep.sweep import Sweep
+from schedsweep import executors
+from schedsweep.sweep import eta, store
+from schedsweep.plan.grid import make_plan
+from schedsweep.sweep.api import Sweep
 
 TINY = ["task=classifier", "budget=1.0", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
 # The CLI with the local executor's queue swapped for the per-run submitit path (as before the pool).
@@ -67,7 +68,7 @@ def in_process(path: str, overrides: list[str], results: Path,
 
 
 class EtaCheck:
-    """The estimate the progress bar shows (schedsweep.eta.Estimate) once another tenth of the runs has
+    """The estimate the progress bar shows (schedsweep.sweep.eta.Estimate) once another tenth of the runs has
     finished (the first one shown from then on: none is shown before eta.WINDOW_S of training was timed):
     `marks` holds (tenths, share of runs finished then, time, seconds predicted left), to compare with the
     time the rest really took (`errors`)."""

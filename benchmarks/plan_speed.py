@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schedsweep import store
-from schedsweep.config import composer
-from schedsweep.plan import make_plan
+from schedsweep.sweep import store
+from schedsweep.plan.config import composer
+from schedsweep.plan.grid import make_plan
 
 SCHEDULES = ["constant", "linear", "cosine", "step", "exponential", "onecycle", "rex", "wsd"]
 BUDGETS = [0.02, 0.05, 0.1, 0.5, 1.0]

@@ -1,7 +1,7 @@
 """How fast is the report on a big sweep? collect + report vs reading every part with pandas.
 
 Generates a synthetic finished sweep with real files: plan.jsonl, sweep.yaml, runs/<id>/run.json,
-status.json and metrics/part-NNNNN.parquet (schedsweep.metrics.SCHEMA, 1,000 rows per part as the
+status.json and metrics/part-NNNNN.parquet (schedsweep.train.metrics.SCHEMA, 1,000 rows per part as the
 trainer flushes them). Default: 10,000 runs = 8 schedules x 5 budgets (10%..100% of 1,923 steps) x
 2 optimizers x 5 peak LRs x 5 seeds x 5 widths, 1,000 steps per run on average: 10M rows.
 
@@ -32,8 +32,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schedsweep import collect, metrics, render, store
-from schedsweep import report as reporting
+from schedsweep.results import collect, render
+from schedsweep.train import metrics
+from schedsweep.sweep import store
+from schedsweep.results import report as reporting
 
 SCHEDULES = ["constant", "linear", "cosine", "step", "exponential", "onecycle", "rex", "wsd"]
 BUDGETS = [0.1, 0.25, 0.5, 0.75, 1.0]

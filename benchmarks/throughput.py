@@ -2,7 +2,7 @@
 
 Same task, model, parameter groups, optimizer, batches and thread count:
   bare        set the LR, forward, backward, optimizer step; the loss is never read (nanoGPT between logs)
-  schedsweep  schedsweep.train.train(): LR per group from the schedule, L2 and L1 gradient norms, the
+  schedsweep  schedsweep.train.run.train(): LR per group from the schedule, L2 and L1 gradient norms, the
               loss and norms read (every step on CPU, every log_every steps on CUDA), Parquet rows
 Both are timed over the same steps (the first two, warm-up, excluded) and repeated, interleaved, taking
 the fastest of each (a shared machine's noise only slows runs down). Then `schedsweep launch` of the
@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
-from schedsweep import groups, optimizers, schedules, store, tasks, train
-from schedsweep.distributed import Dist
-from schedsweep.metrics import MetricsWriter, read_metrics
-from schedsweep.plan import make_plan
+from schedsweep import schedules, tasks
+from schedsweep.train import groups, optimizers, run as train
+from schedsweep.sweep import store
+from schedsweep.train.distributed import Dist
+from schedsweep.train.metrics import MetricsWriter, read_metrics
+from schedsweep.plan.grid import make_plan
 
 CPU_TASKS = ("charlm", "gpt_tiny")  # the targets: <= 2% overhead on CPU
 

@@ -1,4 +1,4 @@
-"""Finding the branch trees (schedsweep.branching.find) and absolute warm-up in the schedule library."""
+"""Finding the branch trees (schedsweep.sharing.branching.find) and absolute warm-up in the schedule library."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedsweep import branching, schedules
+from schedsweep import schedules
+from schedsweep.sharing import branching
 from schedsweep.errors import ScheduleError
-from schedsweep.identity import run_id
-from schedsweep.plan import Run, make_plan
+from schedsweep.plan.identity import run_id
+from schedsweep.plan.grid import Run, make_plan
 
 WSD = {"shape": "wsd", "warmup": 50, "decay": 0.2, "decay_shape": "linear", "final": 0.0}
 LOG = {"eval_every": 10, "checkpoint_every": None, "checkpoint_minutes": 10}

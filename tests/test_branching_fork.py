@@ -8,10 +8,12 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from schedsweep import branching, forks, store, train
-from schedsweep.metrics import read_metrics
-from schedsweep.identity import run_id
-from schedsweep.plan import Run
+from schedsweep.sharing import branching, forks
+from schedsweep.sweep import store
+from schedsweep.train import run as train
+from schedsweep.train.metrics import read_metrics
+from schedsweep.plan.identity import run_id
+from schedsweep.plan.grid import Run
 
 TASK = {"_target_": "schedsweep.tasks.classifier.Classifier", "n_features": 8, "n_classes": 4, "hidden": 16,
         "depth": 1, "n_train": 2000, "n_eval": 256, "batch_size": 16, "noise": 0.1, "data_seed": 0}
@@ -101,7 +103,7 @@ def test_forks_are_removed_once_every_branch_has_finished(tmp_path: Path) -> Non
 
 
 def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Path) -> None:
-    from schedsweep import collect
+    from schedsweep.results import collect
 
     runs = [make_run("wsd", "adamw", 0, steps) for steps in (40, 20)]
     runs = [Run(r.id, r.spec, r.labels | {"gpus": 2}, r.log) for r in runs]  # GPU-hours need GPUs
@@ -128,6 +130,6 @@ def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Pat
 
 
 def test_forks_name_the_checkpoint_file_as_the_loop_does() -> None:
-    from schedsweep import checkpoint
+    from schedsweep.train import checkpoint
 
     assert forks.CHECKPOINT == checkpoint.FILE

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import collect, forks, store
-from schedsweep.metrics import read_metrics
+from schedsweep.results import collect
+from schedsweep.sharing import forks
+from schedsweep.sweep import store
+from schedsweep.train.metrics import read_metrics
 
 TINY = ["task=classifier", "task.n_train=2000", "task.n_eval=256", "task.hidden=16", "task.depth=1", "full_steps=60",
         "eval_every=5", "schedule=wsd", "schedule.warmup=5", "budget=0.25,0.5,1.0", "optimizer=sgd,adamw"]
@@ -41,8 +43,8 @@ def test_a_shared_sweep_on_the_local_queue_gives_the_same_results_with_fewer_ste
 
 
 def test_a_relaunch_with_more_budgets_branches_from_a_kept_fork(tmp_path: Path) -> None:
-    from schedsweep import train
-    from schedsweep.sweep import Sweep
+    from schedsweep.train import run as train
+    from schedsweep.sweep.api import Sweep
 
     base = [*TINY[:-2], "optimizer=sgd", "executor=debug", "executor.threads_per_run=1"]
     first, _ = Sweep.create(Sweep.plan([*base, "budget=0.5,1.0"], name="more"), tmp_path)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import checkpoint, claims, metrics, store
+from schedsweep.train import checkpoint, metrics
+from schedsweep.sweep import claims, store
 from test_cli import TESTS, _wait_for, cli, statuses
 
 FLAKY = ["task=custom", "task._target_=test_cli.FlakyTask", "budget=1.0", "eval_every=100"]

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from schedsweep import checkpoint, metrics, store
+from schedsweep.train import checkpoint, metrics
+from schedsweep.sweep import store
 
 TESTS = Path(__file__).resolve().parent
 TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]

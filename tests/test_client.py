@@ -12,8 +12,10 @@ import pytest
 import torch
 
 import schedsweep.client as sweep
-from schedsweep import metrics, schedules, store
-from schedsweep.script import ENV_RUN_DIR, SIGNALS, STATE
+from schedsweep import schedules
+from schedsweep.train import metrics
+from schedsweep.sweep import store
+from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
 
 STEPS = 12
 

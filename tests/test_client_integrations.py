@@ -13,7 +13,9 @@ import pytest
 import torch
 
 import schedsweep.client as sweep
-from schedsweep import metrics, schedules, store
+from schedsweep import schedules
+from schedsweep.train import metrics
+from schedsweep.sweep import store
 from test_client import keep_signal_handlers, make_run_dir  # noqa: F401 - the fixture is used by name
 
 STEPS = 10

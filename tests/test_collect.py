@@ -16,10 +16,13 @@ import pytest
 from test_report import Run, make_sweep
 from typer.testing import CliRunner
 
-from schedsweep import collect, metrics, settings, store
+from schedsweep.results import collect
+from schedsweep.train import metrics
+from schedsweep.plan import variants
+from schedsweep.sweep import store
 from schedsweep.cli import app
 from schedsweep.errors import ResultsError
-from schedsweep.report import build, rank
+from schedsweep.results.report import build, rank
 
 EVAL_EVERY = 5
 
@@ -303,7 +306,7 @@ def test_a_damaged_collected_chunk_is_collected_again(tmp_path: Path) -> None:
 
 
 def plan_records(*overrides: str) -> list[dict]:
-    from schedsweep.plan import make_plan
+    from schedsweep.plan.grid import make_plan
 
     base = ["task=classifier", "full_steps=20", "budget=1.0", "schedule=linear,cosine"]
     return [r.record() for r in make_plan([*base, *overrides], check_imports=False).runs]
@@ -312,20 +315,20 @@ def plan_records(*overrides: str) -> list[dict]:
 def test_a_key_that_differs_between_launches_is_a_setting_never_pooled(tmp_path: Path) -> None:
     first, second = plan_records(), plan_records("task.hidden=8")
     assert [r["labels"]["axes"] for r in first] == [r["labels"]["axes"] for r in second]  # same swept keys
-    assert settings.setting_keys(first) == [] and settings.setting_keys(first + second) == ["task.hidden"]
-    assert settings.new_setting_keys(first, second) == ["task.hidden"]
-    assert settings.new_setting_keys(first, first) == [] and settings.new_setting_keys([], second) == []
+    assert variants.setting_keys(first) == [] and variants.setting_keys(first + second) == ["task.hidden"]
+    assert variants.new_setting_keys(first, second) == ["task.hidden"]
+    assert variants.new_setting_keys(first, first) == [] and variants.new_setting_keys([], second) == []
     frame = collect.label_frame(first + second, tmp_path / "plan.jsonl")
     assert list(frame["task.hidden"]) == [128, 128, 8, 8]  # as the spec spells it, the default included
 
 
 def test_equal_meanings_are_one_setting_and_other_sections_do_not_leak(tmp_path: Path) -> None:
     zero = plan_records("optimizer=sgd", "optimizer.weight_decay=0")
-    assert settings.setting_keys(zero + plan_records("optimizer=sgd", "optimizer.weight_decay=0.0")) == []
+    assert variants.setting_keys(zero + plan_records("optimizer=sgd", "optimizer.weight_decay=0.0")) == []
     # sgd's momentum differs from adamw's betas: the optimizer name already tells them apart
-    assert settings.setting_keys(zero + plan_records("optimizer=adamw")) == []
+    assert variants.setting_keys(zero + plan_records("optimizer=adamw")) == []
     both = plan_records("optimizer=sgd,adamw", "optimizer.weight_decay=0.5") + plan_records("optimizer=sgd,adamw")
-    assert settings.setting_keys(both) == ["optimizer.weight_decay"]
+    assert variants.setting_keys(both) == ["optimizer.weight_decay"]
     frame = collect.label_frame(both, tmp_path / "plan.jsonl")
     assert sorted(zip(frame["optimizer"], frame["optimizer.weight_decay"])) == sorted(
         [("sgd", 0.5)] * 2 + [("adamw", 0.5)] * 2 + [("sgd", 0.0)] * 2 + [("adamw", 0.01)] * 2)
@@ -333,7 +336,7 @@ def test_equal_meanings_are_one_setting_and_other_sections_do_not_leak(tmp_path:
 
 def test_variants_of_one_schedule_name_rank_apart(tmp_path: Path) -> None:
     records = plan_records() + plan_records("schedule.final=0.1")
-    assert settings.setting_keys(records) == []  # schedule keys are compared, not a setting
+    assert variants.setting_keys(records) == []  # schedule keys are compared, not a setting
     frame = collect.label_frame(records, tmp_path / "plan.jsonl")
     assert list(frame["schedule"]) == ["linear (final=0.0)", "cosine (final=0.0)", "linear (final=0.1)", "cosine (final=0.1)"]
     assert list(collect.label_frame(plan_records(), tmp_path / "plan.jsonl")["schedule"]) == ["linear", "cosine"]
@@ -366,7 +369,7 @@ def test_cli_second_launch_with_another_value_reports_two_settings(tmp_path: Pat
 
 def test_one_schedule_name_fitted_per_optimizer_is_not_a_variant(tmp_path: Path) -> None:
     # The refinement study's `refined` schedule: one name, other points for each optimizer.
-    from schedsweep.plan import make_plan
+    from schedsweep.plan.grid import make_plan
 
     base = ["task=classifier", "full_steps=20", "budget=1.0", "schedule=piecewise"]
     records = [r.record() for points, optimizer in (("[[0,1],[1,0]]", "sgd"), ("[[0,1],[0.5,0.2],[1,0]]", "adamw"))

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from test_report import Run, make_sweep
 
-from schedsweep import compare
+from schedsweep.results import compare
 from schedsweep.errors import ConfigError
-from schedsweep.report import build, load_runs, rank
+from schedsweep.results.report import build, load_runs, rank
 
 INF = math.inf
 

@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from schedsweep import eta, forks, metrics, settings, store
-from schedsweep.plan import make_plan
-from schedsweep.sweep import Sweep
+from schedsweep.sweep import eta, store
+from schedsweep.sharing import forks
+from schedsweep.train import metrics
+from schedsweep.plan import variants
+from schedsweep.plan.grid import make_plan
+from schedsweep.sweep.api import Sweep
 
 
 def _nothing(run: str) -> int | None:
@@ -95,7 +98,7 @@ def test_a_study_queue_spreads_each_setting_evenly_in_plan_order_within_it() -> 
     records = [r.record() for r in make_plan(["task=classifier,quadratic", "schedule=linear,cosine", "budget=0.2,0.5,1.0",
                                               "seed=0,1", "optimizer=sgd", "executor=debug"]).runs]
     assert [r["labels"]["task"] for r in records] == ["classifier"] * 12 + ["quadratic"] * 12  # plan order
-    queued = settings.queue_order(records)
+    queued = variants.queue_order(records)
     assert sorted(r["id"] for r in queued) == sorted(r["id"] for r in records)
     assert [r["labels"]["task"] for r in queued] == ["classifier", "quadratic"] * 12
     for task in ("classifier", "quadratic"):
@@ -103,7 +106,7 @@ def test_a_study_queue_spreads_each_setting_evenly_in_plan_order_within_it() -> 
     # A setting key other than task/optimizer (here task.hidden) makes settings too; uneven sizes stay spread.
     mixed = records[:12] + [r.record() for r in make_plan(["task=classifier", "task.hidden=8", "budget=0.5,1.0",
                                                            "optimizer=sgd", "executor=debug"]).runs]
-    order = [r["spec"]["task"].get("hidden") == 8 for r in settings.queue_order(mixed)]
+    order = [r["spec"]["task"].get("hidden") == 8 for r in variants.queue_order(mixed)]
     assert sum(order) == 2 and order.index(True) in range(2, 5) and order.index(True, order.index(True) + 1) in range(8, 11)
 
 
@@ -170,10 +173,10 @@ def test_a_branch_is_queued_after_the_run_it_forks_from(tmp_path: Path) -> None:
     plan = make_plan(["task=classifier", "schedule=linear,constant", "full_steps=20", "budget=0.25,0.5,1.0",
                       "optimizer=sgd", "executor=debug"], name="tree")
     sweep, _ = Sweep.create(plan, tmp_path)
-    queue = [store.run_dir(sweep.path, r["id"]) for r in settings.queue_order(store.read_plan(sweep.path))]
+    queue = [store.run_dir(sweep.path, r["id"]) for r in variants.queue_order(store.read_plan(sweep.path))]
     parent = {p: p.parent / b["of"] for p in queue if (b := store.read_json(p / store.RUN_RECORD).get("branch"))}
     trunks = set(parent.values())
-    constant = {p for p, r in zip(queue, settings.queue_order(store.read_plan(sweep.path))) if r["labels"]["schedule"] == "constant"}
+    constant = {p for p, r in zip(queue, variants.queue_order(store.read_plan(sweep.path))) if r["labels"]["schedule"] == "constant"}
     assert constant - trunks <= set(parent) and trunks  # the shorter constant runs branch from the longest
     assert any(queue.index(t) > min(queue.index(b) for b in parent if parent[b] == t) for t in trunks)  # planned after
     ordered = forks.parents_first(queue)

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedsweep import formula, schedules
+from schedsweep import schedules
+from schedsweep.schedules import formula
 from schedsweep.errors import ScheduleError
 
 VARS = ("z", "t", "T", "W")

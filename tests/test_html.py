@@ -14,9 +14,9 @@ from test_collect import make_logged_sweep
 from test_report import Run
 from typer.testing import CliRunner
 
-from schedsweep import html
+from schedsweep.results import html
 from schedsweep.cli import app
-from schedsweep.render import Section
+from schedsweep.results.render import Section
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

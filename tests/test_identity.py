@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from schedsweep import identity, optimizers, schedules, signature, tasks
+from schedsweep import schedules, tasks
+from schedsweep.plan import identity, signature
+from schedsweep.train import optimizers
 from schedsweep.errors import ConfigError
-from schedsweep.identity import Identifier, canonical, run_id
-from schedsweep.plan import make_plan
+from schedsweep.plan.identity import Identifier, canonical, run_id
+from schedsweep.plan.grid import make_plan
 
 FAST = ["task=classifier", "full_steps=100", "budget=0.5"]
 CLASSIFIER = {"_target_": "schedsweep.tasks.classifier.Classifier"}
@@ -72,7 +74,7 @@ def test_golden_id_of_a_file_read_by_a_run(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_ids_are_the_same_in_another_process() -> None:
-    code = f"from schedsweep.plan import make_plan; print(sorted(r.id for r in make_plan({FAST!r}, check_imports=False).runs))"
+    code = f"from schedsweep.plan.grid import make_plan; print(sorted(r.id for r in make_plan({FAST!r}, check_imports=False).runs))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == str(plan_ids([]))
 
@@ -205,7 +207,7 @@ def test_source_defaults_equal_inspect_for_built_in_tasks_and_torch_optimizers()
 def test_planning_a_dry_run_imports_no_torch() -> None:
     code = textwrap.dedent(f"""
         import sys
-        from schedsweep.plan import make_plan
+        from schedsweep.plan.grid import make_plan
         plan = make_plan({["task=charlm", "optimizer=sgd,adamw", "schedule=linear,wsd"]!r}, check_imports=False)
         print(len(plan.runs), "torch" in sys.modules)
     """)

@@ -11,11 +11,14 @@ from typing import Any, Iterator
 import pytest
 import torch
 
-from schedsweep import checkpoint, groups, loop, metrics, optimizers, plan, schedules, store, tasks, train
-from schedsweep.distributed import Dist
+from schedsweep import schedules, tasks
+from schedsweep.train import checkpoint, groups, loop, metrics, optimizers, run as train
+from schedsweep.plan import grid as plan
+from schedsweep.sweep import store
+from schedsweep.train.distributed import Dist
 from schedsweep.errors import ConfigError, TaskError
-from schedsweep.metrics import MetricsWriter
-from schedsweep.plan import make_plan
+from schedsweep.train.metrics import MetricsWriter
+from schedsweep.plan.grid import make_plan
 from schedsweep.tasks.charlm import CharLM
 
 TINY_LM = ["task=charlm", "task.context=16", "task.d_model=16", "task.n_layers=1", "task.n_heads=2",

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from schedsweep import checkpoint, groups, optimizers, tasks
+from schedsweep import tasks
+from schedsweep.train import checkpoint, groups, optimizers
 from schedsweep.errors import ConfigError
-from schedsweep.plan import make_plan
+from schedsweep.plan.grid import make_plan
 from test_loop import TINY_LM, TINY_MLP, numbers, run_record, train_in
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"

@@ -11,8 +11,8 @@ from pathlib import Path
 from test_collect import make_logged_sweep
 from test_report import Run
 
-from schedsweep import collect, render
-from schedsweep.report import build
+from schedsweep.results import collect, render
+from schedsweep.results.report import build
 
 TESTS = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schedsweep.errors import ConfigError
-from schedsweep.plan import budget_steps, make_plan
+from schedsweep.plan.grid import budget_steps, make_plan
 
 FAST = ["task=classifier", "full_steps=100"]
 
@@ -65,7 +65,7 @@ def test_a_study_is_a_file_in_the_users_config_dir(tmp_path: Path) -> None:
 
 def test_run_ids_are_the_same_in_another_process() -> None:
     # Golden ids and every normalisation rule: tests/test_identity.py.
-    code = "from schedsweep.plan import make_plan; print(sorted(r.id for r in make_plan(['task=classifier','full_steps=100']).runs))"
+    code = "from schedsweep.plan.grid import make_plan; print(sorted(r.id for r in make_plan(['task=classifier','full_steps=100']).runs))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == str(sorted(r.id for r in make_plan(FAST).runs))
 
@@ -162,10 +162,11 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_group_sections_are_swapped_only_when_that_equals_composing_every_combination(tmp_path: Path) -> None:
-    from schedsweep import optimizers, tasks
-    from schedsweep.config import composer
-    from schedsweep.identity import Identifier
-    from schedsweep.plan import _make_run
+    from schedsweep import tasks
+    from schedsweep.train import optimizers
+    from schedsweep.plan.config import composer
+    from schedsweep.plan.identity import Identifier
+    from schedsweep.plan.grid import _make_run
 
     (tmp_path / "schedule").mkdir()
     (tmp_path / "tuned").mkdir()
@@ -211,7 +212,7 @@ def test_a_dry_run_checks_optimizer_keys_without_torch(override: str, expected: 
     code = f"""
 import sys
 from schedsweep.errors import ConfigError
-from schedsweep.plan import make_plan
+from schedsweep.plan.grid import make_plan
 try:
     make_plan({[*FAST, "budget=0.5", override]!r}, check_imports=False)
 except ConfigError as e:

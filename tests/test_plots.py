@@ -18,9 +18,9 @@ from test_collect import make_logged_sweep
 from test_report import Run
 from typer.testing import CliRunner
 
-from schedsweep import collect, plots
+from schedsweep.results import collect, plots
 from schedsweep.cli import app
-from schedsweep.report import Report, best_runs, build
+from schedsweep.results.report import Report, best_runs, build
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

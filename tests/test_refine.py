@@ -11,8 +11,10 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from schedsweep import metrics, schedules, store
-from schedsweep.refine import RefineError, choose_norm, closed_form, median_smooth, refine_run, schedule_yaml
+from schedsweep import schedules
+from schedsweep.train import metrics
+from schedsweep.sweep import store
+from schedsweep.schedules.refine import RefineError, choose_norm, closed_form, median_smooth, refine_run, schedule_yaml
 from test_cli import cli
 
 G = np.array([4, 2, 1, 1, 1, 1, 1, 1, 1, 1.0])

@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from schedsweep import store
+from schedsweep.sweep import store
 from schedsweep.errors import ConfigError, ResultsError
-from schedsweep.render import budget_label, rich_tables, to_text
-from schedsweep.report import AVG_RANK, best_runs, load_runs, lr_sensitivity, pivot, rank, t_quantile, winners
+from schedsweep.results.render import budget_label, rich_tables, to_text
+from schedsweep.results.report import AVG_RANK, best_runs, load_runs, lr_sensitivity, pivot, rank, t_quantile, winners
 
 FULL_STEPS = 1000
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedsweep import sbatch
+from schedsweep.executors import sbatch
 from test_cli import cli
 
 GOLDEN = Path(__file__).parent / "golden" / "array.sbatch"

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from schedsweep import cli, schedules
 from schedsweep.cli import app
-from schedsweep.config import composer
+from schedsweep.plan.config import composer
 from schedsweep.errors import ConfigError, ScheduleError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "schedule"

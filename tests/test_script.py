@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import collect, metrics, plan, store
+from schedsweep.results import collect
+from schedsweep.train import metrics
+from schedsweep.plan import grid as plan
+from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
 from test_cli import cli, statuses
 
@@ -177,7 +180,7 @@ def test_two_tasks_per_run_start_two_ranks_with_torchrun_variables(tmp_path: Pat
 
 
 def test_a_command_that_does_not_exist_fails_the_run_with_one_message(tmp_path: Path) -> None:
-    from schedsweep import train
+    from schedsweep.train import run as train
 
     record = {"id": "r", "spec": {"task": {"command": "no-such-command-xyz --flag", "files": {}}}, "labels": {}, "log": {}}
     path = tmp_path / "runs" / "r"

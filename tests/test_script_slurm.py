@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import checkpoint, metrics, slurm, store
+from schedsweep.train import checkpoint, metrics
+from schedsweep.executors import slurm
+from schedsweep.sweep import store
 from test_cli import _wait_for as _wait
 from test_cli import cli, statuses
 from test_script import EXAMPLE

@@ -1,4 +1,4 @@
-"""Cutting shared-prefix trees into Slurm segments and dependent arrays (schedsweep.segments): pure planning."""
+"""Cutting shared-prefix trees into Slurm segments and dependent arrays (schedsweep.sharing.segments): pure planning."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedsweep import branching, segments
-from schedsweep.segments import Array, Segment
+from schedsweep.sharing import branching, segments
+from schedsweep.sharing.segments import Array, Segment
 from test_branching import WSD, run
 
 

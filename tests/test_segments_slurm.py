@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import claims, collect, forks, metrics, slurm, store
-from schedsweep.sweep import Sweep
+from schedsweep.sweep import claims, store
+from schedsweep.results import collect
+from schedsweep.sharing import forks
+from schedsweep.train import metrics
+from schedsweep.executors import slurm
+from schedsweep.sweep.api import Sweep
 from test_cli import _wait_for as _wait
 from test_cli import cli, statuses
 from test_slurm import _accounting, cluster  # noqa: F401  (cluster: the module's autouse fixture, skip without a cluster)

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep import checkpoint, claims, metrics, report, slurm, store
-from schedsweep.sweep import Sweep
+from schedsweep.train import checkpoint, metrics
+from schedsweep.sweep import claims, store
+from schedsweep.results import report
+from schedsweep.executors import slurm
+from schedsweep.sweep.api import Sweep
 from test_claims import FLAKY, assert_trained_once, attempts_per_seed
 from test_cli import _wait_for as _wait
 from test_cli import TESTS, cli, statuses

@@ -14,11 +14,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from schedsweep import report, store, tasks
-from schedsweep.config import builtin_conf_dir
+from schedsweep import tasks
+from schedsweep.results import report
+from schedsweep.sweep import store
+from schedsweep.plan.config import builtin_conf_dir
 from schedsweep.errors import TaskError
-from schedsweep.plan import make_plan
-from schedsweep.sweep import Sweep
+from schedsweep.plan.grid import make_plan
+from schedsweep.sweep.api import Sweep
 from schedsweep.tasks import digits, quadratic, regression
 
 CONF = builtin_conf_dir()

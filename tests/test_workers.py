@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 from test_cli import TINY, cli, statuses
 
-from schedsweep import checkpoint, executors, metrics, store, train, workers
-from schedsweep.plan import make_plan
-from schedsweep.sweep import Sweep
+from schedsweep import executors
+from schedsweep.train import checkpoint, metrics, run as train
+from schedsweep.sweep import store
+from schedsweep.executors import workers
+from schedsweep.plan.grid import make_plan
+from schedsweep.sweep.api import Sweep
 
 LONG = ["task=classifier", "budget=1.0", "full_steps=1000000", "eval_every=1000000", "task.n_train=256", "task.hidden=16"]
 
@@ -120,7 +123,7 @@ def test_ctrl_c_of_the_launcher_checkpoints_running_runs_and_a_relaunch_finishes
 
 def test_a_worker_whose_launcher_dies_checkpoints_its_run(tmp_path: Path) -> None:
     run, = runs(tmp_path, "orphan", LONG)
-    code = f"from schedsweep import workers; p = workers.Pool(1, 1); p.submit({str(run)!r}); import time; time.sleep(600)"
+    code = f"from schedsweep.executors import workers; p = workers.Pool(1, 1); p.submit({str(run)!r}); import time; time.sleep(600)"
     launcher = subprocess.Popen([sys.executable, "-c", code])
     wait_for(lambda: store.read_status(run).status == "running", 120, "the run to start")
     worker = store.read_status(run).pid

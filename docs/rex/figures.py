@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from schedsweep import collect, plots, render, report, store
-from schedsweep.plan import make_plan
+from schedsweep.results import collect, plots, render, report
+from schedsweep.sweep import store
+from schedsweep.plan.grid import make_plan
 
 
 def draw(sweep: Path, summary: pd.DataFrame, runs: pd.DataFrame, wanted: str) -> bytes:

@@ -16,13 +16,13 @@
         run.finish(eval_loss=evaluate(model))
 
 Under `schedsweep launch task=script task.command="python train.py"` the run comes from the run
-folder named by $SCHEDSWEEP_RUN_DIR (schedsweep.script sets it); run alone, `init` returns a run
+folder named by $SCHEDSWEEP_RUN_DIR (schedsweep.train.script sets it); run alone, `init` returns a run
 with the defaults given to it, which logs nowhere unless given a `folder`.
 
 One row per step: every `log` call for the same step fills the same row, a larger step closes it.
 The `lr` column is peak_lr * f(step), the LR of that step's update under the scheduler above (pass
 `lr=` to record another). Any other numeric metric becomes a float column of its own (see
-schedsweep.metrics). A non-finite loss or eval_loss records the run as diverged and exits the
+schedsweep.train.metrics). A non-finite loss or eval_loss records the run as diverged and exits the
 script. Steps out of order, beyond the budget or before start_step raise ClientError, whose message
 becomes the run's status.
 """
@@ -38,10 +38,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schedsweep import checkpoint, schedules, store
+from schedsweep import schedules
+from schedsweep.train import checkpoint
+from schedsweep.sweep import store
 from schedsweep.errors import SchedsweepError
-from schedsweep.metrics import MetricsWriter, part_files, truncate_parts
-from schedsweep.script import ENV_RUN_DIR, SIGNALS, STATE
+from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
+from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
 NOT_LOGGABLE = frozenset({"step", "wall_s", "run_id"})  # set by the client (or by collect), never by a script
 
 __all__ = ["ClientError", "Run", "init"]
@@ -257,7 +259,7 @@ class Run:
             self._writer.append(row | {"samples_seen": n["samples"], "wall_s": time.perf_counter() - self._start})
 
     def _report(self, state: str, steps_done: int | None = None, error: str | None = None) -> None:
-        """client.json for schedsweep.script, which turns it into the run's status (rank 0 only)."""
+        """client.json for schedsweep.train.script, which turns it into the run's status (rank 0 only)."""
         if self.folder is None or self.rank != 0:
             return
         n = self._numbers

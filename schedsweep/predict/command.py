@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from schedsweep import store
+from schedsweep.sweep import store
 from schedsweep.predict import optimize as optimizing
 from schedsweep.predict import output
 from schedsweep.predict.fitting import PredictError

@@ -1,7 +1,7 @@
 """`schedsweep predict` on a sweep: fit a law per setting and peak LR on the runs `--fit` selects, then
 predict every other run (and `--what-if` runs never trained) and compare predicted with actual results.
 
-Runs are read through schedsweep.collect, as `report` does. A run's curve is its logged `lr` column
+Runs are read through schedsweep.results.collect, as `report` does. A run's curve is its logged `lr` column
 (the LR of every step) and its held-out `eval_loss` (the loss after update t, the metric the report
 ranks by) from 10% of the run on (the initial transient is not a function of the LR area); a what-if run's LR comes from schedsweep.schedules at the peak LR of its group.
 DataFrames out; schedsweep.predict.output renders them.
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from schedsweep import collect, report, schedules
+from schedsweep import schedules
+from schedsweep.results import collect, report
 from schedsweep.predict.fitting import Curve, PredictError, fit
 from schedsweep.predict.laws import Law
 

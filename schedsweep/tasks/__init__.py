@@ -17,11 +17,11 @@ the top-level `seed` key), so the YAML must not set `seed` itself. Its instances
         comparable. The loop calls it under torch.no_grad() with model.eval() and restores
         model.train() afterwards.
 
-Two optional methods make a task fit real training (schedsweep.groups and schedsweep.loop):
+Two optional methods make a task fit real training (schedsweep.train.groups and schedsweep.train.loop):
 
     param_groups(model) -> list[dict]
         torch parameter groups: {"params": [...], "lr_scale": 1.0, ...optimizer options}; each
-        group's lr is peak_lr * lr_scale * f(t). Built-in tasks: schedsweep.groups.no_decay_groups.
+        group's lr is peak_lr * lr_scale * f(t). Built-in tasks: schedsweep.train.groups.no_decay_groups.
     batches(start: int = 0) -> Iterator[Any]
         The same stream from batch `start` on, so a resumed run need not replay it.
 
@@ -30,7 +30,7 @@ values (wrong ranges, inconsistent sizes). `resolve` calls it at plan time, befo
 it must be cheap: no models, no reading of data.
 
 A run's id hashes the task's parameters with the constructor's defaults filled in, and the contents of
-every file it reads (schedsweep.identity). A task that reads files names their parameters in a class
+every file it reads (schedsweep.plan.identity). A task that reads files names their parameters in a class
 attribute `FILE_PARAMS = {"param": None}`; the value may instead name a module whose source file is
 the data when the parameter is null (charlm: `{"text": "pydoc_data.topics"}`). Keep `__init__`'s
 defaults literals: the planner then reads them from the source without importing your module (and torch).
@@ -84,7 +84,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
-from schedsweep import signature
+from schedsweep.plan import signature
 from schedsweep.errors import TaskError
 
 if TYPE_CHECKING:  # torch takes ~1 s to import; planning and --help must not pay for it
@@ -144,7 +144,7 @@ def resolve(spec: Mapping[str, Any]) -> type:
 def identity_params(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str | None]]:
     """(constructor defaults without seed, FILE_PARAMS) of the task class, for its run id.
 
-    Read from the module's source when possible (schedsweep.signature: no import, so no torch);
+    Read from the module's source when possible (schedsweep.plan.signature: no import, so no torch);
     otherwise the class is imported and inspected.
     """
     target = _target(_plain(spec))

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from schedsweep.errors import TaskError
-from schedsweep.groups import no_decay_groups
+from schedsweep.train.groups import no_decay_groups
 from schedsweep.tasks import derive_seed, evaluating, seeded
 
 HELD_OUT = 0.1  # the last 10% of the text

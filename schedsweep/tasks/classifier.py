@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from schedsweep.errors import TaskError
-from schedsweep.groups import no_decay_groups
+from schedsweep.train.groups import no_decay_groups
 from schedsweep.tasks import derive_seed, evaluating, seeded
 
 TEACHER_HIDDEN = 64  # wider teachers made no visible difference to the student's curve at 300 steps

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from schedsweep.errors import TaskError
-from schedsweep.groups import no_decay_groups
+from schedsweep.train.groups import no_decay_groups
 from schedsweep.tasks import derive_seed, seeded
 from schedsweep.tasks.charlm import HELD_OUT, TinyGPT, _python_docs
 

@@ -1,0 +1,151 @@
+"""CLI verbs about results: collect, report (tables, figures, HTML) and predict (loss-curve laws)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from schedsweep.cli import ConfigDir, app, err, friendly, out
+from schedsweep.errors import SchedsweepError
+
+
+@app.command()
+@friendly
+def collect(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    last_k: int = typer.Option(20, "--last-k", help="Steps averaged for the train_loss_last_k summary column."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Re-read every run, not only those changed since the last collect."),
+) -> None:
+    """Merge every run's metric parts into <sweep>/collected/ (one dataset + a one-row-per-run summary)."""
+    from schedsweep.results import collect as collecting
+
+    result = collecting.collect(sweep, last_k=last_k, rebuild=rebuild)
+    _warn_collected(result)
+    chunks = result.summary["chunk"].dropna()
+    out.print(f"collected {len(result.summary)} runs into {result.path.parent}: {result.reread} re-read, "
+              f"{result.reused} unchanged; {int(result.summary['n_rows'].sum())} metric rows in "
+              f"{chunks.nunique()} file(s) under {result.path.parent / collecting.CHUNKS}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@friendly
+def report(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or latex instead of terminal tables."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the --format output to this file (format from its suffix if no --format)."),
+    metric: str = typer.Option("final_eval_loss", "--metric", help="final_eval_loss, best_eval_loss, final_loss, train_loss_last_k, or a logged column (its last value): grad_norm, lr, ..."),
+    maximize: bool = typer.Option(False, "--maximize/--minimize", help="Higher metric is better (accuracy-like), or lower (losses, the default)."),
+    last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
+    r_max: float = typer.Option(1.1, "--r-max", help="Performance profile: ratios to the best counted up to this factor."),
+    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: ranking, pivot, budgets, topk, ratios, ratio_summary or profile."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
+) -> None:
+    """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule; with several optimizers, (optimizer, schedule) pairs), then
+    compare them across settings: average rank per budget, Top-1/Top-3 shares, ratio to linear decay,
+    performance profile. Collects the sweep first (only runs changed since the last collect)."""
+    from schedsweep.results import collect as collecting
+    from schedsweep.results import render
+    from schedsweep.results import report as reporting
+
+    if fmt is None and out_file is not None:  # from the suffix: .md .csv .json .tex; Markdown otherwise
+        fmt = {".csv": "csv", ".json": "json", ".tex": "latex", ".latex": "latex"}.get(out_file.suffix, "md")
+    if fmt is not None and fmt not in render.FORMATS:
+        raise SchedsweepError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}.")
+    if table is not None and (fmt != "csv" or table not in render.TABLES):
+        raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
+    result = collecting.collect(sweep, last_k=last_k)
+    _warn_collected(result)
+    runs = collecting.runs_frame(result.summary)
+    if baseline is not None and baseline not in set(runs["schedule"]):
+        raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
+                              f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
+    rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline or "linear", r_max=r_max)
+    from schedsweep.plan import study
+
+    rep.notes.extend(study.source_notes(sweep))
+    rep.notes.extend(collecting.sharing_notes(result.summary))
+    if fmt is None:
+        for section in render.report_sections(rep):
+            out.print(render.rich_table(section))
+        for note in rep.notes:
+            out.print(f"[dim]note: {note}[/]", highlight=False)
+    else:
+        text = render.report_text(rep, fmt, table)
+        if out_file is None:
+            sys.stdout.write(text)
+        else:
+            _write(out_file, text)
+            err.print(f"wrote {out_file}")
+    if plots is not None or html is not None:
+        _figures_and_page(sweep, result, runs, rep, plots, html)
+
+
+def _warn_collected(result: Any) -> None:
+    warning = result.warning()
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _figures_and_page(sweep: Path, result: Any, runs: Any, rep: Any, plots_dir: Optional[Path], html_file: Optional[Path]) -> None:
+    from schedsweep.results import collect as collecting
+    from schedsweep.results import html, plots, render
+    from schedsweep.sweep import store
+    from schedsweep.results import report as reporting
+
+    best = reporting.best_runs(runs, plots.shown_cells(rep))
+    rows = collecting.read_rows(sweep, result.summary, list(best["id"]), plots.CURVE_COLUMNS)
+    figures = plots.draw(rep, best, rows)
+    if plots_dir is not None:
+        try:
+            paths = figures.save(plots_dir)
+        except OSError as e:
+            raise SchedsweepError(f"cannot write figures to '{plots_dir}': {e.strerror or e}.") from None
+        err.print(f"wrote {len(paths)} figures to {plots_dir}")
+    if html_file is not None:
+        config = sweep / store.SWEEP_CONFIG
+        counts = result.summary["status"].value_counts()
+        summary = f"{len(result.summary)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); ranked by {rep.metric}."
+        text = html.page(f"schedsweep report: {sweep.resolve().name}", render.report_sections(rep), figures.png,
+                         config.read_text(encoding="utf-8") if config.is_file() else "(no sweep.yaml)", summary,
+                         [w for w in [result.warning()] if w], rep.notes + figures.notes)
+        _write(html_file, text)
+        err.print(f"wrote {html_file}")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a report file through the one atomic writer (mode from the umask, to share); one message on failure."""
+    from schedsweep.sweep import store
+
+    try:
+        store.atomic_write_text(path, text)
+    except OSError as e:
+        raise SchedsweepError(f"cannot write '{path}': {e.strerror or e}.") from None
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@friendly
+def predict(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    more_what_if: Optional[list[str]] = typer.Argument(None, help="More KEY=VALUES selections for --what-if."),
+    fit_on: list[str] = typer.Option([], "--fit", help="Runs to fit on, KEY=VALUES (repeatable), e.g. schedule=constant,cosine; default: every finished run."),
+    what: list[str] = typer.Option([], "--what-if", help="Predict untrained runs: schedule=NAMES and/or budget=VALUES (beyond the sweep's too)."),
+    law: str = typer.Option("mpl", "--law", help="mpl (Multi-Power Law) or tissue (scaling law with LR annealing)."),
+    optimize: bool = typer.Option(False, "--optimize", help="Write the schedule that minimises the predicted final loss."),
+    budget: str = typer.Option("1.0", "--budget", help="Budget of --optimize (fraction of full_steps, or steps)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the --optimize schedule (conf/schedule/NAME.yaml)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="YAML to write (default: conf/schedule/NAME.yaml here)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of predicted and actual curves (default: SWEEP/predicted/curves-LAW.png)."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """Fit a loss-curve law on some runs, predict the others and untrained ones, optimise a schedule."""
+    from schedsweep.predict.command import run
+
+    if more_what_if and not what:
+        raise SchedsweepError(f"unexpected argument(s) {' '.join(more_what_if)}: KEY=VALUES selections follow --what-if.")
+    run(sweep, fit_on, [*what, *(more_what_if or [])], law, optimize, budget, name, out_file, force, plot, config_dir, out)

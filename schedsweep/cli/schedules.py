@@ -1,0 +1,139 @@
+"""CLI verbs about schedules: list, show and plot the catalogue, and refine one from a run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from schedsweep.cli import ConfigDir, app, friendly, out, schedules_app
+from schedsweep.errors import SchedsweepError
+
+
+@app.command()
+@friendly
+def refine(
+    run: Path = typer.Argument(..., help="A finished run folder, e.g. results/<sweep>/runs/<run id>."),
+    name: str = typer.Option(..., "--name", help="Name of the new schedule (the YAML file's name)."),
+    norm: str = typer.Option("auto", "--norm", help="l2 (SGD-type), l1 (Adam-type) or auto (from the run's optimizer)."),
+    window: float = typer.Option(0.1, "--window", help="Median-filter window as a fraction of the run (the paper: 0.1)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="YAML to write (default: conf/schedule/NAME.yaml here)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
+) -> None:
+    """Derive a schedule from a run's gradient norms (Defazio et al.'s refinement) and write it as YAML."""
+    import yaml
+
+    from schedsweep.schedules import refine as refinement
+    from schedsweep.sweep import store
+
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise SchedsweepError(f"--name {name!r} must be letters, digits, '_' or '-' (it becomes conf/schedule/NAME.yaml).")
+    target = out_file or Path("conf") / "schedule" / f"{name}.yaml"
+    if target.exists() and not force:
+        raise SchedsweepError(f"'{target}' exists; pass --force to overwrite it or choose another --name.")
+    result = refinement.refine_run(run, norm, window)
+    spec = refinement.schedule_yaml(result, name, f"run folder {run}")
+    store.atomic_write_text(target, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    figure = run / f"refined-{name}.png"
+    refinement.plot(result, figure, f"{name}: refined from run {result.source} ({result.norm} norms)")
+    out.print(f"wrote {target} ({result.norm} norms, window {window:g}) and {figure}")
+    from schedsweep.plan.config import builtin_conf_dir
+
+    tree = target.resolve().parent.parent
+    out.print(f"use it: schedsweep launch schedule=linear,{name}" + ("" if tree == builtin_conf_dir() else f" --config-dir {tree}"))
+
+
+@schedules_app.command("list")
+@friendly
+def schedules_list(config_dir: Optional[Path] = ConfigDir) -> None:
+    """Every schedule in conf/schedule/: name, shape, parameters, description and source."""
+    from rich.table import Column, Table
+
+    from schedsweep.plan.config import composer
+
+    table = Table("name", "shape", Column("parameters", overflow="fold"), "description", "source", show_lines=True)
+    with composer(config_dir) as c:
+        for name in c.options("schedule"):
+            spec = _schedule_spec(c, name, resolve=False)  # power's max_lr shows as ${optimizer.lr}
+            params = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in ("shape", "description", "source"))
+            table.add_row(name, str(spec.get("shape")), params, str(spec.get("description", "")), str(spec.get("source", "")))
+    out.print(table)
+
+
+@schedules_app.command("show")
+@friendly
+def schedules_show(
+    name: str = typer.Argument(..., help="A schedule name (a file in conf/schedule/)."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Budget in steps (T)."),
+    peak_lr: float = typer.Option(1.0, "--peak-lr", help="Peak learning rate the schedule multiplies."),
+    csv: bool = typer.Option(False, "--csv", help="Print 'step,lr' rows instead of a table."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """The learning rate at every step 0..T-1 of a budget of T steps."""
+    import numpy as np
+
+    from schedsweep import schedules
+    from schedsweep.plan.config import composer
+
+    with composer(config_dir) as c:
+        spec = _schedule_spec(c, name, peak_lr)
+    values = peak_lr * schedules.check(spec, steps, name)  # vectorised: 10^6 steps in well under a second
+    if csv:
+        import io
+
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        text = io.BytesIO()  # Arrow formats 10^6 floats (shortest round-trip form) ~5x faster than repr
+        pa_csv.write_csv(pa.table({"step": np.arange(steps), "lr": values}), text,
+                         pa_csv.WriteOptions(include_header=False))
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"step,lr\n" + text.getvalue())
+        sys.stdout.buffer.flush()
+        return
+    from rich.table import Table
+
+    table = Table("step", "lr", title=f"{name} over {steps} steps, peak lr {peak_lr:g}")
+    for t, v in enumerate(values):
+        table.add_row(str(t), f"{v:.6g}")
+    out.print(table)
+
+
+@schedules_app.command("plot")
+@friendly
+def schedules_plot(
+    names: list[str] = typer.Argument(..., help="Schedule names (files in conf/schedule/), one line each."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Budget in steps (T)."),
+    out_file: Path = typer.Option(..., "--out", help="Image to write (PNG, or any format matplotlib knows by suffix)."),
+    peak_lr: float = typer.Option(1.0, "--peak-lr", help="Peak learning rate the schedules multiply."),
+    config_dir: Optional[Path] = ConfigDir,
+) -> None:
+    """Plot the learning rate of one or more schedules over a budget of T steps into one figure."""
+    from schedsweep import schedules
+    from schedsweep.plan.config import composer
+
+    with composer(config_dir) as c:
+        specs = {name: _schedule_spec(c, name, peak_lr) for name in names}
+    curves = {name: peak_lr * schedules.check(spec, steps, name) for name, spec in specs.items()}
+    from schedsweep.results import plots
+
+    figure = plots.schedule_lines(curves, steps, peak_lr)
+    try:
+        figure.savefig(out_file, dpi=120)
+    except (OSError, ValueError) as e:
+        raise SchedsweepError(f"cannot write the plot to '{out_file}': {e}") from None
+    out.print(f"wrote {out_file}")
+
+
+def _schedule_spec(c: Any, name: str, peak_lr: Optional[float] = None, resolve: bool = True) -> dict[str, Any]:
+    """The schedule's spec; interpolations (power's max_lr: ${optimizer.lr}) resolved with optimizer.lr = peak_lr."""
+    from schedsweep import schedules
+    from schedsweep.plan.config import check_option
+
+    if resolve:
+        return schedules.compose_spec(c, name, peak_lr)
+    check_option(c, "schedule", name)
+    cfg, _ = c.compose([f"schedule={name}"], "config")
+    return cfg["schedule"]

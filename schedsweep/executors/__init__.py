@@ -1,0 +1,336 @@
+"""Where runs train: the executor settings' schema, and one small interface over debug, local and Slurm.
+
+Every executor has `submit(runs)`, `poll() -> {run folder: state}` for the runs whose state changed
+since the last poll (running, requeued, interrupted, done, failed, diverged, or BUSY: trained by
+another writer), and `cancel()`. `detached` executors (Slurm) keep running when the launcher stops;
+the others' runs are cancelled with it. Each run is `schedsweep.train.run.main(run_dir)`, which claims
+the run first, so whatever executor or process reaches a run, it is trained once.
+
+The settings' schema is one dataclass per kind: unknown keys, kinds and bad numbers are errors
+whose message is generated from the dataclass fields; conf/executor/*.yaml holds the user-facing
+defaults and comments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from schedsweep.sharing import forks
+from schedsweep.sweep import store
+from schedsweep.sweep.claims import BUSY
+from schedsweep.errors import ConfigError
+
+
+@dataclass
+class DebugSettings:
+    kind: str = "debug"
+    threads_per_run: int | None = None
+
+
+@dataclass
+class LocalSettings:
+    kind: str = "local"
+    max_parallel: int | None = None
+    threads_per_run: int | None = None
+    timeout_min: float | None = 1440
+    tasks_per_node: int | None = 1
+
+
+@dataclass
+class SlurmSettings:
+    kind: str = "slurm"
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    nodes: int | None = 1
+    gpus_per_node: int | None = 0
+    tasks_per_node: int | None = None
+    cpus_per_task: int | None = 1
+    mem_gb: float | None = None
+    time_min: int | None = 60
+    time_per_step_s: float | None = None
+    time_safety: float | None = 2.0
+    time_by_budget: dict[Any, Any] = field(default_factory=dict)
+    array_parallelism: int | None = 256
+    signal_delay_s: int | None = 60
+    max_requeues: int | None = 3
+    setup: list[str] = field(default_factory=list)
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+SCHEMAS: dict[str, type] = {"debug": DebugSettings, "local": LocalSettings, "slurm": SlurmSettings}
+
+
+def check(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The executor settings, checked against their kind's schema; ConfigError naming the key otherwise."""
+    kind = cfg.get("kind")
+    if kind not in SCHEMAS:
+        raise ConfigError(f"unknown executor kind {kind!r}. Valid: {', '.join(SCHEMAS)} (conf/executor/).")
+    fields = {f.name: f for f in dataclasses.fields(SCHEMAS[kind])}
+    unknown = sorted(set(cfg) - set(fields))
+    if unknown:
+        raise ConfigError(f"executor '{kind}' has no key(s) {', '.join(unknown)}. Valid keys: {', '.join(fields)}.")
+    for key, value in cfg.items():
+        kind_of = str(fields[key].type)
+        if value is None or key == "kind":
+            continue
+        if kind_of.startswith(("int", "float")):
+            number = (int,) if kind_of.startswith("int") else (int, float)
+            strictly = kind == "local"  # a local count of 0 means nothing would run
+            if isinstance(value, bool) or not isinstance(value, number) or value < 0 or (strictly and value == 0):
+                what = "an integer" if number == (int,) else "a number"
+                raise ConfigError(f"executor.{key} must be {what} {'> 0' if strictly else '>= 0'} (or null); got {value!r}.")
+        elif kind_of.startswith("list") and not isinstance(value, list):
+            raise ConfigError(f"executor.{key} must be a list of shell lines; got {value!r}.")
+        elif kind_of.startswith("dict") and not isinstance(value, dict):
+            raise ConfigError(f"executor.{key} must be a mapping; got {value!r}.")
+        elif kind_of.startswith("str") and not isinstance(value, (str, int)):
+            raise ConfigError(f"executor.{key} must be a string; got {value!r}.")
+    if kind == "slurm" and not cfg.get("time_min"):
+        raise ConfigError("executor.time_min must be an integer >= 1 (minutes per run when nothing more precise is set).")
+    return cfg
+
+
+def cpus() -> int:
+    """CPUs this process may use: its Slurm allocation, else its affinity mask (not the machine's count)."""
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE")
+    if allocated and allocated.isdigit():
+        return int(allocated)
+    return len(os.sched_getaffinity(0))
+
+
+def threads(settings: dict[str, Any], parallel: int) -> int:
+    return int(settings.get("threads_per_run") or max(1, cpus() // parallel))
+
+
+class Executor(Protocol):
+    detached: bool  # whether its runs outlive the process that submitted them (Slurm jobs)
+
+    def submit(self, runs: list[Path]) -> None: ...
+    def poll(self) -> dict[Path, str]: ...
+    def cancel(self) -> None: ...
+
+
+class Debug:
+    """Every run in this process, one after another (for debugging a task or a schedule)."""
+
+    detached = False
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.threads = threads(settings, 1)
+        self.queue: list[Path] = []
+
+    def submit(self, runs: list[Path]) -> None:
+        self.queue += runs
+
+    def poll(self) -> dict[Path, str]:
+        from schedsweep.train import run as train
+
+        if not self.queue:
+            return {}
+        path = forks.next_ready(self.queue, idle=True)  # a branch once its fork exists
+        status = train.main(str(path), self.threads)
+        if status == "interrupted":  # Ctrl-C reached the run: it checkpointed; the queue stops too
+            raise KeyboardInterrupt
+        return {path: status}
+
+    def cancel(self) -> None:
+        self.queue.clear()
+
+
+class Local:
+    """Runs in `max_parallel` reused worker processes on this machine (schedsweep.executors.workers: each imports
+    torch once and trains run after run); a run still going after timeout_min checkpoints and stops."""
+
+    detached = False  # the runs die with their launcher (after a checkpoint)
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.parallel = int(settings.get("max_parallel") or cpus())
+        self.threads = threads(settings, self.parallel)
+        self.timeout_s = 60 * float(settings.get("timeout_min") or 1440)
+        self.queue: list[Path] = []
+        self.pool: Any = None
+        self.changes: dict[Path, str] = {}
+
+    def submit(self, runs: list[Path]) -> None:
+        from schedsweep.executors import workers
+
+        self.queue += runs
+        if self.pool is None and self.queue:
+            self.pool = workers.Pool(min(self.parallel, len(self.queue)), self.threads, self.timeout_s)
+        self._fill()
+
+    def poll(self) -> dict[Path, str]:
+        if self.pool is not None:
+            # A branch waits for its fork, which a running trunk writes mid-run: look again soon. Otherwise
+            # still every few seconds, so that a progress bar's ETA follows the running runs' steps.
+            waiting = bool(self.queue and self.pool.idle)
+            for run in self.pool.poll(wait_s=0 if self.changes else 0.5 if waiting else 3):
+                self.changes[run.run_dir] = _outcome(run.run_dir, run.status, lambda error=run.error: error)
+            self._fill()
+            if not self.queue and not self.pool.busy:  # all handed out and back: the workers can go
+                self.pool.close()
+                self.pool = None
+        changes, self.changes = self.changes, {}
+        return changes
+
+    def cancel(self) -> None:
+        """Stop the running runs with a checkpoint (SIGTERM); the next launch resumes them."""
+        self.queue.clear()
+        if self.pool is not None:
+            self.pool.cancel()
+            self.pool.close()
+            self.pool = None
+
+    def _fill(self) -> None:
+        while self.queue and self.pool.idle:
+            path = forks.next_ready(self.queue, idle=not self.pool.busy)  # a branch once its fork exists
+            if path is None:
+                break
+            self.pool.submit(path)
+            self.changes[path] = "running"
+
+
+class LocalSubmitit:
+    """Multi-task (DDP) runs: one submitit LocalExecutor job per run, its tasks_per_node processes the
+    run's process group; at most max_parallel at once (submitit starts every job at once and kills
+    them after 2 minutes by default, so it never sees more and always gets a timeout)."""
+
+    detached = False
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.parallel = int(settings.get("max_parallel") or cpus())
+        self.threads = threads(settings, self.parallel)
+        self.timeout_min = max(1, int(settings.get("timeout_min") or 1440))
+        self.tasks = int(settings.get("tasks_per_node") or 1)
+        self.queue: list[Path] = []
+        self.running: dict[Path, Any] = {}
+        self.changes: dict[Path, str] = {}
+
+    def submit(self, runs: list[Path]) -> None:
+        self.queue += runs
+        self._fill()
+
+    def poll(self) -> dict[Path, str]:
+        time.sleep(POLL_S)
+        for path, job in list(self.running.items()):
+            if job.done():
+                self.changes[path] = _outcome(path, _job_result(job), lambda job=job: _job_error(job))
+                del self.running[path]
+        self._fill()
+        changes, self.changes = self.changes, {}
+        return changes
+
+    def cancel(self) -> None:
+        self.queue.clear()
+        for job in self.running.values():
+            job.cancel()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.running) < self.parallel:
+            path = forks.next_ready(self.queue, idle=not self.running)  # a branch once its fork exists
+            if path is None:
+                break
+            self.running[path] = self._start(path)
+            self.changes[path] = "running"
+
+    def _start(self, path: Path) -> Any:
+        import submitit
+
+        from schedsweep.train import run as train
+
+        ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
+        ex.update_parameters(timeout_min=self.timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=self.tasks)
+        return ex.submit(train.main, str(path), self.threads)
+
+
+POLL_S = 0.2
+
+
+def _job_result(job: Any) -> str | None:
+    try:
+        return job.result()
+    except Exception:  # noqa: BLE001 - a process that died is reported through the run's status
+        return None
+
+
+def _job_error(job: Any) -> str:
+    try:
+        return repr(job.exception())
+    except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
+        return repr(e)
+
+
+def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:
+    """How a local run's process ended: `answer` (what train.main returned, None if it died first),
+    its status, or, when it died without one, interrupted (it holds a checkpoint: the next launch
+    resumes it) or failed; `died` says why."""
+    from schedsweep.train import checkpoint
+
+    if answer == BUSY:
+        return BUSY
+    status = store.read_status(path)
+    if status.status in store.TERMINAL or status.status == "interrupted":
+        return status.status
+    error = died()
+    if (path / checkpoint.FILE).exists():
+        store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, error=(
+            f"the run's process ended without a status ({error}); the next launch resumes it from its checkpoint")))
+        return "interrupted"
+    store.write_status(path, store.RunStatus("failed", error=f"the run's process ended without a status: {error}"))
+    return "failed"
+
+
+class Slurm:
+    """Job arrays on a Slurm cluster (schedsweep.executors.slurm): submit returns once queued; poll reads the
+    run folders, after settling the runs whose job left the queue without a status (reconcile)."""
+
+    detached = True
+
+    def __init__(self, sweep_dir: Path, settings: dict[str, Any], records: list[dict[str, Any]], poll_s: float = 2.0) -> None:
+        self.sweep_dir, self.settings, self.records, self.poll_s = sweep_dir, settings, records, poll_s
+        self.jobs: list[dict[str, Any]] = []
+        self.active = 0  # runs skipped at submit: already pending or running on the cluster
+        self.seen: dict[Path, str] = {}
+
+    def submit(self, runs: list[Path]) -> None:
+        from schedsweep.executors import slurm
+
+        names = {p.name for p in runs}
+        todo = [r for r in self.records if r["id"] in names]
+        self.jobs = slurm.submit(self.sweep_dir, todo, self.settings)
+        self.active = len(todo) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
+        self.seen = {p: "pending" for p in runs}
+
+    def poll(self) -> dict[Path, str]:
+        from schedsweep.sweep import claims
+        from schedsweep.executors import slurm
+
+        time.sleep(self.poll_s)
+        slurm.reconcile(self.sweep_dir, self.records)
+        paths = list(self.seen)
+        changes = {}
+        for path, status in zip(paths, claims.observe_all(paths)):
+            if status.status != self.seen[path]:
+                changes[path] = self.seen[path] = status.status
+        return changes
+
+    def cancel(self) -> None:
+        from schedsweep.executors import slurm
+
+        slurm.cancel(self.sweep_dir)
+
+
+def make(settings: dict[str, Any], sweep_dir: Path, records: list[dict[str, Any]]) -> Executor:
+    check(settings)
+    if settings["kind"] == "debug":
+        return Debug(settings)
+    if settings["kind"] == "local":
+        return LocalSubmitit(settings) if int(settings.get("tasks_per_node") or 1) > 1 else Local(settings)
+    return Slurm(sweep_dir, settings, records)

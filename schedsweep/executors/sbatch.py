@@ -1,0 +1,108 @@
+"""A sweep as a plain sbatch array script, rendered from a template users copy and edit.
+
+The template holds no logic: `string.Template` placeholders, each filled with a shell-quoted
+value. Array task i runs `schedsweep run SWEEP --index OFFSET+i`, the same entry point
+(schedsweep.train.run.main) that submitit submits. Slurm refuses array indices from MaxArraySize up, so a
+larger sweep is cut into chunks: the one script is submitted once per chunk, each submission naming
+its array and its offset (`sbatch --array=0-15 --export=ALL,SCHEDSWEEP_INDEX_OFFSET=16 SCRIPT`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from schedsweep.executors import slurm
+from schedsweep.sweep import store
+from schedsweep.plan.config import PACKAGE_DIR
+from schedsweep.errors import ConfigError
+
+TEMPLATE = "array.sbatch"
+OFFSET = "SCHEDSWEEP_INDEX_OFFSET"  # the template reads it; unset means 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One submission of the script: array tasks 0..size-1 train runs offset..offset+size-1."""
+
+    offset: int
+    size: int
+    throttle: int
+
+    @property
+    def array(self) -> str:
+        return f"0-{self.size - 1}%{self.throttle}"
+
+    def command(self, script: str) -> str:
+        return shlex.join(["sbatch", f"--array={self.array}", f"--export=ALL,{OFFSET}={self.offset}", script])
+
+
+def chunks(n_runs: int, max_size: int, executor: dict[str, Any]) -> list[Chunk]:
+    """Plan order cut into arrays of at most max_size tasks, sharing the sweep's throttle."""
+    offsets = range(0, n_runs, max_size)
+    shares = slurm.throttles(executor, len(offsets))
+    return [Chunk(o, min(max_size, n_runs - o), min(share, max_size, n_runs - o)) for o, share in zip(offsets, shares)]
+
+
+def default_template() -> Path:
+    for folder in (PACKAGE_DIR / "sbatch_templates", PACKAGE_DIR.parent / "sbatch_templates"):
+        if (folder / TEMPLATE).is_file():
+            return folder / TEMPLATE
+    raise ConfigError(f"the built-in sbatch template {TEMPLATE} is missing next to {PACKAGE_DIR}.")
+
+
+def submit_commands(parts: list[Chunk], script: str) -> list[str]:
+    """The sbatch lines that run the whole sweep: plain `sbatch SCRIPT` when one array holds it."""
+    return [shlex.join(["sbatch", script])] if len(parts) == 1 else [c.command(script) for c in parts]
+
+
+def render(sweep_dir: Path, executor: dict[str, Any], max_size: int, template: Path | None = None) -> tuple[str, list[Chunk]]:
+    """The sbatch script for every run of the sweep (the longest run's time limit) and its chunks.
+    The script's own --array is the first chunk's: with one chunk, plain `sbatch SCRIPT` runs it all."""
+    records = store.read_plan(sweep_dir)
+    parts = chunks(len(records), max_size, executor)
+    path = template or default_template()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read sbatch template '{path}': {e.strerror}.") from None
+    gpus = int(executor.get("gpus_per_node") or 0)
+    options = {k: executor.get(k) for k in ("partition", "account", "qos", "constraint")}
+    options |= {"gpus-per-node": gpus or None, "mem": f"{executor['mem_gb']}G" if executor.get("mem_gb") else None}
+    options |= {k.replace("_", "-"): v for k, v in (executor.get("additional_parameters") or {}).items()}
+    lines = [f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={shlex.quote(str(v))}" for k, v in options.items() if v not in (None, False)]
+    minutes = max(slurm.time_limit(executor, r["labels"]) for r in records)
+    values = {
+        "job_name": f"schedsweep-{sweep_dir.name}",
+        "array": parts[0].array,
+        "time": str(minutes),
+        "nodes": str(int(executor.get("nodes") or 1)),
+        "tasks_per_node": str(int(executor.get("tasks_per_node") or max(1, gpus))),
+        "cpus_per_task": str(int(executor.get("cpus_per_task") or 1)),
+        "log": str(sweep_dir.resolve() / "sbatch" / "%A_%a.log"),
+        "signal_delay_s": str(int(executor.get("signal_delay_s") or 60)),
+        "python": sys.executable,
+        "sweep": str(sweep_dir.resolve()),
+        "max_requeues": str(int(executor.get("max_requeues") or 0)),
+    }
+    quoted = {k: shlex.quote(v) for k, v in values.items()}
+    quoted["sbatch_options"] = "\n".join(lines)
+    quoted["setup"] = "\n".join(executor.get("setup") or [])  # shell lines the user wrote: kept verbatim
+    try:
+        return string.Template(text).substitute(quoted), parts
+    except (KeyError, ValueError) as e:
+        valid = ", ".join(sorted(quoted))
+        raise ConfigError(f"sbatch template '{path}' has an unknown or malformed placeholder ({e}); valid: {valid}.") from None
+
+
+def prepare_all(sweep_dir: Path) -> None:
+    """Every run of the plan gets its run.json and the log folder exists, as the script needs."""
+    for record in store.read_plan(sweep_dir):
+        path = store.run_dir(sweep_dir, record["id"])
+        if not (path / store.RUN_RECORD).exists():
+            store.write_json(path / store.RUN_RECORD, record)
+    (sweep_dir / "sbatch").mkdir(exist_ok=True)

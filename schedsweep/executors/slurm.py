@@ -1,0 +1,372 @@
+"""Slurm: runs grouped into job arrays by time limit, cut at MaxArraySize, submitted through submitit.
+
+Every task of an array shares its sbatch parameters, so runs are grouped by their time limit
+(which may depend on the budget), each group is cut into chunks of at most MaxArraySize tasks
+(the cluster's limit on the array *index*), and the sweep's throttle (`%k`) is split between the
+chunks. Runs that share prefixes are cut into segments at their fork steps, one job each, and arrays
+wait for the arrays that write their forks (schedsweep.sharing.segments). What is submitted is
+`schedsweep.train.run.segment(run_dir)` by reference: the worker reads its run from disk, no user object
+is pickled. Job ids go to jobs.jsonl in the sweep folder; status
+comes from the run folders first, then from one squeue and one sacct call per refresh.
+
+Clusters without accounting (sacct absent or failing) are first-class: a job that squeue no longer
+shows has left the queue, and its run, if it wrote no final status, is interrupted (it holds a
+checkpoint) or failed. Every Slurm command goes through `_run`, which retries transient errors
+(controller timeouts, refused connections) with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from schedsweep.sharing import forks, segments
+from schedsweep.sweep import store
+from schedsweep.errors import SchedsweepError
+
+JOBS = "jobs.jsonl"
+GONE = "LEFT_QUEUE"  # not in squeue, and sacct did not say how it ended (no accounting)
+TRANSIENT = ("timed out", "unable to contact", "connection refused", "temporarily unavailable", "try again",
+             "communication", "socket")
+RETRIES = 4
+BACKOFF_S = 0.5
+ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED"}
+
+
+class SubmissionError(SchedsweepError):
+    """sbatch, squeue, sacct or scancel refused or failed."""
+
+
+def time_limit(executor: dict[str, Any], labels: dict[str, Any], steps: int | None = None) -> int:
+    """Minutes for one run (or `steps` of it, a segment): an explicit per-budget value, else steps x
+    time_per_step_s x safety, else time_min."""
+    by_budget = executor.get("time_by_budget") or {}
+    for key in (str(labels["budget"]), labels["budget"]):
+        if key in by_budget:
+            return int(by_budget[key])
+    if executor.get("time_per_step_s"):
+        seconds = (steps or labels["steps"]) * float(executor["time_per_step_s"]) * float(executor.get("time_safety") or 1.0)
+        return max(2, math.ceil(seconds / 60))  # >= 2 min: Slurm may signal ~30 s early (the USR2 warning)
+    return int(executor["time_min"])
+
+
+def max_array_size() -> int:
+    text = _run(["scontrol", "show", "config"])
+    for line in text.splitlines():
+        if line.strip().startswith("MaxArraySize"):
+            return int(line.split("=", 1)[1])
+    return 1001  # Slurm's default
+
+
+def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
+    """The sweep-wide throttle (array_parallelism) shared by n arrays queued together: array k
+    gets its share, and at least one slot."""
+    budget = int(executor.get("array_parallelism") or 256)
+    return [max(1, budget // n_arrays + (k < budget % n_arrays)) for k in range(n_arrays)]
+
+
+def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any],
+                max_size: int) -> tuple[list[segments.Segment], list[segments.Array]]:
+    """The runs' segments (cut at the forks their branches still need) and the arrays that submit them."""
+    from schedsweep.train import checkpoint
+
+    runs = [store.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
+    referenced = {(r["id"], k) for r in runs for k in r.get("forks", ())}
+    referenced |= {(r["branch"]["of"], int(r["branch"]["step"])) for r in runs if r.get("branch")}
+    written = {(run, k) for run, k in referenced
+               if (forks.fork_dir(store.run_dir(sweep_dir, run), k) / forks.CHECKPOINT).is_file()}
+    queued_now = active_runs(sweep_dir)
+    running = {(j["run"], j["stop"]): j["job"] for run, js in current_jobs(sweep_dir).items() if run in queued_now
+               for j in js if j.get("stop") is not None}
+    resume = {r["id"]: k for r in runs if (k := checkpoint.step(store.run_dir(sweep_dir, r["id"]))) is not None}
+    cut = segments.cut(runs, written, running, resume)
+    labels = {r["id"]: r["labels"] for r in runs}
+
+    def minutes(seg: segments.Segment) -> int:
+        stop = seg.stop if seg.stop is not None else int(labels[seg.run]["steps"])
+        return time_limit(executor, labels[seg.run], stop - seg.start)
+
+    grouped = segments.arrays(cut, minutes, max_size)
+    return cut, segments.throttled(grouped, throttles(executor, len(grouped)))
+
+
+def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any]) -> list[dict[str, Any]]:
+    """Submit every record not pending or running on the cluster already; return the new job records
+    (one per segment: a run that writes forks for branches is several jobs, see schedsweep.sharing.segments)."""
+    import submitit
+
+    from schedsweep.train import run as train
+
+    active = active_runs(sweep_dir)
+    todo = [r for r in records if r["id"] not in active]
+    if not todo:
+        return []
+    cpus = int(executor.get("cpus_per_task") or 1)
+    gpus = int(executor.get("gpus_per_node") or 0)
+    tasks = int(executor.get("tasks_per_node") or max(1, gpus))
+    cut, grouped = plan_arrays(sweep_dir, todo, executor, max_array_size())
+    batch = secrets.token_hex(4)  # one launch's jobs: a run's current segments (current_jobs)
+    submitted = []
+    job_of: dict[int, str] = {}  # segment index -> its job id
+    array_job: list[str] = []  # array index -> its job id (the array's, or the one job's)
+    for array in grouped:
+        ex = submitit.AutoExecutor(folder=sweep_dir / store.SUBMITIT / "%j", cluster="slurm")
+        extra = dict(executor.get("additional_parameters") or {})
+        after = segments.dependency(array, array_job[array.after] if array.after is not None else None)
+        if after:
+            extra |= {"dependency": after, "kill_on_invalid_dep": "yes"}  # a failed segment cancels what waits on it
+        params: dict[str, Any] = {
+            "name": f"schedsweep-{sweep_dir.name}",
+            "timeout_min": array.time_min,
+            "nodes": int(executor.get("nodes") or 1),
+            "tasks_per_node": tasks,
+            "cpus_per_task": cpus,
+            "slurm_array_parallelism": array.throttle,
+            "slurm_signal_delay_s": int(executor.get("signal_delay_s") or 60),
+            "slurm_setup": list(executor.get("setup") or []),
+            "slurm_additional_parameters": extra,
+        }
+        if gpus:
+            params["gpus_per_node"] = gpus
+        if executor.get("mem_gb"):
+            params["mem_gb"] = float(executor["mem_gb"])
+        for key in ("partition", "account", "qos", "constraint"):
+            if executor.get(key):
+                params[f"slurm_{key}"] = str(executor[key])
+        ex.update_parameters(**params)
+        try:
+            with ex.batch():
+                jobs = [ex.submit(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), cpus,
+                                  int(executor.get("max_requeues") or 0), cut[i].stop) for i in array.segments]
+        except Exception as e:  # submitit wraps sbatch's refusal in several exception types
+            raise SubmissionError(f"sbatch refused the array of {len(array.segments)} runs ({array.time_min} min): {e}") from None
+        array_job.append(jobs[0].job_id.split("_")[0])
+        now = store.now()
+        for i, job in zip(array.segments, jobs):
+            seg = cut[i]
+            job_of[i] = job.job_id
+            waits = job_of.get(seg.after) if isinstance(seg.after, int) else seg.after
+            job_record = {"run": seg.run, "job": job.job_id, "array": job.job_id.split("_")[0], "time_min": array.time_min,
+                          "time": now, "batch": batch, "start": seg.start, "stop": seg.stop, "after": waits}
+            store.append_jsonl(sweep_dir / JOBS, job_record)
+            submitted.append(job_record)
+    return submitted
+
+
+def _job_records(sweep_dir: Path) -> list[dict[str, Any]]:
+    path = sweep_dir / JOBS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def latest_jobs(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """run id -> its most recent job record (its last segment's)."""
+    return {record["run"]: record for record in _job_records(sweep_dir)}
+
+
+def current_jobs(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """run id -> the job records of its latest submission, in step order (one per segment)."""
+    jobs: dict[str, list[dict[str, Any]]] = {}
+    for record in _job_records(sweep_dir):
+        mine = jobs.setdefault(record["run"], [])
+        if mine and mine[-1].get("batch") != record.get("batch"):
+            mine.clear()
+        mine.append(record)
+    return jobs
+
+
+def states(job_ids: Iterable[str]) -> dict[str, str]:
+    """Slurm state of each job id ("123_4" for array tasks): one squeue call, one sacct call.
+
+    squeue is the truth for jobs in the queue; sacct names how the others ended. A job in neither
+    (no accounting, or sacct failing) has left the queue: GONE."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    arrays_ = sorted({i.split("_")[0] for i in ids})
+    found: dict[str, str] = {}
+    try:
+        text = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(arrays_)])
+        for line in text.splitlines():
+            job, _, state = line.partition("|")
+            for task in expand(job):
+                found[task] = state.split()[0] if state else GONE  # "CANCELLED by 0" -> CANCELLED
+    except SubmissionError:
+        pass  # no accounting: squeue alone tells pending/running, a vanished job has ended
+    found |= _squeue(arrays_)
+    return {i: found.get(i, GONE) for i in ids}
+
+
+def queued(job_ids: Iterable[str]) -> set[str] | None:
+    """The jobs among `job_ids` that are pending or running; None when squeue cannot answer."""
+    ids = set(job_ids)
+    try:
+        shown = _squeue(sorted({i.split("_")[0] for i in ids}))
+    except SubmissionError:
+        return None
+    return {job for job, state in shown.items() if job in ids and state in ACTIVE}
+
+
+def _squeue(arrays_: list[str]) -> dict[str, str]:
+    if not arrays_:
+        return {}
+    text = _run(["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(arrays_)], ok_codes=(0, 1))
+    found = {}
+    for line in text.splitlines():
+        job, _, state = line.partition(" ")
+        found[job] = state.strip()
+    return found
+
+
+def expand(job: str) -> list[str]:
+    """Array tasks that sacct/squeue print compressed: '42_[0-2,5%3]' -> ['42_0', '42_1', '42_2', '42_5']."""
+    base, _, rest = job.partition("_[")
+    if not rest:
+        return [job]
+    tasks = []
+    for part in rest.rstrip("]").split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        tasks += [f"{base}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return tasks
+
+
+def active_runs(sweep_dir: Path) -> dict[str, str]:
+    """Runs with a current job pending or running on the cluster: run id -> that job (a running one first)."""
+    jobs = current_jobs(sweep_dir)
+    now = states(j["job"] for js in jobs.values() for j in js)
+    active = {}
+    for run, js in jobs.items():
+        queued_ = sorted((now.get(j["job"]) != "RUNNING", k) for k, j in enumerate(js) if now.get(j["job"]) in ACTIVE)
+        if queued_:
+            active[run] = js[queued_[0][1]]["job"]
+    return active
+
+
+def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
+    """A run whose jobs left the queue without a final status (OOM, scancel, node failure) is never
+    waited on: it is interrupted when it holds a checkpoint (the next launch resumes it), else failed.
+    A run whose job never started because a segment it waits on failed (Slurm cancels it) is failed,
+    naming that segment. A run that another writer has claimed meanwhile is left alone."""
+    from schedsweep.train import checkpoint
+    from schedsweep.sweep import claims
+
+    everything = _job_records(sweep_dir)
+    by_job = {j["job"]: j for j in everything}
+    jobs = current_jobs(sweep_dir)
+    unfinished = [r["id"] for r in records if r["id"] in jobs
+                  and store.read_status(store.run_dir(sweep_dir, r["id"])).status in ("pending", "running", "requeued")]
+    asked: set[str] = set()
+    for chain in [list(jobs[r]) for r in unfinished]:  # each job and every job it waits on, up the chain
+        while chain:
+            job = chain.pop()
+            if job["job"] not in asked:
+                asked.add(job["job"])
+                chain += [by_job.get(job["after"], {"job": job["after"]})] if job.get("after") else []
+    current = states(asked)
+    queued_now = {job for job, state in current.items() if state in ACTIVE}
+    for run_id in unfinished:
+        if any(current.get(j["job"]) in ACTIVE for j in jobs[run_id]):
+            continue
+        first = next((j for j in jobs[run_id] if not _succeeded(sweep_dir, j, current.get(j["job"], GONE))), jobs[run_id][-1])
+        job, state = first["job"], current.get(first["job"], GONE)
+        path = store.run_dir(sweep_dir, run_id)
+        claim = claims.read(path)
+        if claim is not None and claim.job != job and not claims.gone(claim, queued_now if claim.job else None):
+            continue  # trained by another writer (a local launch, `schedsweep run`)
+        status = store.read_status(path)  # read again: the job may have finished its status since
+        if status.status in store.TERMINAL:
+            continue
+        failed = _failed_segment(sweep_dir, first, by_job, current)
+        if failed is not None:
+            store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
+                f"{segments.describe(failed)} {_how(current.get(failed['job'], GONE))}, so this run could not go on; "
+                "relaunch with --retry-failed to resume that segment from its checkpoint, then this run")))
+            continue
+        how = _how(state)
+        if (path / checkpoint.FILE).exists():
+            store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, requeues=status.requeues,
+                                                     error=f"Slurm job {job} {how}; the next launch resumes it from its checkpoint"))
+        else:
+            store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
+                f"Slurm job {job} {how} without a result (logs: {sweep_dir / store.SUBMITIT}); "
+                "relaunch with --retry-failed to run it again")))
+
+
+def _how(state: str) -> str:
+    return f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
+
+
+def _failed_segment(sweep_dir: Path, job: dict[str, Any], by_job: dict[str, dict[str, Any]],
+                    current: dict[str, str]) -> dict[str, Any] | None:
+    """The segment whose failure kept `job` from starting (the farthest up the chain of jobs each
+    waited on that did not succeed); None when what it waited on succeeded (its own failure)."""
+    failed = None
+    while job.get("after"):
+        parent = by_job.get(job["after"], {"run": "?", "job": job["after"]})
+        state = current.get(job["after"], "COMPLETED")
+        if state in ACTIVE or _succeeded(sweep_dir, parent, state):
+            break
+        failed = job = parent
+    return failed
+
+
+def _succeeded(sweep_dir: Path, job: dict[str, Any], state: str) -> bool:
+    """The job ended COMPLETED; or, without accounting (it left the queue and nothing says how), its
+    run got past the segment's last step: the run is done, or its fork at that step or its checkpoint
+    (a later segment's, at the failure) shows it. A failed run's status does not say how far it got."""
+    if state == "COMPLETED":
+        return True
+    if state != GONE or job.get("run") in (None, "?"):
+        return False
+    path = store.run_dir(sweep_dir, job["run"])
+    if store.read_status(path).status == "done":
+        return True
+    stop = job.get("stop")
+    if stop is None:
+        return False
+    if (forks.fork_dir(path, stop) / forks.CHECKPOINT).exists():
+        return True
+    from schedsweep.train import checkpoint  # torch: only for a run that left the queue without accounting
+
+    return (checkpoint.step(path) or 0) >= stop
+
+
+def cancel(sweep_dir: Path) -> list[str]:
+    """Cancel every array of the sweep that still has pending or running tasks: one scancel per array."""
+    jobs = [j["job"] for js in current_jobs(sweep_dir).values() for j in js]
+    arrays_ = sorted({job.split("_")[0] for job, state in states(jobs).items() if state in ACTIVE}, key=int)
+    for array in arrays_:
+        _run(["scancel", array])
+    return arrays_
+
+
+def _run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIES) -> str:
+    """stdout of a Slurm command; transient failures (see TRANSIENT, timeouts) are retried with
+    exponential backoff (BACKOFF_S, x2 each time), anything else raises SubmissionError at once."""
+    for attempt in range(retries + 1):
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise SubmissionError(f"'{cmd[0]}' is not installed here: executor=slurm needs the Slurm client commands.") from None
+        except subprocess.TimeoutExpired:
+            error, transient = "did not answer within 60 s", True
+        else:
+            error = proc.stderr.strip() or proc.stdout.strip()
+            if proc.returncode in ok_codes and not (proc.returncode and _transient(error)):
+                return proc.stdout
+            transient = _transient(error)
+        if not transient or attempt == retries:
+            tries = f" ({attempt + 1} tries)" if attempt else ""
+            raise SubmissionError(f"'{' '.join(cmd)}' failed{tries}: {error}")
+        time.sleep(BACKOFF_S * 2**attempt)
+    raise AssertionError("the loop returns or raises on its last attempt")
+
+
+def _transient(error: str) -> bool:
+    return any(phrase in error.lower() for phrase in TRANSIENT)

@@ -1,0 +1,427 @@
+"""The plan: every grid point as a frozen, fully resolved run with a content-addressed id.
+
+A run's `spec` is everything that changes the result (task, optimizer, schedule shape, steps, seed,
+clipping, and precision, accumulate and compile when not at their defaults) as the config spelled it: what the run is built from and what the user set. Its id hashes
+the spec's normalised `identity` (defaults filled and dropped, numbers by value, files by contents, a
+spec version: schedsweep.plan.identity), so equivalent spellings are one run, in every process and on
+every machine. Labels (names, swept values) and log intervals are outside the spec. Budgets are
+bound here: a fraction of `full_steps` becomes the run's own step count, and the schedule is re-fit
+to it (a 10% run is a fresh run with its own full decay, as in REX).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from schedsweep import schedules, tasks
+from schedsweep.train import optimizers, script
+from schedsweep.plan.config import Axis, Composer, check_option, composer, interpolated
+from schedsweep.errors import ConfigError
+from schedsweep.plan.identity import Identifier
+
+TOP_LEVEL_KEYS = (
+    "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
+    "checkpoint_every", "checkpoint_minutes", "share_prefix", "precision", "accumulate", "compile", "log_every",
+)
+OPTIONAL_KEYS = ("lr_mult",)  # a config.yaml of the user's own may omit them
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
+SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    spec: dict[str, Any]  # hashed into the id
+    labels: dict[str, Any]  # task/optimizer/schedule names, budget, steps, lr, seed, swept values
+    log: dict[str, Any]  # log intervals: never change the result
+    identity: dict[str, Any] = field(default_factory=dict)  # the normalised spec the id hashes
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "spec": self.spec, "identity": self.identity, "labels": self.labels, "log": self.log}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Run":
+        return cls(record["id"], record["spec"], record["labels"], record["log"], record.get("identity") or {})
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    runs: tuple[Run, ...]
+    axes: tuple[Axis, ...]
+    base: dict[str, Any]  # the composed config before any sweep value is set
+    overrides: tuple[str, ...]
+    executor: dict[str, Any]
+    refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.plan.study)
+    duplicates: int = 0  # grid points that resolved to an already planned run
+    counts: dict[str, int] = field(default_factory=dict)  # values per axis
+    share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.sharing.branching); not in run ids
+
+
+def budget_steps(budget: Any, full_steps: Any) -> int:
+    """Steps of a budget: a fraction of full_steps in (0, 1] rounded half up, or an integer >= 2 of absolute steps.
+
+    Either way at least 2 steps: a 1-step run has no schedule to compare.
+    """
+    if isinstance(full_steps, bool) or not isinstance(full_steps, int) or full_steps < 1:
+        raise ConfigError(f"full_steps must be an integer >= 1 (the steps of the 100% budget); got {full_steps!r}.")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise ConfigError(f"budget must be a number; got {budget!r}.")
+    if isinstance(budget, int) and budget >= 2:
+        return budget
+    if not 0 < budget <= 1:
+        raise ConfigError(
+            f"budget {budget!r} is not allowed: give a fraction of full_steps in (0, 1] "
+            "(e.g. 0.25) or an integer number of steps >= 2 (e.g. 500)."
+        )
+    steps = int(budget * full_steps + 0.5)
+    if steps < 2:
+        raise ConfigError(
+            f"budget {budget!r} of full_steps={full_steps} rounds to {steps} step(s); a run needs at least 2. "
+            f"Use a budget >= {2 / full_steps:.3g} (or an integer number of steps >= 2), or a larger full_steps."
+        )
+    return steps
+
+
+def make_plan(
+    overrides: Sequence[str],
+    *,
+    config_dir: Path | None = None,
+    config_name: str = "config",
+    name: str | None = None,
+    generated: Sequence[Path] = (),
+    check_imports: bool = True,
+) -> Plan:
+    """Compose, expand and validate the grid.
+
+    Every check that needs no import of a task module or of torch always runs (schedules at every
+    budget, budgets, top-level keys, optimizer keys and lr > 0; the run ids read class defaults from
+    source). `check_imports` adds those that import: each distinct task is resolved (its methods,
+    signature and check_params) and each distinct optimizer config is built on a dummy parameter.
+    `launch --dry-run` leaves them out: importing torch alone costs ~4 s of CPU.
+    """
+    with composer(config_dir, generated) as c:
+        parsed = c.parse(overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        cli_axes = [_axis_from_override(c, o) for o in parsed if o.is_sweep_override()]
+        base, base_names = c.compose(fixed, config_name)
+        given = {o.key_or_group for o in parsed}
+        refinement = base.pop("refinement", None)
+        axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
+        for axis in axes:
+            if axis.key in NOT_SWEEPABLE:
+                raise ConfigError(f"'{axis.key}' cannot be swept: one sweep has one {axis.key}.")
+            if not axis.values:
+                raise ConfigError(f"the sweep has zero runs: axis '{axis.key}' has no values.")
+            if axis.group:
+                for value in axis.values:
+                    check_option(c, axis.key, str(value))
+        runs, duplicates = _expand(c, fixed, axes, config_name, (base, base_names))
+    _validate(runs, check_imports)
+    return Plan(
+        name=name or default_name(runs),
+        runs=tuple(runs),
+        axes=tuple(axes),
+        base=base,
+        overrides=tuple(overrides),
+        executor=base.get("executor", {}),
+        refinement=refinement,
+        duplicates=duplicates,
+        counts={a.key: len(a.values) for a in axes},
+        share_prefix=_share_prefix(base),
+    )
+
+
+def _share_prefix(base: dict[str, Any]) -> bool:
+    value = base.get("share_prefix", True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"share_prefix must be true or false; got {value!r}.")
+    return value
+
+
+def _axis_from_override(c: Composer, override: Any) -> Axis:
+    if override.is_interval_sweep():
+        raise ConfigError(
+            f"'{override.input_line}': interval() is a continuous range and cannot be gridded; "
+            "use a list (a,b,c) or range(start, stop, step)."
+        )
+    key = override.key_or_group
+    prefix = "++" if override.is_force_add() else "+" if override.is_add() else ""
+    return Axis(key, tuple(override.sweep_iterator()), c.is_group(key), prefix)
+
+
+def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axis]:
+    if block is None:
+        return []
+    if not isinstance(block, dict):
+        raise ConfigError(f"'sweep:' must map keys to lists of values; got {block!r}.")
+    axes = []
+    for key, values in block.items():
+        if key in given:  # the command line overrides the YAML sweep of the same key
+            continue
+        if isinstance(values, list):
+            axis_values: tuple[Any, ...] = tuple(values)
+        elif isinstance(values, str):
+            (parsed,) = c.parse([f"{key}={values}"])
+            axis_values = tuple(parsed.sweep_iterator()) if parsed.is_sweep_override() else (parsed.value(),)
+        elif isinstance(values, dict):
+            raise ConfigError(f"sweep.{key} must be a list of values or a sweep string; got a mapping.")
+        else:
+            axis_values = (values,)
+        axes.append(Axis(str(key), axis_values, c.is_group(str(key))))
+    return axes
+
+
+def _expand(
+    c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]]
+) -> tuple[list[Run], int]:
+    group_axes = [a for a in axes if a.group]
+    value_axes = [a for a in axes if not a.group]
+    runs: dict[str, Run] = {}
+    duplicates = 0
+    identifier = Identifier(tasks.identity_params, optimizers.identity_params)
+    for choice, (cfg, names) in zip(
+        itertools.product(*(a.values for a in group_axes)), _group_configs(c, fixed, group_axes, config_name, base)
+    ):
+        for axis in value_axes:
+            _check_settable(cfg, axis, names)
+        resolve = interpolated(cfg)
+        if isinstance(cfg.get("schedule"), dict):  # once per group combination, not once per run
+            cfg = {**cfg, "schedule": _without_labels(cfg["schedule"])}
+        for values in itertools.product(*(a.values for a in value_axes)):
+            point = cfg
+            for axis, value in zip(value_axes, values):
+                point = _with(point, axis.key.split("."), value)
+            if resolve:
+                point = _resolve(point)
+            swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
+            run = _make_run(point, names, swept, identifier)
+            if run.id in runs:
+                duplicates += 1
+            else:
+                runs[run.id] = run
+    return list(runs.values()), duplicates
+
+
+def _group_configs(
+    c: Composer,
+    fixed: list[str],
+    group_axes: list[Axis],
+    config_name: str,
+    base: tuple[dict[str, Any], dict[str, str]],  # composed from `fixed` alone, without its sweep block
+) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """The composed config of every combination of group choices, in itertools.product order.
+
+    A compose costs ~45 ms. An option that only fills its own section (the usual case) is composed
+    once and its section swapped into each combination: sum, not product, of the option counts. Options
+    that reach beyond their section, and groups that select a file together (conf/config.yaml's
+    `optional tuned: ${task}_${optimizer}` sets full_steps and optimizer.lr per pair) are *coupled*:
+    every combination of the coupled axes is composed (10 for 5 tasks x 2 optimizers), the others
+    swapped in. If a coupled combination changes
+    an independent axis's section, or an axis is nested (`a/b`), every combination is composed.
+    """
+    base_cfg, base_names = base
+    keys = {a.key for a in group_axes}
+    options: dict[str, list[tuple[dict[str, Any], dict[str, str]]]] = {}
+    together = c.coupled_groups(config_name) & keys  # swept together: each pair has its own file
+    coupled = together if len(together) > 1 else set()
+    for axis in group_axes:
+        if "/" in axis.key:
+            yield from _every_combination(c, fixed, group_axes, config_name)
+            return
+        options[axis.key] = [_without_sweep(c.compose([*fixed, axis.override(v)], config_name)) for v in axis.values]
+        for cfg, _ in options[axis.key]:
+            beyond = {k for k in cfg.keys() | base_cfg.keys() if k != axis.key and cfg.get(k) != base_cfg.get(k)}
+            if beyond:
+                coupled |= {axis.key} | (beyond & keys)
+    joint = [a for a in group_axes if a.key in coupled]
+    composed = {}
+    for choice in itertools.product(*(a.values for a in joint)):
+        cfg, names = _without_sweep(c.compose(fixed + [a.override(v) for a, v in zip(joint, choice)], config_name))
+        if any(cfg.get(a.key) != base_cfg.get(a.key) for a in group_axes if a.key not in coupled):
+            yield from _every_combination(c, fixed, group_axes, config_name)
+            return
+        composed[choice] = (cfg, names)
+    for combo in itertools.product(*(range(len(a.values)) for a in group_axes)):
+        cfg, names = composed[tuple(a.values[i] for a, i in zip(group_axes, combo) if a.key in coupled)]
+        cfg, names = dict(cfg), dict(names)
+        for axis, i in zip(group_axes, combo):
+            if axis.key not in coupled:
+                section, option_names = options[axis.key][i]
+                cfg[axis.key], names[axis.key] = section[axis.key], option_names[axis.key]
+        yield cfg, names
+
+
+def _every_combination(
+    c: Composer, fixed: list[str], group_axes: list[Axis], config_name: str
+) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    for combo in itertools.product(*(a.values for a in group_axes)):
+        yield _without_sweep(c.compose(fixed + [a.override(v) for a, v in zip(group_axes, combo)], config_name))
+
+
+def _without_sweep(composed: tuple[dict[str, Any], dict[str, str]]) -> tuple[dict[str, Any], dict[str, str]]:
+    cfg, names = composed
+    return {k: v for k, v in cfg.items() if k not in SWEEP_KEYS}, names
+
+
+def _check_settable(cfg: dict[str, Any], axis: Axis, names: dict[str, str]) -> None:
+    *parents, leaf = axis.key.split(".")
+    node: Any = cfg
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    where = ", ".join(f"{g}={o}" for g, o in sorted(names.items()))
+    if not isinstance(node, dict):
+        raise ConfigError(f"cannot sweep '{axis.key}': '{'.'.join(parents)}' is not a section of the config ({where}).")
+    if axis.prefix == "" and leaf not in node:
+        valid = ", ".join(sorted(node)) or "(none)"
+        raise ConfigError(
+            f"cannot sweep '{axis.key}': no such key in the config ({where}). Keys there: {valid}. "
+            f"To add a new key use +{axis.key}=..."
+        )
+
+
+def _with(tree: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    """A copy of `tree` with `path` set to `value`, sharing every untouched branch.
+
+    Copying only the dicts on the path (not deep-copying the config) is what keeps planning at
+    thousands of runs per second; no run record is mutated after planning, so sharing is safe.
+    """
+    head, *rest = path
+    return {**tree, head: _with(tree[head], rest, value) if rest else value}
+
+
+def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot resolve an interpolation: {e}".splitlines()[0]) from None
+
+
+def _make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:
+    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS) - set(OPTIONAL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS + OPTIONAL_KEYS)}, sweep."
+        )
+    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg and k != "share_prefix"]  # optional: true by default
+    if missing:
+        raise ConfigError(f"the config lacks {', '.join(missing)} (see the built-in conf/config.yaml).")
+    seed, eval_every, clip = cfg["seed"], cfg["eval_every"], cfg["grad_clip"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}.")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ConfigError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
+    for key in ("grad_clip", "checkpoint_every", "checkpoint_minutes"):
+        value = cfg[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"{key} must be null or a number > 0; got {value!r}.")
+    for section in ("task", "optimizer", "schedule"):
+        if not isinstance(cfg[section], dict):
+            raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
+    steps = budget_steps(cfg["budget"], cfg["full_steps"])
+    scale = _scale_keys(cfg)
+    shape = _without_labels(cfg["schedule"])
+    optimizer = _scaled(cfg["optimizer"], cfg.get("lr_mult", 1.0))
+    spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
+    spec = script.script_identity(spec)  # a script task: the digests of the files its command names
+    labels = {
+        "task": names.get("task", "custom"),
+        "optimizer": names.get("optimizer", "custom"),
+        "schedule": names.get("schedule", "custom"),
+        "budget": cfg["budget"],
+        "steps": steps,
+        "lr": optimizer.get("lr"),
+        "seed": seed,
+        "axes": swept,
+    }
+    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"],
+           "log_every": cfg["log_every"]}
+    digest, identity = identifier.id_and_identity(spec)
+    return Run(digest, spec, labels, log, identity)
+
+
+SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
+
+
+def _scale_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """precision, accumulate and compile, checked; only those off their default join the spec (and the id),
+    so a run at the defaults keeps the id it had before these keys existed."""
+    precision, accumulate, compile_, log_every = cfg["precision"], cfg["accumulate"], cfg["compile"], cfg["log_every"]
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision must be fp32, bf16 or fp16; got {precision!r}.")
+    for key, value in (("accumulate", accumulate), ("log_every", log_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1; got {value!r}.")
+    if not isinstance(compile_, bool):
+        raise ConfigError(f"compile must be true or false; got {compile_!r}.")
+    values = {"precision": precision, "accumulate": accumulate, "compile": compile_}
+    return {k: v for k, v in values.items() if v != SCALE_DEFAULTS[k]}
+
+
+def _without_labels(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The schedule section without its label keys; the same object when it has none (identities are cached by object)."""
+    if not any(k in schedule for k in schedules.LABEL_KEYS):
+        return schedule
+    return {k: v for k, v in schedule.items() if k not in schedules.LABEL_KEYS}
+
+
+def _scaled(optimizer: dict[str, Any], scale: Any) -> dict[str, Any]:
+    """The optimizer section with lr = lr * lr_mult (not a param group's lr_scale: this one sets the peak itself).
+
+    A study over several tasks sweeps lr_mult (multipliers of each task's own peak LR, which
+    conf/tuned/TASK_OPTIMIZER.yaml sets) where one absolute LR grid would fit no task. The run's
+    spec and label hold the product, so a scaled run and the same LR given directly are one run. A
+    `rest:` optimizer (e.g. muon's AdamW) is scaled alike: one schedule, one multiplier.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"lr_mult (a multiplier of optimizer.lr) must be a number > 0; got {scale!r}.")
+    lr = optimizer.get("lr")
+    if scale == 1 or isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return optimizer  # optimizers.resolve names a bad lr
+    scaled = {**optimizer, "lr": float(f"{lr * scale:.6g}")}  # 0.1 * 3 is 0.30000000000000004
+    if isinstance(optimizer.get("rest"), dict):
+        scaled["rest"] = _scaled(optimizer["rest"], scale)
+    return scaled
+
+
+def _validate(runs: Iterable[Run], check_imports: bool) -> None:
+    """Check each distinct task, optimizer and (schedule, steps) once: plans repeat them thousands of times."""
+    seen: set[tuple[str, int]] = set()
+    for run in runs:
+        script_task = script.is_script(run.spec["task"])
+        checks = [
+            (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
+            ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),
+            *([("task", "task", script.check)] if script_task else []),
+        ]
+        if check_imports:
+            checks += [
+                *([] if script_task else [("task", "task", tasks.resolve)]),
+                ("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"])),
+            ]
+        for kind, section, check in checks:
+            # Equal identities are the same values: the identity's cached section object stands for them.
+            key = (kind, id(run.identity[section]))
+            if key not in seen:
+                check(run.spec[section])
+                seen.add(key)
+    if not seen:
+        raise ConfigError("the sweep has zero runs.")
+
+
+def default_name(runs: Sequence[Run]) -> str:
+    """Readable and unique: the task(s), the run count and a digest of the run ids.
+
+    The same plan always gets the same name, so relaunching the same command resumes the same sweep.
+    """
+    task_names = sorted({str(r.labels["task"]) for r in runs})
+    task_part = "-".join(task_names) if len(task_names) <= 2 else f"{len(task_names)}tasks"
+    digest = hashlib.sha256("".join(sorted(r.id for r in runs)).encode()).hexdigest()[:6]
+    return f"{task_part}-{len(runs)}runs-{digest}"

@@ -1,0 +1,1 @@
+"""Results: collect the runs' metrics, rank schedules per budget, compare, render, plot, HTML."""

@@ -1,0 +1,370 @@
+"""How `schedsweep report` shows its tables: rich tables for the terminal; Markdown, LaTeX, CSV or JSON text.
+
+Only the CLI (and schedsweep.results.html) call this; every number comes from schedsweep.results.report and
+schedsweep.results.compare and is only formatted here. A report is a list of `Section`s (title, caption, a
+grid of display strings); the terminal, Markdown, LaTeX and HTML all draw the same sections. CSV is
+one table's raw numbers (`--table`), JSON all of them. Non-finite numbers stay visible as what they
+mean: "inf" beside the mark "diverged" in tables, null in JSON, an empty cell where there is no result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from schedsweep.results.report import AVG_RANK, Report, setting_columns
+from schedsweep.results.report import pivot as pivot_of
+
+FORMATS = ("md", "csv", "json", "latex")
+TABLES = ("ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile", "pairs")
+WINNER = "bold green"
+NO_SCORE = "dim"
+RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "mark")
+LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+                 "±": r"$\pm$", "≤": r"$\le$", "≥": r"$\ge$", "τ": r"$\tau$"}
+
+
+@dataclass
+class Section:
+    """One table as display strings: what every output format draws."""
+
+    title: str
+    caption: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    left: int = 1  # the first `left` columns are labels (left-aligned); the rest numbers
+    bold: set[int] = field(default_factory=set)  # winning rows
+    dim: set[int] = field(default_factory=set)  # rows without a finite result
+    breaks: set[int] = field(default_factory=set)  # a rule after these rows (between budgets)
+    across: bool = False  # a comparison across settings (else one setting's table)
+
+    def is_label(self, column: int) -> bool:
+        """Left-aligned text (labels, marks) rather than a right-aligned number."""
+        return column < self.left or self.headers[column] == "mark"
+
+
+def budget_label(budget: Any) -> str:
+    """'25%' for a fraction of the full run, '500 steps' for an absolute budget (ints are >= 2)."""
+    value = float(budget)
+    return f"{value * 100:g}%" if value <= 1 else f"{int(value)} steps"
+
+
+def fraction_label(fraction: float) -> str:
+    return f"{fraction * 100:.3g}%"
+
+
+# ---- sections
+
+
+def setting_sections(ranked: pd.DataFrame, pivot: pd.DataFrame) -> list[Section]:
+    """Per setting: the ranking (budgets apart) and REX's pivot of mean (rank) per budget."""
+    metric = _metric_name(ranked)
+    out: list[Section] = []
+    for title, part, grid in _settings(ranked, pivot):
+        ranking = Section(title, f"ranked by {metric}: best peak LR per schedule, mean ± std and 95% CI over seeds",
+                          list(RANK_HEADERS), left=2)
+        for _, rows in part.groupby("budget", sort=False):
+            for i, row in enumerate(rows.to_dict("records")):
+                cells = _ranking_cells(row)
+                cells[0] = cells[0] if i == 0 else ""
+                if _wins(row):
+                    ranking.bold.add(len(ranking.rows))
+                elif not math.isfinite(row["mean"]):
+                    ranking.dim.add(len(ranking.rows))
+                ranking.rows.append(cells)
+            ranking.breaks.add(len(ranking.rows) - 1)
+        out.append(ranking)
+        budgets = _budgets(grid)
+        table = Section(title, f"mean {metric} (rank) per budget; * partial; avg rank over budgets, as in REX",
+                        ["schedule", *map(budget_label, budgets), "avg rank"])
+        best_avg = grid[AVG_RANK].min()
+        for key, row in grid.iterrows():
+            if row[AVG_RANK] == best_avg:
+                table.bold.add(len(table.rows))
+            table.rows.append([str(key[-1]), *[_pivot_cell(row, b) for b in budgets], f"{row[AVG_RANK]:.2f}"])
+        out.append(table)
+    return out
+
+
+def report_sections(rep: Report) -> list[Section]:
+    """Every table of the report: per setting, then the four comparisons across settings."""
+    across: list[Section] = []
+    n_settings = len(rep.ranked.groupby(setting_columns(rep.ranked), sort=False, dropna=False))
+    better = "higher" if rep.maximize else "lower"
+    metric = _metric_name(rep.ranked)
+
+    grid = rep.by_budget
+    fractions = [c for c in grid.columns if c not in ("all", "n")]
+    section = Section("Average rank per budget (REX Fig. 1)",
+                      f"rank of each schedule by {metric} averaged over {n_settings} setting(s); 1 is best",
+                      ["schedule", *map(fraction_label, fractions), "all", "problems"])
+    for i, (schedule, row) in enumerate(zip(grid.index, grid.to_dict("records"))):
+        section.rows.append([str(schedule), *[_num(row[f], ".2f") for f in fractions], _num(row["all"], ".2f"), str(row["n"])])
+        if row["all"] == grid["all"].min():
+            section.bold.add(i)
+    across.append(section)
+
+    top = rep.top_k
+    section = Section("Top-1 / Top-3 shares (REX Table 1)",
+                      "% of problems (setting x budget) where the schedule ranks first / in the first three; "
+                      "low budgets are <= 25% of the full run; (n) problems",
+                      ["schedule", "low (≤25%)", "high (>25%)", "overall"])
+    for i, (schedule, row) in enumerate(zip(top.index, top.to_dict("records"))):
+        section.rows.append([str(schedule), *[_share(row, g) for g in ("low", "high", "all")]])
+        if row["all_top1"] == top["all_top1"].max():
+            section.bold.add(i)
+    across.append(section)
+
+    if len(rep.ratios):
+        summary = rep.ratio_summary
+        section = Section(f"Against {rep.baseline} (refinement paper)", f"over the problems with a {rep.baseline} result: "
+                          f"better = {better} {metric} than {rep.baseline}; geomean of the ratios below",
+                          ["schedule", "problems", "better", "equal", "worse", "geomean", "best", "worst"])
+        for schedule, row in zip(summary.index, summary.to_dict("records")):
+            section.rows.append([str(schedule), str(row["n"]), str(row["better"]), str(row["equal"]), str(row["worse"]),
+                                 *[_num(row[c], ".3f") for c in ("geomean", "best", "worst")]])
+        across.append(section)
+        names = list(rep.ratios.index.names)
+        section = Section(f"Ratio to {rep.baseline} per problem",
+                          f"{metric} of each schedule / {rep.baseline}'s at its best LR; {'> 1' if rep.maximize else '< 1'} "
+                          f"beats {rep.baseline}", [*names, *map(str, rep.ratios.columns)], left=len(names))
+        for key, row in rep.ratios.iterrows():
+            key = key if isinstance(key, tuple) else (key,)
+            labels = [_plain(v) for v in key[:-1]] + [budget_label(key[-1])]
+            section.rows.append([*labels, *[_num(v, ".3f") for v in row]])
+        across.append(section)
+
+    perf = rep.performance
+    section = Section(f"Performance profile score (AlgoPerf), r_max = {rep.r_max:g}",
+                      f"share of problems within a factor τ of the best {metric}, integrated over τ in [1, r_max] "
+                      "and divided by r_max - 1: 1 = best everywhere",
+                      ["schedule", "score", "problems", "best", f"within {rep.r_max:g}x"])
+    for i, (schedule, row) in enumerate(zip(perf.index, perf.to_dict("records"))):
+        section.rows.append([str(schedule), _num(row["score"], ".3f"), str(row["n"]), str(row["best"]), str(row["within"])])
+        if row["score"] == perf["score"].max():
+            section.bold.add(i)
+    across.append(section)
+    for section in across:
+        section.across = True
+    pairs = setting_sections(rep.pairs, pivot_of(rep.pairs)) if len(rep.pairs) else []
+    return setting_sections(rep.ranked, rep.pivot) + pairs + across
+
+
+# ---- output formats
+
+
+def rich_tables(ranked: pd.DataFrame, pivot: pd.DataFrame) -> list[Table]:
+    """Per setting, the ranking (one section per budget) and then REX's pivot of mean (rank)."""
+    return [rich_table(s) for s in setting_sections(ranked, pivot)]
+
+
+def rich_table(section: Section) -> Table:
+    title = f"{section.title}\n{section.caption}"
+    # Without a minimum width rich wraps the title to a narrow table's width, one word per line.
+    width = min(100, max(map(len, title.splitlines())) + 2)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", min_width=width, pad_edge=False)
+    for i, header in enumerate(section.headers):
+        table.add_column(header, justify="left" if section.is_label(i) else "right", no_wrap=section.is_label(i) and i > 0)
+    for i, row in enumerate(section.rows):
+        style = WINNER if i in section.bold else NO_SCORE if i in section.dim else None
+        table.add_row(*[Text(c) for c in row], style=style, end_section=i in section.breaks)
+    return table
+
+
+def to_text(ranked: pd.DataFrame, pivot: pd.DataFrame, fmt: str) -> str:
+    """The per-setting tables as Markdown, LaTeX, CSV (the ranked frame) or JSON ({ranking, pivot})."""
+    if fmt == "csv":
+        # pandas writes inf as "inf" and NaN as "", so a diverged mean stays readable in a sheet.
+        return ranked.to_csv(index=False)
+    if fmt == "json":
+        doc = {"metric": ranked.attrs.get("metric"), "maximize": bool(ranked.attrs.get("maximize", False)),
+               "ranking": _records(ranked), "pivot": _pivot_records(pivot)}
+        return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    return _sections_text(setting_sections(ranked, pivot), fmt)
+
+
+def report_text(rep: Report, fmt: str, table: str | None = None) -> str:
+    """The whole report as Markdown, LaTeX or JSON; CSV is one table's numbers (default: the ranking)."""
+    if fmt == "csv":
+        return raw_tables(rep)[table or "ranking"].to_csv(index=False)
+    if table is not None:
+        raise ValueError(f"--table selects the table of --format csv; with --format {fmt} every table is written.")
+    if fmt == "json":
+        doc = {"metric": rep.metric, "maximize": rep.maximize, "baseline": rep.baseline, "r_max": rep.r_max,
+               "ranking": _records(rep.ranked), "pivot": _pivot_records(rep.pivot), "notes": rep.notes,
+               **{name: _records(frame) for name, frame in raw_tables(rep).items() if name not in ("ranking", "pivot")}}
+        return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    text = _sections_text(report_sections(rep), fmt)
+    if fmt == "latex":
+        text = "% schedsweep report: tables use booktabs (\\usepackage{booktabs})\n\n" + text
+    if rep.notes:
+        notes = [f"% {n}" for n in rep.notes] if fmt == "latex" else [f"- {n}" for n in rep.notes]
+        text += "\n".join(["Notes:" if fmt == "md" else "% Notes:", "", *notes, ""]) + "\n"
+    return text
+
+
+def raw_tables(rep: Report) -> dict[str, pd.DataFrame]:
+    """Each table's numbers as a flat frame (budget fractions and ratio columns named as strings)."""
+    pivot = rep.pivot.copy()
+    pivot.columns = [f"{budget_label(b)} {f}" if f else str(b) for b, f in pivot.columns]
+    budgets = rep.by_budget.rename(columns=lambda c: fraction_label(c) if isinstance(c, float) else c)
+    return {
+        "ranking": rep.ranked,
+        "pivot": pivot.reset_index(),
+        "budgets": budgets.reset_index(),
+        "topk": rep.top_k.reset_index(),
+        "ratios": rep.ratios.reset_index(),
+        "ratio_summary": rep.ratio_summary.reset_index(),
+        "profile": rep.performance.reset_index(),
+        "pairs": rep.pairs,
+    }
+
+
+def _sections_text(sections: list[Section], fmt: str) -> str:
+    if fmt == "md":
+        return "".join(_markdown(s) for s in sections)
+    if fmt == "latex":
+        return "".join(_latex(s) for s in sections)
+    raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+
+
+def _markdown(section: Section) -> str:
+    def line(cells: list[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    sep = ["---" if section.is_label(i) else "---:" for i in range(len(section.headers))]
+    rows = [line(section.headers), line(sep), *map(line, section.rows)]
+    return "\n".join([f"## {section.title}", "", section.caption + ".", "", *rows, "", ""])
+
+
+def _latex(section: Section) -> str:
+    spec = "".join("l" if section.is_label(i) else "r" for i in range(len(section.headers)))
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex(section.title)}: {_tex(section.caption)}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex(h) for h in section.headers) + r" \\", r"\midrule"]
+    for i, row in enumerate(section.rows):
+        cells = [_tex(c) for c in row]
+        if i in section.bold:
+            cells = [rf"\textbf{{{c}}}" if c else c for c in cells]
+        lines.append(" & ".join(cells) + r" \\")
+        if i in section.breaks and i != len(section.rows) - 1:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", "", ""]
+    return "\n".join(lines)
+
+
+def _tex(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+# ---- cells
+
+
+def _settings(ranked: pd.DataFrame, pivot: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """(title, ranking rows, pivot rows) per setting; both frames list settings in plan order."""
+    setting = setting_columns(ranked)
+    parts = ranked.groupby(setting, sort=False, dropna=False)
+    grids = pivot.groupby(level=list(range(len(setting))), sort=False, dropna=False)
+    for (key, part), (_, grid) in zip(parts, grids):
+        yield " ".join(f"{c}={_plain(v)}" for c, v in zip(setting, key)), part, grid
+
+
+def _metric_name(ranked: pd.DataFrame) -> str:
+    metric = ranked.attrs.get("metric", "loss")
+    return f"{metric} (higher is better)" if ranked.attrs.get("maximize") else metric
+
+
+def _budgets(grid: pd.DataFrame) -> list[Any]:
+    """The budgets this setting has (pivot columns of other settings' budgets are all NaN here)."""
+    return [b for b, field in grid.columns if field == "mark" and grid[(b, "mark")].notna().any()]
+
+
+def _wins(row: dict[str, Any]) -> bool:
+    return row["rank"] == 1 and math.isfinite(row["mean"])
+
+
+def _ranking_cells(row: dict[str, Any]) -> list[str]:
+    mean, std = row["mean"], row["std"]
+    spread = _num(mean) if pd.isna(std) or not math.isfinite(mean) else f"{mean:.4g} ± {std:.2g}"
+    return [budget_label(row["budget"]), str(row["schedule"]), _num(row["best_lr"], ".3g"), spread, _ci(row["ci95"]),
+            str(row["n"]), str(row["rank"]), _gap(row["gap"], row["gap_pct"]), _notes(row)]
+
+
+def _notes(row: dict[str, Any]) -> str:
+    """The mark, then what else happened to this schedule's runs: '(1 div, 2 miss)'."""
+    counts = [(row["n_diverged"], "div"), (row["n_failed"], "fail"), (row["n_missing"], "miss")]
+    counts = [f"{n} {what}" for n, what in counts if n]
+    return " ".join([row["mark"], f"({', '.join(counts)})" if counts else ""]).strip()
+
+
+def _pivot_cell(row: pd.Series, budget: Any) -> str:
+    mean, rank, mark = row[(budget, "mean")], row[(budget, "rank")], row[(budget, "mark")]
+    value = (f"{mean:.4g}" + ("*" if mark == "partial" else "")) if math.isfinite(mean) else str(mark)
+    return f"{value} ({int(rank)})"
+
+
+def _share(row: dict[str, Any], group: str) -> str:
+    n = int(row[f"n_{group}"])
+    if n == 0:
+        return ""
+    return f"{row[f'{group}_top1']:.0f} / {row[f'{group}_top3']:.0f} ({n})"
+
+
+def _pivot_records(pivot: pd.DataFrame) -> list[dict[str, Any]]:
+    names = list(pivot.index.names)
+    records = []
+    for key, row in pivot.iterrows():
+        budgets = [
+            {"budget": _json_value(b), "label": budget_label(b),
+             **{f: _json_value(row[(b, f)]) for f in ("mean", "rank", "mark")}}
+            for b, field in pivot.columns
+            if field == "mark" and not pd.isna(row[(b, "mark")])
+        ]
+        record = {n: _json_value(v) for n, v in zip(names, key)}
+        records.append({**record, "avg_rank": _json_value(row[AVG_RANK]), "budgets": budgets})
+    return records
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _json_value(v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _json_value(value: Any) -> Any:
+    """Plain JSON: numpy scalars unwrapped; NaN and inf become null (the mark says why)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is not None and not isinstance(value, (str, int, float, bool)) and pd.isna(value):
+        return None
+    return value
+
+
+def _num(value: Any, spec: str = ".4g") -> str:
+    if pd.isna(value):
+        return ""
+    return format(value, spec) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def _ci(half: float) -> str:
+    return "" if pd.isna(half) else f"±{half:.2g}"
+
+
+def _gap(gap: float, pct: float) -> str:
+    if pd.isna(gap) or not math.isfinite(gap):
+        return _num(gap)
+    if gap == 0:
+        return "0"
+    return f"+{gap:.2g}" + ("" if pd.isna(pct) else f" ({pct:+.1f}%)")
+
+
+def _plain(value: Any) -> str:
+    return "none" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)

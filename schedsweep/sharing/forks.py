@@ -1,0 +1,175 @@
+"""Forks on disk: a parent keeps its state at each fork step; a branch starts from a copy of it.
+
+    runs/<parent>/forks/<k>/checkpoint.pt      the parent's checkpoint before update k
+    runs/<parent>/forks/<k>/inherited.parquet  its metric rows 0..k-1, marked inherited
+
+The trees (which run forks from which, at which step) are planned by :mod:`schedsweep.sharing.branching` and
+written into each run.json (`branch: {of, step}`, `forks: [k, ...]`). The loop calls :func:`keep_fork`
+after its checkpoint at a fork step and :func:`start_from_fork` before loading its own checkpoint; the
+local queue starts a branch once :func:`ready` says so; forks are removed once all their branches are
+done or diverged (:func:`remove_forks`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from schedsweep.sweep import store
+
+FORKS = "forks"
+CHECKPOINT = "checkpoint.pt"  # schedsweep.train.checkpoint.FILE (a run's own; a fork's has the same name), no torch import
+FORK_ROWS = "inherited.parquet"
+
+
+def fork_dir(parent: Path, step: int) -> Path:
+    return parent / FORKS / str(step)
+
+
+def keep_fork(run_path: Path, step: int) -> None:
+    """Right after the parent's checkpoint before update `step`: keep a copy, with metric rows 0..step-1.
+
+    Written to a temporary folder and renamed into place, so a branch sees a whole fork or none. The rows
+    are copied into the fork (not read later from the parent's metrics), so a parent that is resumed or
+    restarted meanwhile never changes what its branches inherit.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from schedsweep.train import metrics
+
+    final = fork_dir(run_path, step)
+    if (final / CHECKPOINT).exists():  # written by an earlier attempt of the same (deterministic) run
+        return
+    tmp = final.parent / f".{step}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copyfile(run_path / CHECKPOINT, tmp / CHECKPOINT)
+    rows = metrics.read_metrics(run_path / store.METRICS)
+    rows = rows.filter(pc.less(rows["step"], step))
+    rows = rows.set_column(rows.schema.get_field_index("inherited"), metrics.SCHEMA.field("inherited"),
+                           pa.array([True] * rows.num_rows, pa.bool_()))
+    pq.write_table(rows, tmp / FORK_ROWS)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+
+def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
+    """A branch's first start: its fork's checkpoint and inherited rows become its own. Whether it did.
+
+    Only when the run is a branch, has no checkpoint of its own (else it resumes that) and its fork exists
+    (else it trains from step 0: the same run, only slower). The branch then resumes at the fork step like
+    any resumed run: model, optimizer, RNG states and running numbers as the parent had them.
+    """
+    import torch
+
+    from schedsweep.train import metrics
+
+    branch = record.get("branch")
+    if not branch or (run_path / CHECKPOINT).exists():
+        return False
+    fork = fork_dir(run_path.parent / branch["of"], int(branch["step"]))
+    if not (fork / CHECKPOINT).is_file():
+        return False
+    folder = run_path / store.METRICS
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    part = folder / f"{metrics.PART_PREFIX}00000.parquet"
+    shutil.copyfile(fork / FORK_ROWS, folder / f".{part.name}.tmp")
+    os.replace(folder / f".{part.name}.tmp", part)
+    state = torch.load(fork / CHECKPOINT, map_location="cpu", weights_only=False)
+    state["parts"] = 1  # the inherited rows; the parent's own part count is meaningless here
+    state["run"] = state["run"] | {"requeues": 0}  # the parent's requeues are not this run's
+    tmp = run_path / f".{CHECKPOINT}.tmp"
+    torch.save(state, tmp)  # not checkpoint.save: that would replace the fork's RNG states with ours
+    os.replace(tmp, run_path / CHECKPOINT)
+    return True
+
+
+def ready(run_path: Path) -> bool:
+    """Whether the run can start now: not a branch, resuming its own checkpoint, its fork written, or its
+    parent finished without writing the fork (the run then trains from step 0)."""
+    record = store.read_json(run_path / store.RUN_RECORD)
+    branch = record.get("branch")
+    if not branch or (run_path / CHECKPOINT).exists():
+        return True
+    parent = run_path.parent / branch["of"]
+    return (fork_dir(parent, int(branch["step"])) / CHECKPOINT).is_file() \
+        or store.read_status(parent).status in store.TERMINAL
+
+
+def remove_forks(sweep_dir: Path) -> int:
+    """Delete every fork whose branches are all done or diverged; how many were removed.
+
+    A failed branch keeps its fork, so --retry-failed starts it from there again.
+    """
+    waiting: set[tuple[str, int]] = set()
+    runs = sweep_dir / store.RUNS
+    for record in store.read_plan(sweep_dir):
+        path = runs / record["id"]
+        try:
+            branch = store.read_json(path / store.RUN_RECORD).get("branch")
+        except OSError:
+            continue
+        if branch and store.read_status(path).status not in ("done", "diverged"):
+            waiting.add((branch["of"], int(branch["step"])))
+    removed = 0
+    for forks in runs.glob(f"*/{FORKS}"):
+        for fork in forks.iterdir():
+            if fork.name.isdigit() and (forks.parent.name, int(fork.name)) not in waiting:
+                shutil.rmtree(fork, ignore_errors=True)  # another run's job may be removing it too
+                removed += 1
+    return removed
+
+
+def kept(sweep_dir: Path, records: list[dict[str, Any]]) -> list[tuple[Any, tuple[int, ...]]]:
+    """Every run of `records` (plan records) as a plan.Run, with the steps of its forks on disk."""
+    from schedsweep.plan.grid import Run
+
+    out = []
+    for record in records:
+        folder = store.run_dir(sweep_dir, record["id"]) / FORKS
+        steps = sorted(int(f.name) for f in folder.iterdir() if f.name.isdigit() and (f / CHECKPOINT).is_file()) \
+            if folder.is_dir() else []
+        out.append((Run.from_record(record), tuple(steps)))
+    return out
+
+
+def parents_first(queue: list[Path]) -> list[Path]:
+    """The queue with each branch's parent (and its parent's) moved up to just before the branch, the
+    order otherwise kept. A branch waits for the fork its parent writes mid-run: with the parent behind it
+    (a planned order puts the longest budget last), every such branch would wait to the end of the sweep
+    and its tree would train alone there while the other workers idle."""
+    parent_of = {}
+    for path in queue:
+        branch = store.read_json(path / store.RUN_RECORD).get("branch")
+        if branch:
+            parent_of[path] = path.parent / branch["of"]
+    queued, placed, ordered = set(queue), set(), []
+
+    def place(path: Path) -> None:
+        if path in placed:
+            return
+        placed.add(path)
+        if parent_of.get(path) in queued:
+            place(parent_of[path])
+        ordered.append(path)
+
+    for path in queue:
+        place(path)
+    return ordered
+
+
+def next_ready(queue: list[Path], idle: bool) -> Path | None:
+    """Take the first queued run that can start now (a branch once its fork exists: :func:`ready`).
+
+    When nothing is running (`idle`) and none is ready, the first: it trains from step 0 rather than
+    wait forever. None when runs are running and none is ready.
+    """
+    for i, path in enumerate(queue):
+        if ready(path):
+            return queue.pop(i)
+    return queue.pop(0) if idle and queue else None

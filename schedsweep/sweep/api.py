@@ -1,0 +1,276 @@
+"""A `Sweep` owns one sweep folder (plan, claims, statuses, launches): the library the CLI calls.
+
+    from schedsweep import Sweep
+    plan = Sweep.plan(["task=classifier", "schedule=linear,cosine", "budget=0.5,1.0"])
+    sweep = Sweep.create(plan, "results")       # writes the folder; nothing runs yet
+    sweep.launch()                              # trains every unfinished run; returns the counts
+    sweep.status().counts                       # Counter of pending/running/.../done
+    sweep.report()                              # the ranking (schedsweep.results.report.Report)
+
+A launch reads plan.jsonl once, picks the runs without a final status that no live process holds
+(schedsweep.sweep.claims), and hands them to an executor (schedsweep.executors). Runs that are
+`interrupted` (their writer is gone) are resumed; `failed` ones only with retry_failed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import yaml
+
+from schedsweep import executors
+from schedsweep.sharing import branching, forks
+from schedsweep.sweep import claims, store
+from schedsweep.errors import ResultsError
+from schedsweep.plan.grid import Plan
+from schedsweep.plan.variants import queue_order
+
+Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
+OPEN = ("pending", "running", "requeued")  # a run in one of these is still some executor's business
+
+
+@dataclass(frozen=True)
+class Prepared:
+    planned: int  # runs in this launch's plan
+    total: int  # runs in the sweep folder's plan (earlier launches included)
+    to_run: int
+    skipped: Counter[str]  # final statuses left alone, by status
+    kept: branching.Kept  # new runs that branch from an earlier launch's forks (shared prefixes)
+
+
+@dataclass(frozen=True)
+class RunView:
+    record: dict[str, Any]
+    status: store.RunStatus  # as observed: `interrupted` when its writer is gone
+    job: str  # latest Slurm job id, "" when none
+    job_state: str
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    runs: list[RunView]
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(v.status.status for v in self.runs)
+
+    @property
+    def finished(self) -> bool:
+        return not any(v.status.status in OPEN for v in self.runs)
+
+
+class Sweep:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @staticmethod
+    def plan(overrides: Sequence[str] = (), *, config_dir: Path | None = None, config_name: str = "config",
+             name: str | None = None, check_imports: bool = True) -> Plan:
+        """The grid from conf/ and Hydra overrides (schedsweep.plan.grid.make_plan); nothing is written."""
+        from schedsweep.plan.grid import make_plan
+
+        return make_plan(list(overrides), config_dir=config_dir, config_name=config_name, name=name,
+                         check_imports=check_imports)
+
+    @classmethod
+    def create(cls, plan: Plan, results: str | Path, *, retry_failed: bool = False,
+               argv: Sequence[str] = ()) -> tuple["Sweep", Prepared]:
+        """Write (or extend) results/<plan.name>; existing results are never overwritten. With
+        retry_failed, failed runs are made pending again (they resume from their checkpoints)."""
+        results = Path(results)
+        sweep = cls(results / plan.name)
+        for folder in (results, sweep.path):
+            if folder.exists() and not folder.is_dir():
+                raise ResultsError(f"results path '{folder}' is a file, not a folder.")
+        if results.exists() and not os.access(results, os.W_OK):
+            raise ResultsError(f"cannot write to results folder '{results}': permission denied.")
+        with sweep.lock():
+            known = store.read_plan(sweep.path) if store.is_sweep(sweep.path) else []
+            known_ids = {r["id"] for r in known}
+            records = known + [r.record() for r in plan.runs if r.id not in known_ids]
+            store.write_plan(sweep.path, records)
+            store.atomic_write_text(sweep.path / store.SWEEP_CONFIG, _sweep_yaml(plan))
+            store.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
+                                                             "runs": len(plan.runs), "retry_failed": retry_failed})
+            skipped: Counter[str] = Counter()
+            # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
+            fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
+            sharing = branching.plan_trees(fresh, plan.share_prefix)
+            kept = branching.from_kept(fresh, sharing, forks.kept(sweep.path, known)) if plan.share_prefix and known \
+                else branching.Kept({}, 0)
+            for run in plan.runs:
+                path = store.run_dir(sweep.path, run.id)
+                status = store.read_status(path).status
+                if status == "failed" and retry_failed:
+                    (path / store.STATUS).rename(path / "status.previous.json")
+                elif status in store.TERMINAL:
+                    skipped[status] += 1
+                    continue
+                if not (path / store.RUN_RECORD).exists():
+                    branch = kept.branches.get(run.id)
+                    from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
+                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
+        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One launcher per sweep at a time (claims make each run safe; this keeps launches orderly)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / ".lock").open("a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "?"
+                raise ResultsError(
+                    f"sweep '{self.path}' is being run by another schedsweep process (pid {holder}). "
+                    f"Wait for it, or follow it with 'schedsweep status {self.path}'."
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def records(self) -> list[dict[str, Any]]:
+        return store.read_plan(self.path)
+
+    def executor_settings(self) -> dict[str, Any]:
+        return store.read_executor(store.require_sweep(self.path))
+
+    def launch(self, settings: dict[str, Any] | None = None, *, wait: bool = True,
+               progress: Progress | None = None) -> Counter[str] | None:
+        """Train every run without a final status that no live process holds; the final counts, or
+        None when not waiting (Slurm: return once queued). Runs held by a live claim are left alone."""
+        settings = executors.check(dict(settings or self.executor_settings()))
+        with self.lock():
+            local = settings["kind"] != "slurm"
+            # Slurm starts runs as the cluster allows, not in our order, and skips its own jobs at submit.
+            records = queue_order(self.records()) if local else self.records()
+            view = self._observe(records)
+            unfinished = [v for v in view.runs if v.status.status in (*OPEN, "interrupted")]
+            if local:
+                unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
+            todo = [store.run_dir(self.path, v.record["id"]) for v in unfinished]
+            if local:
+                todo = forks.parents_first(todo)
+            executor = executors.make(settings, self.path, records)
+            executor.submit(todo)
+            self.last_executor: executors.Executor = executor
+            self._launched = (executor, view, todo)
+            if not wait:
+                return None
+            return self.follow(progress)
+
+    def follow(self, progress: Progress | None = None) -> Counter[str]:
+        """Wait for the runs of this object's last launch (e.g. one returned at once, on Slurm)."""
+        executor, view, todo = self._launched
+        counts = _follow(executor, view, todo, progress or (lambda counts, statuses: None))
+        forks.remove_forks(self.path)  # shared prefixes: forks whose branches are all done or diverged
+        return counts
+
+    def status(self) -> SweepStatus:
+        """Every run's observed status: a running run whose writer is gone shows as `interrupted`, and
+        a Slurm job that left the queue without a final status is settled first (slurm.reconcile)."""
+        return self._observe(self.records(), reconcile=True)
+
+    def _observe(self, records: list[dict[str, Any]], reconcile: bool = False) -> SweepStatus:
+        from schedsweep.executors import slurm
+
+        jobs = slurm.current_jobs(self.path)
+        if jobs and reconcile:
+            slurm.reconcile(self.path, records)
+        paths = [store.run_dir(self.path, r["id"]) for r in records]
+        statuses = claims.observe_all(paths)
+        active = slurm.active_runs(self.path) if jobs else {}  # a segmented run: the job that drives it now
+        job_of = {r["id"]: active.get(r["id"], jobs[r["id"]][-1]["job"]) for r in records if r["id"] in jobs}
+        for record, path, status in zip(records, paths, statuses):  # exported sbatch arrays: known from the claims
+            claim = claims.read(path) if record["id"] not in job_of and status.status in OPEN else None
+            if claim is not None and claim.job:
+                job_of[record["id"]] = claim.job
+        job_states = slurm.states(job_of.values()) if job_of else {}
+        runs = [RunView(r, st, job_of.get(r["id"], ""), job_states.get(job_of.get(r["id"], ""), ""))
+                for r, st in zip(records, statuses)]
+        return SweepStatus(runs)
+
+    def cancel(self) -> list[str]:
+        """Cancel the sweep's pending and running Slurm jobs: one scancel per job array."""
+        from schedsweep.executors import slurm
+
+        return slurm.cancel(store.require_sweep(self.path))
+
+    def collect(self, last_k: int = 20, rebuild: bool = False) -> Any:
+        from schedsweep.results import collect
+
+        return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
+
+    def report(self, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
+               r_max: float = 1.1, last_k: int = 20) -> Any:
+        """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep."""
+        from schedsweep.results import collect
+        from schedsweep.plan import study
+        from schedsweep.results import report as reporting
+
+        runs = collect.runs_frame(self.collect(last_k).summary)
+        rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline, r_max=r_max)
+        rep.notes.extend(study.source_notes(self.path))
+        return rep
+
+    def spawn(self) -> int:
+        """Run the launch in a detached process (--no-wait locally); its pid."""
+        log = (self.path / "queue.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "schedsweep.sweep.api", str(self.path)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return proc.pid
+
+
+def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], report: Progress) -> Counter[str]:
+    """Poll the executor until every run handed to it has ended; report the sweep's counts on each change."""
+    state = view.counts
+    now = {v.record["id"]: v.status.status for v in view.runs}
+    open_ = set(todo)
+    report(+state, now)
+    try:
+        while open_:
+            for path, outcome in executor.poll().items():
+                if path not in open_:
+                    continue
+                shown = "running" if outcome == claims.BUSY else outcome
+                state[now[path.name]] -= 1
+                state[shown] += 1
+                now[path.name] = shown
+                if outcome == claims.BUSY or outcome not in OPEN:
+                    open_.discard(path)
+            report(+state, now)
+    except BaseException:
+        if not executor.detached:  # local runs die with their launcher; Slurm jobs outlive it
+            executor.cancel()
+        raise
+    return +state
+
+
+def _held(path: Path) -> bool:
+    """Whether a live process other than this one holds the run's claim."""
+    claim = claims.read(path)
+    return claim is not None and not claims.gone(claim)
+
+
+def _sweep_yaml(plan: Plan) -> str:
+    doc = {"name": plan.name, "overrides": list(plan.overrides), "axes": {a.key: list(a.values) for a in plan.axes},
+           "executor": plan.executor, "config": plan.base}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+if __name__ == "__main__":
+    print(dict(Sweep(sys.argv[1]).launch() or {}), flush=True)

@@ -1,0 +1,98 @@
+"""The time left in a sweep, from steps: runs of different budgets differ 10x in length, so counting runs
+(what a plain progress bar does) is off by that much whenever short and long runs are unevenly done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+from schedsweep.train import metrics
+from schedsweep.sweep import store
+
+FINISHED = ("done", "failed", "diverged", "interrupted")  # for this launch: nothing more happens to it
+
+
+def queue(sweep_dir: Path) -> dict[str, range]:
+    """The steps each run without a final status will train, by run id: a branch starts at its fork
+    (schedsweep.sharing.branching), often a handful of steps before a long run's end, and a stopped run where it
+    stopped."""
+    steps = {}
+    for record in store.read_plan(sweep_dir):
+        path = store.run_dir(sweep_dir, record["id"])
+        status = store.read_status(path)
+        if status.status in store.TERMINAL:
+            continue
+        written = store.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
+        first = max((written.get("branch") or {}).get("step", 0), status.steps_done)
+        steps[record["id"]] = range(first, record["spec"]["steps"])
+    return steps
+
+
+def steps_done(queue: Mapping[str, range], statuses: Mapping[str, str], reached: Callable[[str], int | None]) -> int:
+    """Steps trained so far: all of a finished run's, and a running run's up to the step it has reached
+    (`reached(run id)`, None when it has logged nothing yet). Which runs finished, not how many: with
+    several workers, or branches waiting on their forks, runs do not end in queue order."""
+    done = 0
+    for run, steps in queue.items():
+        status = statuses.get(run, "pending")
+        if status in FINISHED:
+            done += len(steps)
+        elif status == "running":
+            done += min(max((reached(run) or 0) - steps.start, 0), len(steps))
+    return done
+
+
+def remaining_s(done: float, left: float, elapsed_s: float) -> float | None:
+    """Seconds left: `left` steps at the time per step measured so far (`done` steps in elapsed_s,
+    overheads and parallelism included). None before anything is measured."""
+    return left * elapsed_s / done if done > 0 and elapsed_s > 0 else None
+
+
+# A running run's step is up to PROGRESS_S old: timed over a shorter window, that lag is a large part of
+# what was trained (5 steps seen in 1.4 s instead of 1,000: an ETA of an hour for a 30 s sweep).
+WINDOW_S = 10 * metrics.PROGRESS_S
+
+
+class Estimate:
+    """The ETA of a queue as it runs, timed from its first trained step on: before it, the time goes to
+    starting the workers (a Python and a torch import each, seconds), which a rate measured from the
+    launch would take for training time and stretch over every step left. None until WINDOW_S of
+    training has been timed."""
+
+    def __init__(self, queue: Mapping[str, range], reached: Callable[[str], int | None]) -> None:
+        self.queue = dict(queue)
+        self.reached = reached
+        self.total = sum(len(steps) for steps in self.queue.values())
+        self.since: tuple[float, int] | None = None  # (time, steps done) when the first step was seen
+
+    @classmethod
+    def of(cls, sweep_dir: Path) -> Estimate:
+        """The estimate of a launch of `sweep_dir`, made before it starts: running runs' progress is read
+        from their metrics' progress marker (schedsweep.train.metrics.reached)."""
+        return cls(queue(sweep_dir), lambda run: metrics.reached(store.run_dir(sweep_dir, run) / store.METRICS))
+
+    def finished(self, statuses: Mapping[str, str]) -> int:
+        """How many of the queue's runs have finished (for this launch)."""
+        return sum(statuses.get(run) in FINISHED for run in self.queue)
+
+    def left_s(self, statuses: Mapping[str, str], now: float) -> float | None:
+        done = steps_done(self.queue, statuses, self.reached)
+        if done == self.total:  # all trained: nothing left, however short the window
+            return 0.0
+        if self.since is None:
+            if done > 0:
+                self.since = (now, done)
+            return None
+        start, done_then = self.since
+        if now - start < WINDOW_S:
+            return None
+        return remaining_s(done - done_then, self.total - done, now - start)
+
+
+def clock(seconds: float | None) -> str:
+    """h:mm:ss, or '?' when unknown."""
+    if seconds is None:
+        return "?"
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"

@@ -1,0 +1,1 @@
+"""One run's training: the loop, checkpoints, metrics, optimizers, distributed and script runs."""

@@ -1,0 +1,56 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped.
+
+The step is the only schedule state, so a checkpoint holds the model, the optimizer(s), the fp16
+loss scaler, the next step, the RNG states and the loop's running numbers. The data position is
+the step itself: the task's deterministic batch stream restarts at batch step x accumulate
+(schedsweep.train.loop.batch_stream). `parts` records how many
+metric part files existed when the checkpoint was taken; parts written after it are deleted on
+resume, so the metrics never hold a step twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FILE = "checkpoint.pt"
+
+
+def save(run_path: Path, state: dict[str, Any]) -> None:
+    state = state | {
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}
+        | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})
+    }
+    tmp = run_path / f".{FILE}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, run_path / FILE)
+
+
+def load(run_path: Path) -> dict[str, Any] | None:
+    path = run_path / FILE
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def step(run_path: Path) -> int | None:
+    """The step the run resumes from, None without a checkpoint; memory-mapped: the tensors are not read."""
+    path = run_path / FILE
+    if not path.exists():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def remove(run_path: Path) -> None:
+    (run_path / FILE).unlink(missing_ok=True)
