@@ -13,7 +13,7 @@ from schedsweep.sweep import store
 from schedsweep.train import run as train
 from schedsweep.train.metrics import read_metrics
 from schedsweep.plan.identity import run_id
-from schedsweep.plan.grid import Run
+from schedsweep.plan.point import Run
 
 TASK = {"_target_": "schedsweep.tasks.classifier.Classifier", "n_features": 8, "n_classes": 4, "hidden": 16,
         "depth": 1, "n_train": 2000, "n_eval": 256, "batch_size": 16, "noise": 0.1, "data_seed": 0}

@@ -16,7 +16,7 @@ import pytest
 from test_report import Run, make_sweep
 from typer.testing import CliRunner
 
-from schedsweep.results import collect
+from schedsweep.results import collect, measure
 from schedsweep.train import metrics
 from schedsweep.plan import variants
 from schedsweep.sweep import store
@@ -118,8 +118,8 @@ def test_collect_is_incremental(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     write_parts(path, 10, 0.5, 1e-3)
     store.write_status(path, store.RunStatus("done", steps_done=10, final_eval_loss=0.5, final_loss=0.6))
     measured: list[str] = []
-    real = collect._measure
-    monkeypatch.setattr(collect, "_measure", lambda d, i, last_k: measured.append(i) or real(d, i, last_k))
+    real = measure.measure
+    monkeypatch.setattr(measure, "measure", lambda d, i, last_k: measured.append(i) or real(d, i, last_k))
     third = collect.collect(sweep)
     assert (third.reread, third.reused, measured) == (1, 15, [record["id"]])
     row = third.summary.set_index("run_id").loc[record["id"]]
@@ -247,7 +247,7 @@ def test_cli_collect_prints_counts_and_warns_about_missing_runs(tmp_path: Path) 
     (store.run_dir(sweep, record["id"]) / store.STATUS).write_text("{")
     second = cli("collect", str(sweep))
     assert second.exit_code == 0 and "1 re-read, 15 unchanged" in second.stdout
-    assert f"warning: 1 run folder(s) missing or unreadable" in second.stderr and record["id"] in second.stderr
+    assert "warning: 1 run folder(s) missing or unreadable" in second.stderr and record["id"] in second.stderr
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from schedsweep.errors import ConfigError
-from schedsweep.plan.grid import budget_steps, make_plan
+from schedsweep.plan.grid import make_plan
+from schedsweep.plan.point import budget_steps
 
 FAST = ["task=classifier", "full_steps=100"]
 
@@ -166,7 +167,7 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
     from schedsweep.train import optimizers
     from schedsweep.plan.config import composer
     from schedsweep.plan.identity import Identifier
-    from schedsweep.plan.grid import _make_run
+    from schedsweep.plan.point import make_run
 
     (tmp_path / "schedule").mkdir()
     (tmp_path / "tuned").mkdir()
@@ -189,7 +190,7 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
                 fixed = [*given, budget, *(f"{k}={v}" for k, v in axes.items())]
                 cfg, names = c.compose(fixed, "config")
                 cfg.pop("sweep", None)
-                assert _make_run(cfg, names, axes, Identifier(tasks.identity_params, optimizers.identity_params)) == run
+                assert make_run(cfg, names, axes, Identifier(tasks.identity_params, optimizers.identity_params)) == run
         if extra == ["schedule=short_linear,cosine"]:
             assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] == "short_linear"} == {16}
             assert {r.spec["task"]["hidden"] for r in plan.runs if r.labels["schedule"] != "short_linear"} == {128}

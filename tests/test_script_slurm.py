@@ -16,6 +16,7 @@ import pytest
 from schedsweep.train import checkpoint, metrics
 from schedsweep.executors import slurm
 from schedsweep.sweep import store
+from schedsweep.sweep.status import FINAL
 from test_cli import _wait_for as _wait
 from test_cli import cli, statuses
 from test_script import EXAMPLE
@@ -38,7 +39,7 @@ def test_the_example_swept_on_slurm_resumes_a_requeued_run_and_is_ranked(tmp_pat
     # KillWait, so requeue after the first periodic one: either way the run resumes past step 0.
     _wait(lambda: (run / checkpoint.FILE).exists(), 180, "a first checkpoint")
     subprocess.run(["scontrol", "requeue", jobs[longest["id"]]["job"]], check=True)
-    _wait(lambda: set(statuses(sweep).values()) <= set(store.TERMINAL), 420, "every run to finish")
+    _wait(lambda: set(statuses(sweep).values()) <= set(FINAL), 420, "every run to finish")
     assert set(statuses(sweep).values()) == {"done"}
 
     out = (run / "logs" / "script.out").read_text()

@@ -18,7 +18,7 @@ import pytest
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import claims, store
 from schedsweep.results import report
-from schedsweep.executors import slurm
+from schedsweep.executors import slurm, squeue
 from schedsweep.sweep.api import Sweep
 from test_claims import FLAKY, assert_trained_once, attempts_per_seed
 from test_cli import _wait_for as _wait
@@ -50,7 +50,7 @@ def _queue_empty(sweep: Path) -> bool:
 
 
 def test_a_sweep_over_max_array_size_runs_in_chunked_arrays_and_ranks(tmp_path: Path) -> None:
-    assert slurm.max_array_size() == 4  # tests/slurm/cluster.sh: low, so that six runs make two arrays
+    assert squeue.max_array_size() == 4  # tests/slurm/cluster.sh: low, so that six runs make two arrays
     out = cli("launch", *TINY, "full_steps=20", "schedule=linear,cosine", "budget=1.0", "seed=range(3)",
               "executor.time_per_step_s=1", "--wait", "--name", "s6", cwd=tmp_path).stdout
     assert "queued 6 runs in 2 job array(s)" in out
@@ -167,7 +167,7 @@ def test_exported_sbatch_script_submitted_by_plain_sbatch_runs_the_sweep(tmp_pat
 
 
 def test_a_sweep_larger_than_max_array_size_is_exported_as_arrays_that_status_shows(tmp_path: Path) -> None:
-    n = slurm.max_array_size() + 2
+    n = squeue.max_array_size() + 2
     cli("launch", *TINY, "full_steps=10", "budget=1.0", f"seed=range({n})", "--no-submit", "--name", "big", cwd=tmp_path)
     printed = cli("export-sbatch", "results/big", "--out", "big.sbatch", cwd=tmp_path).stdout
     commands = [line.split() for line in printed.splitlines() if line.startswith("sbatch ")]  # as the README says

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from schedsweep.cli import ConfigDir, app, err, friendly, out
+from schedsweep.cli.app import ConfigDir, app, err, friendly, out
 from schedsweep.errors import SchedsweepError
 
 

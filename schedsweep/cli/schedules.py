@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from schedsweep.cli import ConfigDir, app, friendly, out, schedules_app
+from schedsweep.cli.app import ConfigDir, app, friendly, out, schedules_app
 from schedsweep.errors import SchedsweepError
 
 

@@ -9,8 +9,10 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-COLORS = {"done": "green", "running": "cyan", "requeued": "magenta", "interrupted": "bright_magenta", "pending": "white",
-          "failed": "red", "diverged": "yellow"}
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, PENDING, REQUEUED, RUNNING
+
+COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bright_magenta", PENDING: "white",
+          FAILED: "red", DIVERGED: "yellow"}
 
 
 def counts_line(state: Any) -> str:
@@ -73,11 +75,11 @@ def status_view(path: Path, sweep_status: Any) -> Group:
     table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job", "error")
     for view in sweep_status.runs:
         st = view.status
-        if st.status == "done":
+        if st.status == DONE:
             continue
         lab = view.record["labels"]
         run = store.run_dir(path, view.record["id"])
-        step = st.steps_done if st.status in store.TERMINAL else metrics.reached(run / store.METRICS) or 0
+        step = st.steps_done if st.status in FINAL else metrics.reached(run / store.METRICS) or 0
         error = (st.error or "").strip().splitlines()[-1:] or [""]
         table.add_row(view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
                       str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip(), error[0][:80])

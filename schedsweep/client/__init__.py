@@ -44,6 +44,7 @@ from schedsweep.sweep import store
 from schedsweep.errors import SchedsweepError
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
 from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
+from schedsweep.sweep.status import DIVERGED
 NOT_LOGGABLE = frozenset({"step", "wall_s", "run_id"})  # set by the client (or by collect), never by a script
 
 __all__ = ["ClientError", "Run", "init"]
@@ -134,7 +135,7 @@ class Run:
                 if self._writer is not None:
                     self._writer.flush()
                 self._ended = True
-                self._report("diverged", error=f"non-finite {key} {values[key]} at step {step}")
+                self._report(DIVERGED, error=f"non-finite {key} {values[key]} at step {step}")
                 raise SystemExit(f"schedsweep: non-finite {key} at step {step}: the run diverged and stops.")
 
     def finish(self, **metrics: Any) -> None:

@@ -24,6 +24,7 @@ from schedsweep.sharing import forks
 from schedsweep.sweep import store
 from schedsweep.sweep.claims import BUSY
 from schedsweep.errors import ConfigError
+from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, PENDING, RUNNING
 
 
 @dataclass
@@ -136,7 +137,7 @@ class Debug:
             return {}
         path = forks.next_ready(self.queue, idle=True)  # a branch once its fork exists
         status = train.main(str(path), self.threads)
-        if status == "interrupted":  # Ctrl-C reached the run: it checkpointed; the queue stops too
+        if status == INTERRUPTED:  # Ctrl-C reached the run: it checkpointed; the queue stops too
             raise KeyboardInterrupt
         return {path: status}
 
@@ -194,7 +195,7 @@ class Local:
             if path is None:
                 break
             self.pool.submit(path)
-            self.changes[path] = "running"
+            self.changes[path] = RUNNING
 
 
 class LocalSubmitit:
@@ -238,7 +239,7 @@ class LocalSubmitit:
             if path is None:
                 break
             self.running[path] = self._start(path)
-            self.changes[path] = "running"
+            self.changes[path] = RUNNING
 
     def _start(self, path: Path) -> Any:
         import submitit
@@ -276,15 +277,15 @@ def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:
     if answer == BUSY:
         return BUSY
     status = store.read_status(path)
-    if status.status in store.TERMINAL or status.status == "interrupted":
+    if status.status in FINAL or status.status == INTERRUPTED:
         return status.status
     error = died()
     if (path / checkpoint.FILE).exists():
-        store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, error=(
+        store.write_status(path, store.RunStatus(INTERRUPTED, steps_done=status.steps_done, error=(
             f"the run's process ended without a status ({error}); the next launch resumes it from its checkpoint")))
-        return "interrupted"
-    store.write_status(path, store.RunStatus("failed", error=f"the run's process ended without a status: {error}"))
-    return "failed"
+        return INTERRUPTED
+    store.write_status(path, store.RunStatus(FAILED, error=f"the run's process ended without a status: {error}"))
+    return FAILED
 
 
 class Slurm:
@@ -306,7 +307,7 @@ class Slurm:
         todo = [r for r in self.records if r["id"] in names]
         self.jobs = slurm.submit(self.sweep_dir, todo, self.settings)
         self.active = len(todo) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
-        self.seen = {p: "pending" for p in runs}
+        self.seen = {p: PENDING for p in runs}
 
     def poll(self) -> dict[Path, str]:
         from schedsweep.sweep import claims

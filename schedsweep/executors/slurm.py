@@ -11,8 +11,7 @@ comes from the run folders first, then from one squeue and one sacct call per re
 
 Clusters without accounting (sacct absent or failing) are first-class: a job that squeue no longer
 shows has left the queue, and its run, if it wrote no final status, is interrupted (it holds a
-checkpoint) or failed. Every Slurm command goes through `_run`, which retries transient errors
-(controller timeouts, refused connections) with exponential backoff.
+checkpoint) or failed. Every Slurm command goes through schedsweep.executors.squeue, which retries transient errors.
 """
 
 from __future__ import annotations
@@ -20,26 +19,15 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import subprocess
-import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from schedsweep.sharing import forks, segments
+from schedsweep.executors import squeue
 from schedsweep.sweep import store
-from schedsweep.errors import SchedsweepError
+from schedsweep.sweep.status import DONE, FAILED, FINAL, INTERRUPTED, OPEN
 
 JOBS = "jobs.jsonl"
-GONE = "LEFT_QUEUE"  # not in squeue, and sacct did not say how it ended (no accounting)
-TRANSIENT = ("timed out", "unable to contact", "connection refused", "temporarily unavailable", "try again",
-             "communication", "socket")
-RETRIES = 4
-BACKOFF_S = 0.5
-ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED"}
-
-
-class SubmissionError(SchedsweepError):
-    """sbatch, squeue, sacct or scancel refused or failed."""
 
 
 def time_limit(executor: dict[str, Any], labels: dict[str, Any], steps: int | None = None) -> int:
@@ -53,14 +41,6 @@ def time_limit(executor: dict[str, Any], labels: dict[str, Any], steps: int | No
         seconds = (steps or labels["steps"]) * float(executor["time_per_step_s"]) * float(executor.get("time_safety") or 1.0)
         return max(2, math.ceil(seconds / 60))  # >= 2 min: Slurm may signal ~30 s early (the USR2 warning)
     return int(executor["time_min"])
-
-
-def max_array_size() -> int:
-    text = _run(["scontrol", "show", "config"])
-    for line in text.splitlines():
-        if line.strip().startswith("MaxArraySize"):
-            return int(line.split("=", 1)[1])
-    return 1001  # Slurm's default
 
 
 def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
@@ -109,7 +89,7 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
     cpus = int(executor.get("cpus_per_task") or 1)
     gpus = int(executor.get("gpus_per_node") or 0)
     tasks = int(executor.get("tasks_per_node") or max(1, gpus))
-    cut, grouped = plan_arrays(sweep_dir, todo, executor, max_array_size())
+    cut, grouped = plan_arrays(sweep_dir, todo, executor, squeue.max_array_size())
     batch = secrets.token_hex(4)  # one launch's jobs: a run's current segments (current_jobs)
     submitted = []
     job_of: dict[int, str] = {}  # segment index -> its job id
@@ -144,7 +124,7 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
                 jobs = [ex.submit(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), cpus,
                                   int(executor.get("max_requeues") or 0), cut[i].stop) for i in array.segments]
         except Exception as e:  # submitit wraps sbatch's refusal in several exception types
-            raise SubmissionError(f"sbatch refused the array of {len(array.segments)} runs ({array.time_min} min): {e}") from None
+            raise squeue.SubmissionError(f"sbatch refused the array of {len(array.segments)} runs ({array.time_min} min): {e}") from None
         array_job.append(jobs[0].job_id.split("_")[0])
         now = store.now()
         for i, job in zip(array.segments, jobs):
@@ -181,68 +161,13 @@ def current_jobs(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return jobs
 
 
-def states(job_ids: Iterable[str]) -> dict[str, str]:
-    """Slurm state of each job id ("123_4" for array tasks): one squeue call, one sacct call.
-
-    squeue is the truth for jobs in the queue; sacct names how the others ended. A job in neither
-    (no accounting, or sacct failing) has left the queue: GONE."""
-    ids = sorted(set(job_ids))
-    if not ids:
-        return {}
-    arrays_ = sorted({i.split("_")[0] for i in ids})
-    found: dict[str, str] = {}
-    try:
-        text = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(arrays_)])
-        for line in text.splitlines():
-            job, _, state = line.partition("|")
-            for task in expand(job):
-                found[task] = state.split()[0] if state else GONE  # "CANCELLED by 0" -> CANCELLED
-    except SubmissionError:
-        pass  # no accounting: squeue alone tells pending/running, a vanished job has ended
-    found |= _squeue(arrays_)
-    return {i: found.get(i, GONE) for i in ids}
-
-
-def queued(job_ids: Iterable[str]) -> set[str] | None:
-    """The jobs among `job_ids` that are pending or running; None when squeue cannot answer."""
-    ids = set(job_ids)
-    try:
-        shown = _squeue(sorted({i.split("_")[0] for i in ids}))
-    except SubmissionError:
-        return None
-    return {job for job, state in shown.items() if job in ids and state in ACTIVE}
-
-
-def _squeue(arrays_: list[str]) -> dict[str, str]:
-    if not arrays_:
-        return {}
-    text = _run(["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(arrays_)], ok_codes=(0, 1))
-    found = {}
-    for line in text.splitlines():
-        job, _, state = line.partition(" ")
-        found[job] = state.strip()
-    return found
-
-
-def expand(job: str) -> list[str]:
-    """Array tasks that sacct/squeue print compressed: '42_[0-2,5%3]' -> ['42_0', '42_1', '42_2', '42_5']."""
-    base, _, rest = job.partition("_[")
-    if not rest:
-        return [job]
-    tasks = []
-    for part in rest.rstrip("]").split("%")[0].split(","):
-        first, _, last = part.partition("-")
-        tasks += [f"{base}_{i}" for i in range(int(first), int(last or first) + 1)]
-    return tasks
-
-
 def active_runs(sweep_dir: Path) -> dict[str, str]:
     """Runs with a current job pending or running on the cluster: run id -> that job (a running one first)."""
     jobs = current_jobs(sweep_dir)
-    now = states(j["job"] for js in jobs.values() for j in js)
+    now = squeue.states(j["job"] for js in jobs.values() for j in js)
     active = {}
     for run, js in jobs.items():
-        queued_ = sorted((now.get(j["job"]) != "RUNNING", k) for k, j in enumerate(js) if now.get(j["job"]) in ACTIVE)
+        queued_ = sorted((now.get(j["job"]) != "RUNNING", k) for k, j in enumerate(js) if now.get(j["job"]) in squeue.ACTIVE)
         if queued_:
             active[run] = js[queued_[0][1]]["job"]
     return active
@@ -260,7 +185,7 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
     by_job = {j["job"]: j for j in everything}
     jobs = current_jobs(sweep_dir)
     unfinished = [r["id"] for r in records if r["id"] in jobs
-                  and store.read_status(store.run_dir(sweep_dir, r["id"])).status in ("pending", "running", "requeued")]
+                  and store.read_status(store.run_dir(sweep_dir, r["id"])).status in OPEN]
     asked: set[str] = set()
     for chain in [list(jobs[r]) for r in unfinished]:  # each job and every job it waits on, up the chain
         while chain:
@@ -268,38 +193,38 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
             if job["job"] not in asked:
                 asked.add(job["job"])
                 chain += [by_job.get(job["after"], {"job": job["after"]})] if job.get("after") else []
-    current = states(asked)
-    queued_now = {job for job, state in current.items() if state in ACTIVE}
+    current = squeue.states(asked)
+    queued_now = {job for job, state in current.items() if state in squeue.ACTIVE}
     for run_id in unfinished:
-        if any(current.get(j["job"]) in ACTIVE for j in jobs[run_id]):
+        if any(current.get(j["job"]) in squeue.ACTIVE for j in jobs[run_id]):
             continue
-        first = next((j for j in jobs[run_id] if not _succeeded(sweep_dir, j, current.get(j["job"], GONE))), jobs[run_id][-1])
-        job, state = first["job"], current.get(first["job"], GONE)
+        first = next((j for j in jobs[run_id] if not _succeeded(sweep_dir, j, current.get(j["job"], squeue.GONE))), jobs[run_id][-1])
+        job, state = first["job"], current.get(first["job"], squeue.GONE)
         path = store.run_dir(sweep_dir, run_id)
         claim = claims.read(path)
         if claim is not None and claim.job != job and not claims.gone(claim, queued_now if claim.job else None):
             continue  # trained by another writer (a local launch, `schedsweep run`)
         status = store.read_status(path)  # read again: the job may have finished its status since
-        if status.status in store.TERMINAL:
+        if status.status in FINAL:
             continue
         failed = _failed_segment(sweep_dir, first, by_job, current)
         if failed is not None:
-            store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
-                f"{segments.describe(failed)} {_how(current.get(failed['job'], GONE))}, so this run could not go on; "
+            store.write_status(path, store.RunStatus(FAILED, steps_done=status.steps_done, error=(
+                f"{segments.describe(failed)} {_how(current.get(failed['job'], squeue.GONE))}, so this run could not go on; "
                 "relaunch with --retry-failed to resume that segment from its checkpoint, then this run")))
             continue
         how = _how(state)
         if (path / checkpoint.FILE).exists():
-            store.write_status(path, store.RunStatus("interrupted", steps_done=status.steps_done, requeues=status.requeues,
+            store.write_status(path, store.RunStatus(INTERRUPTED, steps_done=status.steps_done, requeues=status.requeues,
                                                      error=f"Slurm job {job} {how}; the next launch resumes it from its checkpoint"))
         else:
-            store.write_status(path, store.RunStatus("failed", steps_done=status.steps_done, error=(
+            store.write_status(path, store.RunStatus(FAILED, steps_done=status.steps_done, error=(
                 f"Slurm job {job} {how} without a result (logs: {sweep_dir / store.SUBMITIT}); "
                 "relaunch with --retry-failed to run it again")))
 
 
 def _how(state: str) -> str:
-    return f"ended as {state}" if state != GONE else "left the queue (no accounting to say how)"
+    return f"ended as {state}" if state != squeue.GONE else "left the queue (no accounting to say how)"
 
 
 def _failed_segment(sweep_dir: Path, job: dict[str, Any], by_job: dict[str, dict[str, Any]],
@@ -310,7 +235,7 @@ def _failed_segment(sweep_dir: Path, job: dict[str, Any], by_job: dict[str, dict
     while job.get("after"):
         parent = by_job.get(job["after"], {"run": "?", "job": job["after"]})
         state = current.get(job["after"], "COMPLETED")
-        if state in ACTIVE or _succeeded(sweep_dir, parent, state):
+        if state in squeue.ACTIVE or _succeeded(sweep_dir, parent, state):
             break
         failed = job = parent
     return failed
@@ -322,10 +247,10 @@ def _succeeded(sweep_dir: Path, job: dict[str, Any], state: str) -> bool:
     (a later segment's, at the failure) shows it. A failed run's status does not say how far it got."""
     if state == "COMPLETED":
         return True
-    if state != GONE or job.get("run") in (None, "?"):
+    if state != squeue.GONE or job.get("run") in (None, "?"):
         return False
     path = store.run_dir(sweep_dir, job["run"])
-    if store.read_status(path).status == "done":
+    if store.read_status(path).status == DONE:
         return True
     stop = job.get("stop")
     if stop is None:
@@ -340,33 +265,9 @@ def _succeeded(sweep_dir: Path, job: dict[str, Any], state: str) -> bool:
 def cancel(sweep_dir: Path) -> list[str]:
     """Cancel every array of the sweep that still has pending or running tasks: one scancel per array."""
     jobs = [j["job"] for js in current_jobs(sweep_dir).values() for j in js]
-    arrays_ = sorted({job.split("_")[0] for job, state in states(jobs).items() if state in ACTIVE}, key=int)
+    arrays_ = sorted({job.split("_")[0] for job, state in squeue.states(jobs).items() if state in squeue.ACTIVE}, key=int)
     for array in arrays_:
-        _run(["scancel", array])
+        squeue.run(["scancel", array])
     return arrays_
 
 
-def _run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIES) -> str:
-    """stdout of a Slurm command; transient failures (see TRANSIENT, timeouts) are retried with
-    exponential backoff (BACKOFF_S, x2 each time), anything else raises SubmissionError at once."""
-    for attempt in range(retries + 1):
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        except FileNotFoundError:
-            raise SubmissionError(f"'{cmd[0]}' is not installed here: executor=slurm needs the Slurm client commands.") from None
-        except subprocess.TimeoutExpired:
-            error, transient = "did not answer within 60 s", True
-        else:
-            error = proc.stderr.strip() or proc.stdout.strip()
-            if proc.returncode in ok_codes and not (proc.returncode and _transient(error)):
-                return proc.stdout
-            transient = _transient(error)
-        if not transient or attempt == retries:
-            tries = f" ({attempt + 1} tries)" if attempt else ""
-            raise SubmissionError(f"'{' '.join(cmd)}' failed{tries}: {error}")
-        time.sleep(BACKOFF_S * 2**attempt)
-    raise AssertionError("the loop returns or raises on its last attempt")
-
-
-def _transient(error: str) -> bool:
-    return any(phrase in error.lower() for phrase in TRANSIENT)

@@ -21,6 +21,7 @@ from schedsweep.schedules import refine
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import Plan, make_plan
+from schedsweep.sweep.status import DONE, FINAL
 
 REPLACED = ("schedule", "optimizer")  # stage 2 pins these per refined schedule
 
@@ -41,7 +42,7 @@ class Settings:
 
 def stage_one_done(sweep_dir: Path) -> bool:
     return all(
-        store.read_status(store.run_dir(sweep_dir, r["id"])).status in store.TERMINAL
+        store.read_status(store.run_dir(sweep_dir, r["id"])).status in FINAL
         for r in store.read_plan(sweep_dir)
         if r["labels"]["schedule"] != "refined"
     )
@@ -62,7 +63,7 @@ def sources(sweep_dir: Path, per_budget: bool) -> dict[tuple[str, Any], dict[str
         if not per_budget and record["labels"]["steps"] != largest:
             continue
         status = store.read_status(store.run_dir(sweep_dir, record["id"]))
-        if status.status != "done":
+        if status.status != DONE:
             continue
         loss = status.final_eval_loss if status.final_eval_loss is not None else math.inf
         key = (record["labels"]["optimizer"], record["labels"]["budget"] if per_budget else None)

@@ -44,7 +44,7 @@ def new_setting_keys(existing: list[dict[str, Any]], added: list[dict[str, Any]]
 
 
 def added_settings(sweep_dir: Path, runs: Sequence[Any]) -> list[str]:
-    """new_setting_keys of a launch of plan `runs` (schedsweep.plan.grid.Run) into `sweep_dir`, before it is written."""
+    """new_setting_keys of a launch of plan `runs` (schedsweep.plan.point.Run) into `sweep_dir`, before it is written."""
     if not store.is_sweep(sweep_dir):
         return []
     return new_setting_keys(store.read_plan(sweep_dir), [r.record() for r in runs])

@@ -20,6 +20,7 @@ from schedsweep import schedules
 from schedsweep.results import collect, report
 from schedsweep.predict.fitting import Curve, PredictError, fit
 from schedsweep.predict.laws import Law
+from schedsweep.sweep.status import DONE
 
 COLUMN = "eval_loss"
 TRANSIENT = 0.1  # the first 10% of a run is its initial transient, which no law of the LR area describes: not fitted nor scored
@@ -80,7 +81,7 @@ def predict_sweep(sweep: Path, fit_on: dict[str, list[str]], law: str = "mpl") -
     """Fit `law` per (setting, peak LR) on the selected done runs; predict every done run of the group."""
     result = collect.collect(sweep)
     runs = collect.runs_frame(result.summary)
-    done = runs[runs["status"] == "done"]
+    done = runs[runs["status"] == DONE]
     chosen = _matches(done, fit_on, "--fit")
     if not chosen.any():
         selection = " ".join(f"{k}={','.join(v)}" for k, v in fit_on.items())

@@ -27,6 +27,7 @@ import pandas as pd
 from schedsweep.results import collect, compare
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED
 
 METRICS = ("final_eval_loss", "final_loss", "best_eval_loss")
 # Any logged column ranks by its last logged value; these names are what a user would type.
@@ -210,7 +211,7 @@ def best_runs(runs: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
     cell = pd.Series([cell_of.get(k, -1) for k in _keys(runs, keys)], index=runs.index)
     best_lr = ranked["best_lr"].to_numpy()
     at_best = (cell >= 0) & (runs["lr"].to_numpy() == best_lr[cell.clip(lower=0)])
-    return runs[at_best & (runs["status"] == "done")].assign(_cell=cell[at_best])
+    return runs[at_best & (runs["status"] == DONE)].assign(_cell=cell[at_best])
 
 
 def _keys(frame: pd.DataFrame, columns: list[str]) -> list[tuple[str, ...]]:
@@ -343,8 +344,8 @@ def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFra
     setting = setting_columns(runs)
     status = runs["status"]
     value = (-1.0 if maximize else 1.0) * runs[column].astype(float)
-    score = value.where(status == "done").mask(status == "diverged", np.inf)
-    frame = runs.assign(_score=score, _div=status == "diverged", _fail=status == "failed", _na=score.isna(),
+    score = value.where(status == DONE).mask(status == DIVERGED, np.inf)
+    frame = runs.assign(_score=score, _div=status == DIVERGED, _fail=status == FAILED, _na=score.isna(),
                         _sid=runs.groupby(setting, sort=False, dropna=False).ngroup())
     frame["_cid"] = frame.groupby(["_sid", "budget", "steps", "schedule"], sort=False, dropna=False).ngroup()
     grouped = frame.groupby(["_cid", "lr"], sort=True, dropna=False)
@@ -358,7 +359,7 @@ def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFra
 
 def _require_measured(runs: pd.DataFrame, column: str) -> None:
     """Refuse to rank by a metric that no finished run recorded (e.g. eval loss of a task without eval)."""
-    done = runs[runs["status"] == "done"]
+    done = runs[runs["status"] == DONE]
     if len(done) and done[column].isna().all():
         measured = [m for m in RANKABLE if m in done.columns and done[m].notna().any()]
         hint = f"rank by one of: {', '.join(measured)}" if measured else "no loss was recorded at all"

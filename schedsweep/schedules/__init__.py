@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 
 from schedsweep.errors import ScheduleError
-from schedsweep.schedules.shapes import FACTORIES, UPPER, Piece, Plateau, _is_real, _require, _unit, join, to_steps
+from schedsweep.schedules.base import UPPER, Piece, is_real, join, require, to_steps, unit
+from schedsweep.schedules.plateau import Plateau
+from schedsweep.schedules.shapes import FACTORIES
 
 Schedule = Callable[[Any], Any]  # f(t): int -> float, array of steps -> float64 array
 LABEL_KEYS = ("description", "source")
@@ -79,7 +81,7 @@ def join_shape(total_steps: int, warmup_steps: int, *, pieces: Any = ({"shape": 
     ``s - start``, its own z from 0) and is multiplied by ``scale`` (default 1); the last has no ``until``.
     """
     ok = isinstance(pieces, Sequence) and not isinstance(pieces, str) and len(pieces) >= 1
-    _require(ok and all(isinstance(p, Mapping) for p in pieces), "join", "pieces", pieces,
+    require(ok and all(isinstance(p, Mapping) for p in pieces), "join", "pieces", pieces,
              "a list of one or more schedule specs (mappings with a 'shape' key)")
     n = total_steps - warmup_steps
     built: list[Piece] = []
@@ -90,12 +92,12 @@ def join_shape(total_steps: int, warmup_steps: int, *, pieces: Any = ({"shape": 
         last = i == len(pieces)
         until, scale = spec.pop("until", 1.0 if last else None), spec.pop("scale", 1.0)
         if last:
-            _require(until == 1.0, "join", f"pieces[{i}].until", until, "left out: the last piece runs to the end")
+            require(until == 1.0, "join", f"pieces[{i}].until", until, "left out: the last piece runs to the end")
         else:
-            _require(_is_real(until) and previous < until < 1.0, "join", f"pieces[{i}].until", until,
+            require(is_real(until) and previous < until < 1.0, "join", f"pieces[{i}].until", until,
                      f"a fraction of the budget in ({previous!r}, 1): every piece but the last ends at a larger one")
             previous = until
-        _require(_is_real(scale) and 0.0 <= scale <= UPPER, "join", f"pieces[{i}].scale", scale, "in [0, 1]")
+        require(is_real(scale) and 0.0 <= scale <= UPPER, "join", f"pieces[{i}].scale", scale, "in [0, 1]")
         start, end = (ends[-1] if ends else 0), (n if last else to_steps(until, n))
         if end > start:  # a piece that rounds to no steps at this budget is never used
             try:
@@ -149,22 +151,22 @@ def _coerce(shape: str, key: str, value: Any, default: Any) -> Any:
     if key == "warmup":  # whole steps (STYLE.md principle 3), or a fraction of the budget
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
-        _require(_is_real(value) and 0.0 <= value < 1.0, shape, key, value, WARMUP_ALLOWED)
+        require(is_real(value) and 0.0 <= value < 1.0, shape, key, value, WARMUP_ALLOWED)
         return float(value)
     if isinstance(default, bool):
-        _require(isinstance(value, bool), shape, key, value, "true or false")
+        require(isinstance(value, bool), shape, key, value, "true or false")
         return value
     if isinstance(default, int):
-        _require(isinstance(value, int) and not isinstance(value, bool), shape, key, value, "a whole number")
+        require(isinstance(value, int) and not isinstance(value, bool), shape, key, value, "a whole number")
         return value
     if isinstance(default, float):
-        _require(_is_real(value), shape, key, value, "a finite number")
+        require(is_real(value), shape, key, value, "a finite number")
         return float(value)
     if isinstance(default, tuple):
         ok = isinstance(value, Sequence) and not isinstance(value, str)
-        _require(ok and all(_is_real(v) for v in value), shape, key, value, "a list of numbers")
+        require(ok and all(is_real(v) for v in value), shape, key, value, "a list of numbers")
         return tuple(float(v) for v in value)
-    _require(isinstance(value, str), shape, key, value, "a string")
+    require(isinstance(value, str), shape, key, value, "a string")
     return value
 
 
@@ -183,7 +185,7 @@ def _parse(spec: Any, total_steps: Any) -> tuple[str, dict[str, Any]]:
     given = {k: v for k, v in spec.items() if k != "shape" and k not in LABEL_KEYS}
     if shape in _OWN_WARMUP and "warmup" in given:
         # A sweep-wide `schedule.warmup=0` override stays valid here; any real warmup would be a second one.
-        _require(given.pop("warmup") == 0, shape, "warmup", spec["warmup"],
+        require(given.pop("warmup") == 0, shape, "warmup", spec["warmup"],
                  "0: onecycle has its own warm-up from peak/div_factor over the first pct_start of the budget, "
                  "so set pct_start and div_factor instead")
     for key in given:
@@ -199,9 +201,9 @@ def _warmup_steps(shape: str, warmup: float | int, warmup_start: float, total_st
     if isinstance(warmup, int):
         steps, given = warmup, f"warmup = {warmup!r} steps is"
     else:
-        _require(0.0 <= warmup < 1.0, shape, "warmup", warmup, WARMUP_ALLOWED)
+        require(0.0 <= warmup < 1.0, shape, "warmup", warmup, WARMUP_ALLOWED)
         steps, given = to_steps(warmup, total_steps), f"warmup = {warmup!r} rounds to {to_steps(warmup, total_steps)} steps,"
-    _unit(shape, "warmup_start", warmup_start)
+    unit(shape, "warmup_start", warmup_start)
     if 0 < steps >= total_steps:
         raise ScheduleError(
             f"Schedule shape {shape!r} at a budget of {total_steps} steps: {given} the whole budget, so the "
@@ -218,8 +220,8 @@ def _pure(spec: Any, total_steps: Any, nested: bool = False) -> Piece:
     warmup = params.pop("warmup", 0.0)
     warmup_start = params.pop("warmup_start", 0.0)
     sample_every = params.pop("sample_every")
-    _unit(shape, "sample_every", sample_every)
-    lengths = [k for k in _LENGTHS.get(shape, ()) if _is_real(params[k])]
+    unit(shape, "sample_every", sample_every)
+    lengths = [k for k in _LENGTHS.get(shape, ()) if is_real(params[k])]
     fraction = 0.0 if isinstance(warmup, int) else warmup  # warm-up in steps: the shape's _fits checks it
     if fraction + sum(params[k] for k in lengths) > 1.0 + _TOLERANCE:
         parts = " plus ".join(f"{k} = {v!r}" for k, v in [("warmup", warmup), *((k, params[k]) for k in lengths)])

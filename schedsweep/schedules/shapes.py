@@ -14,18 +14,16 @@ are :mod:`schedsweep.schedules`' job.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from schedsweep.schedules import formula as formulas
 from schedsweep.errors import ScheduleError
+from schedsweep.schedules.base import Piece, join, require, to_steps, unit
+from schedsweep.schedules.plateau import Plateau
+from schedsweep.schedules.tabulated import formula, piecewise
 
-Piece = Callable[[np.ndarray], np.ndarray]  # steps counted from the piece's own start -> multipliers
-UPPER = 1.0  # the peak: no multiplier may exceed it
-FORMULA_VARIABLES = ("z", "t", "T", "W")
 
 _PROFILES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda z: 1.0 - z,
@@ -37,47 +35,12 @@ _PROFILES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt", "square", "exp")
 
 
-def to_steps(fraction: float, total_steps: int) -> int:
-    """Steps in ``fraction`` of a budget of ``total_steps``, rounded half up: ``int(fraction * T + 0.5)``."""
-    return int(fraction * total_steps + 0.5)
-
-
-def join(pieces: Sequence[Piece], boundaries: Sequence[int]) -> Piece:
-    """``pieces[i]`` on ``boundaries[i-1] <= s < boundaries[i]``, fed ``s - boundaries[i-1]`` (optax)."""
-
-    def joined(s: np.ndarray) -> np.ndarray:
-        out = np.empty_like(s)
-        starts = [-math.inf, *boundaries]
-        ends = [*boundaries, math.inf]
-        for i, (piece, start, end) in enumerate(zip(pieces, starts, ends)):
-            mask = (s >= start) & (s < end) if i < len(pieces) - 1 else s >= start
-            if mask.any():
-                out[mask] = piece(s[mask] - (start if i else 0))
-        return out
-
-    return joined
-
-
 def _anneal(profile: str, steps: int, final: float) -> Piece:
     """``final + (1 - final) * profile(s / steps)`` over ``steps`` updates; ``exp`` is ``final ** (s / steps)``."""
     if profile == "exp":
         return lambda s: np.power(final, s / steps)
     shape = _PROFILES[profile]
     return lambda s: final + (1.0 - final) * shape(s / steps)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require(ok: bool, shape: str, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ScheduleError(f"Schedule shape {shape!r}: {key} = {value!r} is not allowed; {key} must be {allowed}.")
-
-
-def _unit(shape: str, key: str, value: float, low_open: bool = False) -> None:
-    ok = 0.0 < value <= 1.0 if low_open else 0.0 <= value <= 1.0
-    _require(ok, shape, key, value, "in (0, 1]" if low_open else "in [0, 1]")
 
 
 def _fits(shape: str, total_steps: int, parts: dict[str, tuple[float, int]]) -> int:
@@ -99,41 +62,41 @@ def constant(total_steps: int, warmup_steps: int) -> Piece:
 
 def linear(total_steps: int, warmup_steps: int, *, final: float = 0.0) -> Piece:
     """Linear decay: f = final + (1 - final)(1 - z), torch LinearLR(1, final, T)."""
-    _unit("linear", "final", final)
+    unit("linear", "final", final)
     return _anneal("linear", total_steps - warmup_steps, final)
 
 
 def cosine(total_steps: int, warmup_steps: int, *, final: float = 0.0) -> Piece:
     """Cosine decay: f = final + (1 - final)(1 + cos(pi z))/2, torch CosineAnnealingLR(T_max=T)."""
-    _unit("cosine", "final", final)
+    unit("cosine", "final", final)
     return _anneal("cosine", total_steps - warmup_steps, final)
 
 
 def polynomial(total_steps: int, warmup_steps: int, *, power: float = 2.0, final: float = 0.0) -> Piece:
     """Polynomial decay: f = final + (1 - final)(1 - z)^power, torch PolynomialLR(T, power), HF polynomial."""
-    _require(power > 0.0, "polynomial", "power", power, "> 0")
-    _unit("polynomial", "final", final)
+    require(power > 0.0, "polynomial", "power", power, "> 0")
+    unit("polynomial", "final", final)
     n = total_steps - warmup_steps
     return lambda s: final + (1.0 - final) * np.power(1.0 - s / n, power)
 
 
 def rex(total_steps: int, warmup_steps: int, *, final: float = 0.0) -> Piece:
     """REX (paper form): f = final + (1 - final)(1 - z)/(1 - z/2)."""
-    _unit("rex", "final", final)
+    unit("rex", "final", final)
     return _anneal("rex", total_steps - warmup_steps, final)
 
 
 def rex_beta(total_steps: int, warmup_steps: int, *, beta: float = 0.1, final: float = 0.0) -> Piece:
     """Generalised REX: f = final + (1 - final)(1 - z)/(1 - (1 - beta) z); beta 0.5 paper, 0.1 code, 1 linear."""
-    _require(0.0 <= beta <= 1e6, "rex_beta", "beta", beta, "a number >= 0 (0.5: the paper, 0.1: the code, 1: linear)")
-    _unit("rex_beta", "final", final)
+    require(0.0 <= beta <= 1e6, "rex_beta", "beta", beta, "a number >= 0 (0.5: the paper, 0.1: the code, 1: linear)")
+    unit("rex_beta", "final", final)
     n = total_steps - warmup_steps
     return lambda s: final + (1.0 - final) * (1.0 - s / n) / (1.0 - (1.0 - beta) * (s / n))
 
 
 def exponential(total_steps: int, warmup_steps: int, *, final: float = 0.01) -> Piece:
     """Exponential decay: f = final ** z, torch ExponentialLR(gamma = final ** (1/T))."""
-    _unit("exponential", "final", final, low_open=True)
+    unit("exponential", "final", final, low_open=True)
     return _anneal("exp", total_steps - warmup_steps, final)
 
 
@@ -143,8 +106,8 @@ def step(
     """Step decay: f = gamma ** (number of milestones m with z >= m), torch MultiStepLR."""
     marks = list(milestones)
     increasing = all(a < b for a, b in zip([0.0, *marks], [*marks, 1.0]))
-    _require(increasing, "step", "milestones", marks, "a strictly increasing list of fractions in (0, 1)")
-    _unit("step", "gamma", gamma, low_open=True)
+    require(increasing, "step", "milestones", marks, "a strictly increasing list of fractions in (0, 1)")
+    unit("step", "gamma", gamma, low_open=True)
     n = total_steps - warmup_steps
     # Milestones stay fractions compared with z = s/n: when the decimal m times n is a whole number k, k/n
     # rounds to the same double as m, so the drop lands on step k (0.7 * 10 is 7.000000000000001).
@@ -166,13 +129,13 @@ def onecycle(
     Phases end at update ``pct_start*T - 1`` (peak), [``2*pct_start*T - 2`` (back to 1/div_factor) if
     three_phase], and ``T - 1`` (minimum); within a phase ``pct = (t - start) / (end - start)``.
     """
-    _require(anneal in ("cos", "linear"), "onecycle", "anneal", anneal, "'cos' or 'linear'")
+    require(anneal in ("cos", "linear"), "onecycle", "anneal", anneal, "'cos' or 'linear'")
     if three_phase:  # past 0.5 the fall back to 1/div_factor would end after the budget
-        _require(0.0 < pct_start <= 0.5, "onecycle", "pct_start", pct_start, "in (0, 0.5] with three_phase")
+        require(0.0 < pct_start <= 0.5, "onecycle", "pct_start", pct_start, "in (0, 0.5] with three_phase")
     else:
-        _require(0.0 < pct_start < 1.0, "onecycle", "pct_start", pct_start, "in (0, 1)")
-    _require(div_factor >= 1.0, "onecycle", "div_factor", div_factor, ">= 1 (the start is peak / div_factor)")
-    _require(final_div_factor >= 1.0, "onecycle", "final_div_factor", final_div_factor, ">= 1")
+        require(0.0 < pct_start < 1.0, "onecycle", "pct_start", pct_start, "in (0, 1)")
+    require(div_factor >= 1.0, "onecycle", "div_factor", div_factor, ">= 1 (the start is peak / div_factor)")
+    require(final_div_factor >= 1.0, "onecycle", "final_div_factor", final_div_factor, ">= 1")
     initial = 1.0 / div_factor
     lowest = initial / final_div_factor
     T = total_steps
@@ -206,12 +169,12 @@ def onecycle(
 def _decay_tail(shape: str, total_steps: int, warmup_steps: int, decay: float, decay_shape: str,
                 final: float) -> tuple[int, int, Piece]:
     """(stable steps, decay steps, decay piece) of a warmup-stable-decay budget."""
-    _require(decay_shape in DECAY_SHAPES, shape, "decay_shape", decay_shape, "one of " + ", ".join(DECAY_SHAPES))
-    _unit(shape, "decay", decay)
+    require(decay_shape in DECAY_SHAPES, shape, "decay_shape", decay_shape, "one of " + ", ".join(DECAY_SHAPES))
+    unit(shape, "decay", decay)
     if decay_shape == "exp":
-        _require(0.0 < final <= 1.0, shape, "final", final, "in (0, 1] with decay_shape 'exp' (final ** x)")
+        require(0.0 < final <= 1.0, shape, "final", final, "in (0, 1] with decay_shape 'exp' (final ** x)")
     else:
-        _unit(shape, "final", final)
+        unit(shape, "final", final)
     decay_steps = to_steps(decay, total_steps)
     stable = _fits(shape, total_steps, {"warmup": (math.nan, warmup_steps), "decay": (decay, decay_steps)})
     return stable, decay_steps, _anneal(decay_shape, decay_steps, final)
@@ -231,7 +194,7 @@ def wsd(
 
 def inverse_sqrt(total_steps: int, warmup_steps: int, *, timescale: float = 0.0) -> Piece:
     """Inverse square root: f = 1/sqrt((s + tau)/tau), s = t - W, tau = timescale*T or W (HF inverse_sqrt)."""
-    _require(timescale >= 0.0, "inverse_sqrt", "timescale", timescale, ">= 0 (0: the warmup length)")
+    require(timescale >= 0.0, "inverse_sqrt", "timescale", timescale, ">= 0 (0: the warmup length)")
     # HF's default timescale is the warmup length (10,000 steps when there is none); budget-relative
     # here, so with neither it is one step: 1/sqrt(1 + s).
     tau = timescale * total_steps if timescale > 0 else float(max(warmup_steps, 1))
@@ -256,10 +219,10 @@ def power(
     ramps to the curve's value at its end, ``(t/W) min(1, (a/max_lr)(W c)^b)`` as dolomite-engine does. The
     last ``decay`` of the budget multiplies the curve's value where it starts by the wsd decay shape.
     """
-    _require(a > 0.0, "power", "a", a, "> 0")
-    _require(b <= 0.0, "power", "b", b, "<= 0 (the LR falls with tokens seen)")
-    _require(tokens_per_step > 0.0, "power", "tokens_per_step", tokens_per_step, "> 0")
-    _require(max_lr > 0.0, "power", "max_lr", max_lr, "> 0 (the peak LR, e.g. ${optimizer.lr})")
+    require(a > 0.0, "power", "a", a, "> 0")
+    require(b <= 0.0, "power", "b", b, "<= 0 (the LR falls with tokens seen)")
+    require(tokens_per_step > 0.0, "power", "tokens_per_step", tokens_per_step, "> 0")
+    require(max_lr > 0.0, "power", "max_lr", max_lr, "> 0 (the peak LR, e.g. ${optimizer.lr})")
     stable, _, tail = _decay_tail("power", total_steps, warmup_steps, decay, decay_shape, final)
     scale = a / max_lr
 
@@ -290,12 +253,12 @@ def infinite(
     """
     name = "infinite"
     kinds = ("cosine", "linear", "inverse-sqrt")
-    _require(cooldown_shape in kinds, name, "cooldown_shape", cooldown_shape, "one of " + ", ".join(kinds))
-    _require(timescale > 0.0, name, "timescale", timescale, "> 0")
-    _unit(name, "cooldown", cooldown)
-    _unit(name, "decay", decay)
-    _unit(name, "constant", constant, low_open=True)
-    _require(0.0 < final <= constant, name, "final", final, f"in (0, constant = {constant!r}] (c (final/c)^x)")
+    require(cooldown_shape in kinds, name, "cooldown_shape", cooldown_shape, "one of " + ", ".join(kinds))
+    require(timescale > 0.0, name, "timescale", timescale, "> 0")
+    unit(name, "cooldown", cooldown)
+    unit(name, "decay", decay)
+    unit(name, "constant", constant, low_open=True)
+    require(0.0 < final <= constant, name, "final", final, f"in (0, constant = {constant!r}] (c (final/c)^x)")
     cool, tail = to_steps(cooldown, total_steps), to_steps(decay, total_steps)
     hold = _fits(name, total_steps, {"warmup": (math.nan, warmup_steps), "cooldown": (cooldown, cool),
                                      "decay": (decay, tail)})
@@ -321,10 +284,10 @@ def cyclic(
     ``x = 1 + s/L - floor(1 + s/L)``; triangular2 scales cycle k (from 1) by ``1/2^(k-1)``.
     """
     modes = ("triangular", "triangular2")
-    _require(mode in modes, "cyclic", "mode", mode, "one of " + ", ".join(modes))
-    _require(0.0 < cycles <= 1e6, "cyclic", "cycles", cycles, "> 0 (cycles per budget)")
-    _unit("cyclic", "up", up, low_open=True)
-    _unit("cyclic", "low", low)
+    require(mode in modes, "cyclic", "mode", mode, "one of " + ", ".join(modes))
+    require(0.0 < cycles <= 1e6, "cyclic", "cycles", cycles, "> 0 (cycles per budget)")
+    unit("cyclic", "up", up, low_open=True)
+    unit("cyclic", "low", low)
     n = total_steps - warmup_steps
     up_size, down_size = up * (n / cycles), (1 - up) * (n / cycles)  # torch's step_size_up and _down
     total = up_size + down_size
@@ -349,9 +312,9 @@ def cosine_restarts(
     In cycle i (``T_i = T_0 mult^i`` steps, ``T_cur`` steps into it): ``final + (1 - final)(1 + cos(pi T_cur/T_i))/2``,
     torch CosineAnnealingWarmRestarts(T_0, T_mult=mult, eta_min=final).
     """
-    _unit("cosine_restarts", "period", period, low_open=True)
-    _require(1 <= mult <= 1000, "cosine_restarts", "mult", mult, "a whole number >= 1")
-    _unit("cosine_restarts", "final", final)
+    unit("cosine_restarts", "period", period, low_open=True)
+    require(1 <= mult <= 1000, "cosine_restarts", "mult", mult, "a whole number >= 1")
+    unit("cosine_restarts", "final", final)
     first = max(1, to_steps(period, total_steps))
     starts = [0]
     while mult > 1 and starts[-1] < total_steps:
@@ -366,150 +329,6 @@ def cosine_restarts(
         return final + (1.0 - final) * (1.0 + np.cos(np.pi * current / length)) / 2.0
 
     return restarts
-
-
-def piecewise(
-    total_steps: int, warmup_steps: int, *, points: Any = ((0.0, 1.0), (1.0, 0.0)), file: str = ""
-) -> Piece:
-    """Tabulated: linear interpolation of [fraction, value] points (or a file of values over [0, 1]) at z.
-
-    ``points`` run from fraction 0 to 1, strictly increasing; ``file`` names a text or CSV file (a path
-    relative to the working directory) with one value per line, equally spaced over [0, 1], or
-    ``fraction,value`` lines; ``#`` comments and one header line are skipped. A ``file`` replaces ``points``.
-    """
-    if file:
-        xs, ys = _read_table(file)
-    else:
-        ok = isinstance(points, Sequence) and not isinstance(points, str) and len(points) >= 2 and all(
-            isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2 and all(map(_is_real, p))
-            for p in points)
-        _require(ok, "piecewise", "points", points, "a list of at least two [fraction, value] pairs of numbers")
-        xs, ys = (np.array([float(p[i]) for p in points]) for i in (0, 1))
-    where = f"the file {file!r}" if file else "points"
-    if not (xs[0] == 0.0 and xs[-1] == 1.0 and np.all(np.diff(xs) > 0)):
-        raise ScheduleError(f"Schedule shape 'piecewise': the fractions of {where} must increase strictly from 0 "
-                            f"to 1; got {xs[0]!r} ... {xs[-1]!r}.")
-    if not np.all((ys >= 0.0) & (ys <= UPPER)):
-        bad = float(ys[~((ys >= 0.0) & (ys <= UPPER))][0])
-        raise ScheduleError(f"Schedule shape 'piecewise': the values of {where} must be in [0, 1]; got {bad!r}.")
-    n = total_steps - warmup_steps
-    return lambda s: np.interp(s / n, xs, ys)
-
-
-def _read_table(file: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        lines = Path(file).expanduser().read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScheduleError(f"Schedule shape 'piecewise': cannot read file = {file!r} ({e.__class__.__name__}: "
-                            f"{getattr(e, 'strerror', None) or e}).") from None
-    rows: list[list[float]] = []
-    header = False
-    for number, line in enumerate(lines, 1):
-        text = line.split("#")[0].strip()
-        if not text:
-            continue
-        try:
-            row = [float(x) for x in text.replace(",", " ").split()]
-        except ValueError:
-            if not rows and not header:  # the first line that is not numbers names the columns
-                header = True
-                continue
-            raise ScheduleError(f"Schedule shape 'piecewise': line {number} of {file!r} is not numbers: "
-                                f"{text[:60]!r}.") from None
-        if len(row) not in (1, 2) or (rows and len(row) != len(rows[0])) or not all(map(math.isfinite, row)):
-            raise ScheduleError(f"Schedule shape 'piecewise': line {number} of {file!r} must hold one value or "
-                                f"'fraction,value' of finite numbers, like the lines before it; got {text[:60]!r}.")
-        rows.append(row)
-    if not rows:
-        raise ScheduleError(f"Schedule shape 'piecewise': {file!r} holds no values.")
-    table = np.array(rows)
-    if table.shape[1] == 2:
-        return table[:, 0], table[:, 1]
-    values = table[:, 0] if len(table) > 1 else np.repeat(table[:, 0], 2)
-    return np.linspace(0.0, 1.0, len(values)), values
-
-
-def formula(total_steps: int, warmup_steps: int, *, formula: str = "1 - z") -> Piece:
-    """Formula: f = a safe expression in z = (t - W)/(T - W), t, T and W, e.g. (1 - z)/(1 - 0.5*z) (see formula.py)."""
-    compiled = formulas.parse(formula, FORMULA_VARIABLES)
-    n, T, W = total_steps - warmup_steps, float(total_steps), float(warmup_steps)
-    return lambda s: compiled(z=s / n, t=s + W, T=T, W=W)
-
-
-
-class Plateau:
-    """Reduce-on-plateau: x factor after more than `patience` evaluations without improvement (torch ReduceLROnPlateau).
-
-    Stateful, so not a Schedule: ``observe(loss)`` after each evaluation, ``f(t)`` before each update.
-    Mode 'min'. A loss improves when ``loss < best * (1 - threshold)`` (rel) or ``loss < best - threshold``
-    (abs); otherwise it is a bad evaluation. After ``patience + 1`` bad evaluations in a row the level
-    becomes ``max(level * factor, min_lr)`` unless that changes it by no more than ``eps``; then ``cooldown``
-    evaluations in which bad ones are not counted. ``min_lr`` and ``eps`` are ratios of the peak LR (torch
-    takes absolute LRs, so the two agree at peak 1 or with both scaled by the peak). A warm-up ramps to
-    the current level. Before any evaluation, f is the warm-up then 1.
-    """
-
-    def __init__(
-        self,
-        total_steps: int,
-        warmup_steps: int,
-        warmup_start: float = 0.0,
-        *,
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: str = "rel",
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        eps: float = 1e-8,
-    ) -> None:
-        name = "plateau"
-        _require(0.0 < factor < 1.0, name, "factor", factor, "in (0, 1)")
-        _require(patience >= 0, name, "patience", patience, "a whole number of evaluations >= 0")
-        _require(threshold >= 0.0, name, "threshold", threshold, ">= 0")
-        _require(threshold_mode in ("rel", "abs"), name, "threshold_mode", threshold_mode, "'rel' or 'abs'")
-        _require(cooldown >= 0, name, "cooldown", cooldown, "a whole number of evaluations >= 0")
-        _unit(name, "min_lr", min_lr)
-        _require(eps >= 0.0, name, "eps", eps, ">= 0")
-        self.warmup_steps, self.warmup_start = warmup_steps, warmup_start
-        self.factor, self.patience, self.threshold, self.threshold_mode = factor, patience, threshold, threshold_mode
-        self.cooldown, self.min_lr, self.eps = cooldown, min_lr, eps
-        self.level, self.best, self.bad, self.cooling = 1.0, math.inf, 0, 0
-
-    def observe(self, loss: float) -> None:
-        """Record one evaluation loss (call after every evaluation); may lower the level for later steps."""
-        loss = float(loss)
-        better = loss < (self.best * (1.0 - self.threshold) if self.threshold_mode == "rel"
-                         else self.best - self.threshold)
-        if better:
-            self.best, self.bad = loss, 0
-        else:
-            self.bad += 1
-        if self.cooling > 0:
-            self.cooling -= 1
-            self.bad = 0
-        if self.bad > self.patience:
-            lowered = max(self.level * self.factor, self.min_lr)
-            if self.level - lowered > self.eps:
-                self.level = lowered
-            self.cooling, self.bad = self.cooldown, 0
-
-    def __call__(self, t: Any) -> Any:
-        steps = np.asarray(t, dtype=np.float64)
-        if self.warmup_steps:
-            ramp = self.warmup_start + (1.0 - self.warmup_start) * steps / self.warmup_steps
-            values = self.level * np.where(steps < self.warmup_steps, ramp, 1.0)
-        else:
-            values = np.full_like(steps, self.level)
-        return float(values) if np.ndim(t) == 0 else values
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint must keep to resume: the level, the best loss and the counters."""
-        return {"level": self.level, "best": self.best, "bad": self.bad, "cooling": self.cooling}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.level, self.best = float(state["level"]), float(state["best"])
-        self.bad, self.cooling = int(state["bad"]), int(state["cooling"])
 
 
 FACTORIES: dict[str, Callable[..., Any]] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from schedsweep.sweep import store
+from schedsweep.sweep.status import FINAL, SETTLED
 
 FORKS = "forks"
 CHECKPOINT = "checkpoint.pt"  # schedsweep.train.checkpoint.FILE (a run's own; a fork's has the same name), no torch import
@@ -98,7 +99,7 @@ def ready(run_path: Path) -> bool:
         return True
     parent = run_path.parent / branch["of"]
     return (fork_dir(parent, int(branch["step"])) / CHECKPOINT).is_file() \
-        or store.read_status(parent).status in store.TERMINAL
+        or store.read_status(parent).status in FINAL
 
 
 def remove_forks(sweep_dir: Path) -> int:
@@ -114,7 +115,7 @@ def remove_forks(sweep_dir: Path) -> int:
             branch = store.read_json(path / store.RUN_RECORD).get("branch")
         except OSError:
             continue
-        if branch and store.read_status(path).status not in ("done", "diverged"):
+        if branch and store.read_status(path).status not in SETTLED:
             waiting.add((branch["of"], int(branch["step"])))
     removed = 0
     for forks in runs.glob(f"*/{FORKS}"):
@@ -127,7 +128,7 @@ def remove_forks(sweep_dir: Path) -> int:
 
 def kept(sweep_dir: Path, records: list[dict[str, Any]]) -> list[tuple[Any, tuple[int, ...]]]:
     """Every run of `records` (plan records) as a plan.Run, with the steps of its forks on disk."""
-    from schedsweep.plan.grid import Run
+    from schedsweep.plan.point import Run
 
     out = []
     for record in records:

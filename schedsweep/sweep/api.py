@@ -32,9 +32,9 @@ from schedsweep.sweep import claims, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
+from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, RUNNING, is_open
 
 Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
-OPEN = ("pending", "running", "requeued")  # a run in one of these is still some executor's business
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class SweepStatus:
 
     @property
     def finished(self) -> bool:
-        return not any(v.status.status in OPEN for v in self.runs)
+        return not any(is_open(v.status.status) for v in self.runs)
 
 
 class Sweep:
@@ -109,9 +109,9 @@ class Sweep:
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
                 status = store.read_status(path).status
-                if status == "failed" and retry_failed:
+                if status == FAILED and retry_failed:
                     (path / store.STATUS).rename(path / "status.previous.json")
-                elif status in store.TERMINAL:
+                elif status in FINAL:
                     skipped[status] += 1
                     continue
                 if not (path / store.RUN_RECORD).exists():
@@ -159,7 +159,7 @@ class Sweep:
             # Slurm starts runs as the cluster allows, not in our order, and skips its own jobs at submit.
             records = queue_order(self.records()) if local else self.records()
             view = self._observe(records)
-            unfinished = [v for v in view.runs if v.status.status in (*OPEN, "interrupted")]
+            unfinished = [v for v in view.runs if v.status.status in (*OPEN, INTERRUPTED)]
             if local:
                 unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
             todo = [store.run_dir(self.path, v.record["id"]) for v in unfinished]
@@ -186,7 +186,7 @@ class Sweep:
         return self._observe(self.records(), reconcile=True)
 
     def _observe(self, records: list[dict[str, Any]], reconcile: bool = False) -> SweepStatus:
-        from schedsweep.executors import slurm
+        from schedsweep.executors import slurm, squeue
 
         jobs = slurm.current_jobs(self.path)
         if jobs and reconcile:
@@ -199,7 +199,7 @@ class Sweep:
             claim = claims.read(path) if record["id"] not in job_of and status.status in OPEN else None
             if claim is not None and claim.job:
                 job_of[record["id"]] = claim.job
-        job_states = slurm.states(job_of.values()) if job_of else {}
+        job_states = squeue.states(job_of.values()) if job_of else {}
         runs = [RunView(r, st, job_of.get(r["id"], ""), job_states.get(job_of.get(r["id"], ""), ""))
                 for r, st in zip(records, statuses)]
         return SweepStatus(runs)
@@ -246,7 +246,7 @@ def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], r
             for path, outcome in executor.poll().items():
                 if path not in open_:
                     continue
-                shown = "running" if outcome == claims.BUSY else outcome
+                shown = RUNNING if outcome == claims.BUSY else outcome
                 state[now[path.name]] -= 1
                 state[shown] += 1
                 now[path.name] = shown

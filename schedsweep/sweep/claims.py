@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from schedsweep.sweep import store
+from schedsweep.sweep.status import HELD, INTERRUPTED, SETTLED
 
 BUSY = "busy"  # what train.main returns, touching nothing, when another live writer holds the claim
 FILE = "claim.json"
@@ -76,9 +77,9 @@ def gone(claim: Claim, queued: set[str] | None = None) -> bool:
     """Whether the claim's owner is gone. `queued`: jobs squeue shows, when the caller already asked."""
     if claim.job:
         if queued is None:
-            from schedsweep.executors import slurm
+            from schedsweep.executors import squeue
 
-            queued = slurm.queued([claim.job])
+            queued = squeue.queued([claim.job])
         if queued is not None:
             return claim.job not in queued
     if claim.host == socket.gethostname():
@@ -108,7 +109,7 @@ def acquire(run_path: Path) -> tuple[Claim | None, Claim | None]:
     """Claim the run: (our claim, None), or (None, the live claim of its current owner), or
     (None, None) when an earlier writer finished it (done or diverged): nothing is left to train."""
     with _locked(run_path):
-        if store.read_status(run_path).status in ("done", "diverged"):
+        if store.read_status(run_path).status in SETTLED:
             return None, None
         held = read(run_path)
         if held is not None and not _mine(held) and not gone(held):
@@ -161,23 +162,23 @@ def heartbeat(run_path: Path, claim: Claim, every_s: float = HEARTBEAT_S) -> Ite
 
 def observed(run_path: Path, status: store.RunStatus, queued: set[str] | None = None) -> store.RunStatus:
     """The status as a reader should show it: `running` or `requeued` whose writer is gone is `interrupted`."""
-    if status.status not in ("running", "requeued"):
+    if status.status not in HELD:
         return status
     claim = read(run_path)
     if claim is not None and not gone(claim, queued):
         return status
     who = f"{claim.host} pid {claim.pid}" + (f", Slurm job {claim.job}" if claim.job else "") if claim else "its process"
-    return replace(status, status="interrupted", error=f"{who} stopped without a final status; the next launch resumes it")
+    return replace(status, status=INTERRUPTED, error=f"{who} stopped without a final status; the next launch resumes it")
 
 
 def observe_all(paths: list[Path]) -> list[store.RunStatus]:
     """observed() for many runs, with one squeue call for every Slurm job that holds a claim."""
     raw = [store.read_status(p) for p in paths]
-    held = [read(p) if s.status in ("running", "requeued") else None for p, s in zip(paths, raw)]
+    held = [read(p) if s.status in HELD else None for p, s in zip(paths, raw)]
     jobs = {c.job for c in held if c is not None and c.job}
     queued = None
     if jobs:
-        from schedsweep.executors import slurm
+        from schedsweep.executors import squeue
 
-        queued = slurm.queued(jobs)
+        queued = squeue.queued(jobs)
     return [observed(p, s, queued) for p, s in zip(paths, raw)]

@@ -9,8 +9,8 @@ from typing import Callable, Mapping
 
 from schedsweep.train import metrics
 from schedsweep.sweep import store
+from schedsweep.sweep.status import FINAL, PENDING, RUNNING, STOPPED
 
-FINISHED = ("done", "failed", "diverged", "interrupted")  # for this launch: nothing more happens to it
 
 
 def queue(sweep_dir: Path) -> dict[str, range]:
@@ -21,7 +21,7 @@ def queue(sweep_dir: Path) -> dict[str, range]:
     for record in store.read_plan(sweep_dir):
         path = store.run_dir(sweep_dir, record["id"])
         status = store.read_status(path)
-        if status.status in store.TERMINAL:
+        if status.status in FINAL:
             continue
         written = store.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
         first = max((written.get("branch") or {}).get("step", 0), status.steps_done)
@@ -35,10 +35,10 @@ def steps_done(queue: Mapping[str, range], statuses: Mapping[str, str], reached:
     several workers, or branches waiting on their forks, runs do not end in queue order."""
     done = 0
     for run, steps in queue.items():
-        status = statuses.get(run, "pending")
-        if status in FINISHED:
+        status = statuses.get(run, PENDING)
+        if status in STOPPED:
             done += len(steps)
-        elif status == "running":
+        elif status == RUNNING:
             done += min(max((reached(run) or 0) - steps.start, 0), len(steps))
     return done
 
@@ -74,7 +74,7 @@ class Estimate:
 
     def finished(self, statuses: Mapping[str, str]) -> int:
         """How many of the queue's runs have finished (for this launch)."""
-        return sum(statuses.get(run) in FINISHED for run in self.queue)
+        return sum(statuses.get(run) in STOPPED for run in self.queue)
 
     def left_s(self, statuses: Mapping[str, str], now: float) -> float | None:
         done = steps_done(self.queue, statuses, self.reached)

@@ -10,7 +10,7 @@
         run.json          the run record; the worker reads only this
         claim.json        while a process trains the run: host, pid, Slurm job id, start, heartbeat
         claims.jsonl      one line per claim ever taken (who trained this run, and how often)
-        status.json       running | requeued | interrupted | done | failed | diverged, with summary numbers
+        status.json       running | requeued | interrupted | done | failed | diverged (schedsweep.sweep.status), with summary numbers
         checkpoint.pt     until the run is done or diverged: model, optimizer, step, RNG states
         forks/<k>/        shared prefixes: its state before update k, for its branches (schedsweep.sharing.forks)
         metrics/part-NNNNN.parquet   per-step metrics (schema in schedsweep.train.metrics)
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from schedsweep.errors import ResultsError
+from schedsweep.sweep.status import FAILED, PENDING, STATES
 
 PLAN = "plan.jsonl"
 SWEEP_CONFIG = "sweep.yaml"
@@ -41,11 +42,6 @@ STATUS = "status.json"
 METRICS = "metrics"
 SUBMITIT = ".submitit"
 
-TERMINAL = ("done", "failed", "diverged")
-# requeued: stopped at a checkpoint, its Slurm job requeued; interrupted: its writer is gone (killed, or
-# stopped by a signal), the next launch resumes it from its checkpoint.
-STATES = ("pending", "running", "requeued", "interrupted", *TERMINAL)
-UNFINISHED = ("pending", "running", "requeued", "interrupted")
 
 
 def umask() -> int:
@@ -175,11 +171,11 @@ def read_status(run_path: Path) -> RunStatus:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return RunStatus("pending", updated="")
+        return RunStatus(PENDING, updated="")
     except (OSError, ValueError) as e:
-        return RunStatus("failed", error=f"unreadable {path}: {e}", updated="")
+        return RunStatus(FAILED, error=f"unreadable {path}: {e}", updated="")
     known = RunStatus.__dataclass_fields__
     status = RunStatus(**{k: v for k, v in data.items() if k in known})
     if status.status not in STATES:
-        return RunStatus("failed", error=f"{path}: unknown status {status.status!r}", updated="")
+        return RunStatus(FAILED, error=f"{path}: unknown status {status.status!r}", updated="")
     return status

@@ -331,7 +331,7 @@ def _check_signature(cls: type, params: Mapping[str, Any], where: str) -> None:
     if unset or required or positional_only:
         names = unset + required + positional_only
         how = (
-            f"set them on the command line with +task.NAME=VALUE (task.NAME=VALUE for keys the YAML lists)"
+            "set them on the command line with +task.NAME=VALUE (task.NAME=VALUE for keys the YAML lists)"
             if not positional_only
             else f"{', '.join(positional_only)} must become keyword parameters (no '/' in the signature)"
         )

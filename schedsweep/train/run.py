@@ -42,6 +42,7 @@ from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING, SETTLED
 
 
 BUSY = claims.BUSY
@@ -101,7 +102,7 @@ def segment(run_dir: str, threads: int | None = None, max_requeues: int = 0, unt
     # The run's state is on disk: a time-limit warning (SIGUSR2) that lands while this process exits must
     # neither kill it (the job would fail, cancelling what waits on it) nor make submitit requeue it.
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    if until is None or status in ("pending", "requeued", "done", "diverged"):
+    if until is None or status in (PENDING, REQUEUED, *SETTLED):
         return status
     raise SegmentFailed(f"run {Path(run_dir).name} did not reach its fork step {until}: {status}")
 
@@ -121,7 +122,7 @@ def _claimed(path: Path, max_requeues: int, stop: StopFlag, until: int | None = 
             status = _attempt(path, dist, max_requeues, stop, until)
     finally:
         # A requeued Slurm job keeps its claim: the same job id takes it back when it restarts.
-        if claim is not None and not (status is not None and status.status == "requeued"):
+        if claim is not None and not (status is not None and status.status == REQUEUED):
             claims.release(path, claim)
     distributed.teardown(dist)
     return status.status
@@ -137,7 +138,7 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
     state = checkpoint.load(path)
     writer = None
     if dist.main:
-        store.write_status(path, store.RunStatus("running", host=socket.gethostname(), pid=os.getpid()))
+        store.write_status(path, store.RunStatus(RUNNING, host=socket.gethostname(), pid=os.getpid()))
         if state is None:  # parts of an attempt that left no checkpoint belong to no run
             shutil.rmtree(path / store.METRICS, ignore_errors=True)
         else:
@@ -150,23 +151,23 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
         else:
             status = train(record, path, dist, writer, state, stop, until)
     except Exception:
-        status = store.RunStatus("failed", error=traceback.format_exc(), wall_s=time.perf_counter() - start)
+        status = store.RunStatus(FAILED, error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
             store.atomic_write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
     finally:
         if writer is not None:
             writer.flush()
     if dist.main:
-        if status.status == "requeued":
+        if status.status == REQUEUED:
             if stop.signal == signal.SIGUSR2:
                 status = _requeue(status, max_requeues)
             elif not claims.slurm_job():  # Slurm requeues after SIGTERM itself; elsewhere the next launch resumes
-                status = replace(status, status="interrupted", error=f"stopped by {signal.Signals(stop.signal).name} "
+                status = replace(status, status=INTERRUPTED, error=f"stopped by {signal.Signals(stop.signal).name} "
                                  f"at step {status.steps_done}; the next launch resumes it from its checkpoint")
-        if status.status == "failed" and dist.world > 1:
+        if status.status == FAILED and dist.world > 1:
             status = replace(status, error=(status.error or "") + _rank_errors(path))
         store.write_status(path, status)
-        if status.status in ("done", "diverged"):
+        if status.status in SETTLED:
             checkpoint.remove(path)
             if record.get("branch") and store.is_sweep(path.parent.parent):
                 forks.remove_forks(path.parent.parent)  # a fork goes once all its branches are done (Slurm: no launcher waits)
@@ -248,12 +249,12 @@ def train(
 
     def diverged(step: int) -> store.RunStatus:
         run["eval_loss"] = math.nan
-        return _summary("diverged", step, run, start)
+        return _summary(DIVERGED, step, run, start)
 
     if until is not None and first >= until:  # stopped between its checkpoint at `until` and its status
         if dist.main:
             forks.keep_fork(path, until)
-        return _summary("pending", first, run, start)
+        return _summary(PENDING, first, run, start)
     optimizer.train()
     net.train()
     for step in range(first, steps):
@@ -271,9 +272,9 @@ def train(
                     forks.keep_fork(path, step)
                 last_save = time.monotonic()
             if stopping:
-                return _summary("requeued", step, run, start)
+                return _summary(REQUEUED, step, run, start)
             if step == until:  # this segment's end: the next segment and the fork's branches go on from here
-                return _summary("pending", step, run, start)
+                return _summary(PENDING, step, run, start)
         factor = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = group["peak_lr"] * factor
@@ -321,7 +322,7 @@ def train(
             if writer is not None:
                 writer.append(last)
             if not math.isfinite(eval_loss):
-                return _summary("diverged", step + 1, run, start)
+                return _summary(DIVERGED, step + 1, run, start)
             best = run["best_eval"]
             run["best_eval"] = eval_loss if not math.isfinite(best) else min(best, eval_loss)
             if hasattr(schedule, "observe"):  # reduce-on-plateau: the only schedule driven by the loss
@@ -329,7 +330,7 @@ def train(
     bad = drain()
     if bad is not None:
         return diverged(bad)
-    return _summary("done", steps, run, start)
+    return _summary(DONE, steps, run, start)
 
 
 def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
@@ -340,11 +341,11 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
     if not job:
         return status  # not under Slurm: relaunching the sweep resumes it
     if status.requeues > max_requeues:
-        return replace(status, status="failed", error=f"stopped by the time limit or preemption {status.requeues} times "
+        return replace(status, status=FAILED, error=f"stopped by the time limit or preemption {status.requeues} times "
                        f"(executor.max_requeues={max_requeues}); relaunch with --retry-failed to resume from its checkpoint")
     proc = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
     if proc.returncode != 0:
-        return replace(status, status="failed", error=f"scontrol requeue {job}: {proc.stderr.strip()}; "
+        return replace(status, status=FAILED, error=f"scontrol requeue {job}: {proc.stderr.strip()}; "
                        "relaunch with --retry-failed to resume from its checkpoint")
     return status
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from schedsweep.sweep import store
 from schedsweep.errors import TaskError
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, REQUEUED
 
 ENV_RUN_DIR = "SCHEDSWEEP_RUN_DIR"  # the run's folder, for schedsweep.client.init()
 STATE = "client.json"  # what the script reports: started | checkpointed | finished | exited | diverged | error
@@ -120,10 +121,10 @@ def run(path: Path, record: dict[str, Any], dist: Any, stop: Any) -> store.RunSt
         with open(logs / f"{name}.out", "ab") as out, open(logs / f"{name}.err", "ab") as err:
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     except FileNotFoundError as e:
-        return store.RunStatus("failed", error=f"cannot start task.command {command!r}: "
+        return store.RunStatus(FAILED, error=f"cannot start task.command {command!r}: "
                                                f"command {e.filename!r} not found (neither a file nor on PATH)")
     except (OSError, TaskError) as e:
-        return store.RunStatus("failed", error=f"cannot start task.command {command!r}: {e}")
+        return store.RunStatus(FAILED, error=f"cannot start task.command {command!r}: {e}")
     return _wait(proc, path, logs / f"{name}.err", stop)
 
 
@@ -173,20 +174,20 @@ def _status(code: int, state: dict[str, Any] | None, stopped: list[int], err: Pa
     numbers = {k: state[k] for k in ("steps_done", "final_loss", "final_eval_loss", "best_eval_loss", "wall_s")} if state else {}
     kind = state["state"] if state else None
     if kind == "finished" and code == 0:
-        return store.RunStatus("done", **numbers)
-    if kind == "diverged":
-        return store.RunStatus("diverged", **numbers, error=state["error"])  # type: ignore[index]
+        return store.RunStatus(DONE, **numbers)
+    if kind == DIVERGED:
+        return store.RunStatus(DIVERGED, **numbers, error=state["error"])  # type: ignore[index]
     if kind == "error":
-        return store.RunStatus("failed", **numbers, error=state["error"])  # type: ignore[index]
+        return store.RunStatus(FAILED, **numbers, error=state["error"])  # type: ignore[index]
     if stopped or (kind == "checkpointed" and code == 0):  # signalled (through us, or the script alone), saved
-        return store.RunStatus("requeued", **numbers)
+        return store.RunStatus(REQUEUED, **numbers)
     if code != 0:
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-        return store.RunStatus("failed", **numbers, error=f"the script ended with {how}; the end of its stderr:\n{_tail(err)}")
+        return store.RunStatus(FAILED, **numbers, error=f"the script ended with {how}; the end of its stderr:\n{_tail(err)}")
     if state is None:
-        return store.RunStatus("failed", error="the script exited without calling schedsweep.client.init(): "
+        return store.RunStatus(FAILED, error="the script exited without calling schedsweep.client.init(): "
                                                "add `run = schedsweep.client.init()` and log through it.")
-    return store.RunStatus("failed", **numbers, error=f"the script exited after step {numbers['steps_done'] - 1} "
+    return store.RunStatus(FAILED, **numbers, error=f"the script exited after step {numbers['steps_done'] - 1} "
                                                       "without run.finish(): finish every run with run.finish(...).")
 
 

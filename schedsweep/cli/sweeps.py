@@ -1,0 +1,231 @@
+"""The sweep verbs: launch, status, cancel, run (one run of an sbatch array), export-sbatch, data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from schedsweep.cli import views
+from schedsweep.cli.app import ConfigDir, app, err, friendly, out
+from schedsweep.errors import SchedsweepError
+from schedsweep.sweep.status import FAILED, SETTLED
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@friendly
+def launch(
+    overrides: Optional[list[str]] = typer.Argument(None, help="Hydra overrides: key=value, key=a,b (sweep), range(), +key=v."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan (counts per axis, the runs); run nothing."),
+    name: Optional[str] = typer.Option(None, "--name", help="Sweep name (default: task, run count and a digest of the plan)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder that holds the sweeps."),
+    config_dir: Optional[Path] = ConfigDir,
+    config_name: str = typer.Option("config", "--config-name", help="Primary config file (without .yaml)."),
+    wait: Optional[bool] = typer.Option(
+        None, "--wait/--no-wait", help="Follow the runs with a progress bar, or return at once (default: wait locally, return on Slurm)."
+    ),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again, from their checkpoints (done and diverged runs are kept)."),
+    no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
+) -> None:
+    """Plan the grid from conf/ and the overrides, then train every run not already done."""
+    from schedsweep import executors
+    from schedsweep.sweep.api import Sweep
+
+    if name is not None and (not name or "/" in name or name.startswith(".")):
+        raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
+    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
+    settings = executors.check(dict(plan.executor))
+    views.print_plan(out, plan, dry_run)
+    views.print_sharing(out, plan, dry_run)
+    if dry_run:
+        return
+    sweep, prepared = _create(plan, results, retry_failed)
+    if no_submit:
+        out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
+        return
+    try:
+        final = _execute(sweep, settings, wait)
+        if plan.refinement is not None:
+            final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
+    except KeyboardInterrupt:
+        err.print("interrupted: running runs were checkpointed and stopped; relaunch the same command to resume them.")
+        raise typer.Exit(130) from None
+    if final is None:
+        return
+    out.print(views.counts_line(final))
+    out.print(f"next: schedsweep report {sweep.path}")
+    if final.get(FAILED, 0) > prepared.skipped.get(FAILED, 0):  # runs that failed in this launch
+        raise typer.Exit(1)
+
+
+def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
+    from schedsweep.plan.variants import added_settings
+    from schedsweep.sweep.api import Sweep
+
+    if differ := added_settings(results / plan.name, plan.runs):
+        out.print(f"this launch adds runs that differ in: {', '.join(differ)} (the report ranks each value apart)")
+    sweep, prepared = Sweep.create(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
+    skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
+    out.print(
+        f"sweep [bold]{sweep.path}[/]: {prepared.planned} runs planned"
+        + (f"; skipping {skipped}" if skipped else "")
+        + (" (--retry-failed re-runs failed ones)" if prepared.skipped.get(FAILED) else "")
+        + f"; {prepared.to_run} to run."
+    )
+    if prepared.kept.line():
+        out.print(f"  {prepared.kept.line()}")
+    return sweep, prepared
+
+
+def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
+    """Run or submit every unfinished run; the final counts, or None when not waiting for them."""
+    if settings["kind"] == "slurm":
+        sweep.launch(settings, wait=False)
+        jobs, active = sweep.last_executor.jobs, sweep.last_executor.active
+        arrays = sorted({j["array"] for j in jobs}, key=int)
+        shown = ", ".join(arrays) if len(arrays) <= 4 else f"{arrays[0]} .. {arrays[-1]}"
+        runs = len({j["run"] for j in jobs})
+        segmented = f" ({len(jobs)} jobs: runs cut at their fork steps)" if len(jobs) > runs else ""
+        out.print(f"queued {runs} runs{segmented} in {len(arrays)} job array(s) {shown}"
+                  + (f"; {active} already pending or running on the cluster" if active else ""))
+        if not wait:
+            out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
+            return None
+        with views.progress_bar(err, sweep.path) as update:
+            return sweep.follow(update)
+    if wait is False:
+        pid = sweep.spawn()
+        out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep.path}")
+        return None
+    with views.progress_bar(err, sweep.path) as update:
+        return sweep.launch(settings, progress=update)
+
+
+def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: Optional[Path], config_name: str,
+                      settings: dict[str, Any], wait: Optional[bool], retry_failed: bool) -> Any:
+    """Stage 2 of the refinement study, once stage 1 has finished (now, or at a later relaunch)."""
+    from schedsweep.plan import study
+
+    refinement = study.Settings.parse(plan.refinement)
+    if not study.stage_one_done(sweep.path):
+        out.print("refinement: stage 2 is planned once stage 1 has finished; run this same command again then.")
+        return None
+    for stage_two in study.stage_two(sweep.path, overrides, refinement, config_dir=config_dir, config_name=config_name):
+        out.print(f"refinement stage 2: [bold]{stage_two.runs[0].labels['schedule']}[/] "
+                  f"({stage_two.runs[0].spec['schedule']['shape']}, see {sweep.path / 'refined'})")
+        _create(stage_two, sweep.path.parent, retry_failed)
+    return _execute(sweep, settings, wait)
+
+
+@app.command()
+@friendly
+def status(
+    sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
+    watch: bool = typer.Option(False, "--watch", help="Refresh every few seconds until every run has finished."),
+    interval: float = typer.Option(5.0, "--interval", min=1.0, help="Seconds between refreshes with --watch."),
+) -> None:
+    """Counts of pending, running, requeued, interrupted, done, failed and diverged runs; what runs and what failed."""
+    import time
+
+    from rich.live import Live
+
+    from schedsweep.sweep import store
+    from schedsweep.sweep.api import Sweep
+
+    folder = Sweep(store.require_sweep(sweep))
+    if not watch:
+        out.print(views.status_view(folder.path, folder.status()))
+        return
+    with Live(console=out, auto_refresh=False) as live:
+        while True:
+            state = folder.status()
+            live.update(views.status_view(folder.path, state), refresh=True)
+            if state.finished:
+                return
+            time.sleep(interval)
+
+
+@app.command("export-sbatch")
+@friendly
+def export_sbatch(
+    sweep: Path = typer.Argument(..., help="A sweep folder planned with executor=slurm (launch ... --no-submit)."),
+    template: Optional[Path] = typer.Option(None, "--template", help="Your own copy of sbatch_templates/array.sbatch."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the script here instead of stdout."),
+    max_array_size: Optional[int] = typer.Option(None, "--max-array-size", min=1, help="Default: the cluster's (scontrol)."),
+) -> None:
+    """A plain sbatch array script: task i runs `schedsweep run SWEEP --index OFFSET+i`, one array per MaxArraySize runs."""
+    from schedsweep.executors import sbatch, squeue
+    from schedsweep.sweep import store
+
+    executor = store.read_executor(store.require_sweep(sweep))
+    if executor.get("kind") != "slurm":
+        raise SchedsweepError(
+            f"sweep '{sweep}' was planned with executor={executor.get('kind')}; export-sbatch needs the Slurm settings: "
+            "plan it with `schedsweep launch executor=slurm ... --no-submit`."
+        )
+    text, chunks = sbatch.render(sweep, executor, max_array_size or squeue.max_array_size(), template)
+    sbatch.prepare_all(sweep)
+    commands = "\n".join(sbatch.submit_commands(chunks, str(out_file or "SCRIPT")))
+    if out_file is None:
+        sys.stdout.write(text)
+        if len(chunks) > 1:  # stdout carries the script, so the lines go to stderr
+            err.print(f"submit the script once per array (MaxArraySize):\n{commands}", soft_wrap=True, markup=False)
+    else:
+        store.atomic_write_text(out_file, text)
+        out.print(f"wrote {out_file}; submit it with:\n{commands}", soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command("run")
+@friendly
+def run_index(
+    sweep: Path = typer.Argument(..., help="A sweep folder."),
+    index: int = typer.Option(..., "--index", min=0, help="Which run of plan.jsonl (0-based), e.g. $SLURM_ARRAY_TASK_ID."),
+    max_requeues: int = typer.Option(0, "--max-requeues", min=0, help="Requeue this Slurm job after a time-limit signal at most this often."),
+) -> None:
+    """Train one run of a sweep in this process (what each task of an exported sbatch array does).
+    A run that another live process holds is left alone (exit 0)."""
+    from schedsweep import executors
+    from schedsweep.sweep import store
+    from schedsweep.train import run as train
+
+    records = store.read_plan(store.require_sweep(sweep))
+    if index >= len(records):
+        raise SchedsweepError(f"--index {index} is out of range: the sweep '{sweep}' has {len(records)} runs (0..{len(records) - 1}).")
+    record = records[index]
+    path = store.run_dir(sweep, record["id"])
+    if store.read_status(path).status in SETTLED:
+        out.print(f"run {record['id']} is already {store.read_status(path).status}.")
+        return
+    if not (path / store.RUN_RECORD).exists():
+        store.write_json(path / store.RUN_RECORD, record)
+    status = train.main(str(path), executors.cpus(), max_requeues)
+    out.print(f"run {record['id']}: {'left alone: another process trains it' if status == train.BUSY else status}")
+    if status == FAILED:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>.")) -> None:
+    """Cancel the sweep's pending and running Slurm jobs: one scancel per job array."""
+    from schedsweep.sweep.api import Sweep
+
+    cancelled = Sweep(sweep).cancel()
+    shown = ", ".join(cancelled) if len(cancelled) <= 4 else f"{cancelled[0]} .. {cancelled[-1]}"
+    out.print(f"cancelled {len(cancelled)} job array(s): {shown}" if cancelled else "nothing to cancel.")
+
+
+@app.command()
+@friendly
+def data(
+    text: Path = typer.Argument(..., help="A UTF-8 text file."),
+    out_file: Path = typer.Argument(..., help="The token file to write, e.g. corpus.bin."),
+) -> None:
+    """Byte-tokenize a text file into a uint16 token file for task=gpt (nanoGPT's train.bin format, vocab 256)."""
+    from schedsweep.tasks import gpt
+
+    n = gpt.write_token_file(text, out_file)
+    out.print(f"wrote {n} tokens (uint16, vocab {gpt.BYTES}) to {out_file}; train on it with "
+              f"task=gpt task.data={out_file} task.vocab_size={gpt.BYTES}", soft_wrap=True, highlight=False)

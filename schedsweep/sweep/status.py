@@ -1,0 +1,35 @@
+"""The one vocabulary of a run's status (status.json), and the groups every stage asks about.
+
+    pending      no status.json yet: never started
+    running      a process holds its claim and trains it
+    requeued     stopped at a checkpoint, its Slurm job requeued: it goes on by itself
+    interrupted  its writer is gone (killed, or stopped by a signal): the next launch resumes it
+    done         trained to its last step
+    failed       raised, or its process ended without a status: `--retry-failed` runs it again
+    diverged     a non-finite loss stopped it: a result (ranked after every finite run), never retried
+"""
+
+from __future__ import annotations
+
+PENDING = "pending"
+RUNNING = "running"
+REQUEUED = "requeued"
+INTERRUPTED = "interrupted"
+DONE = "done"
+FAILED = "failed"
+DIVERGED = "diverged"
+
+STATES = (PENDING, RUNNING, REQUEUED, INTERRUPTED, DONE, FAILED, DIVERGED)
+FINAL = frozenset({DONE, FAILED, DIVERGED})  # its writer has finished with it
+SETTLED = frozenset({DONE, DIVERGED})  # a result for good: no launch trains it again (a failed run may be retried)
+OPEN = frozenset({PENDING, RUNNING, REQUEUED})  # still some executor's business
+HELD = frozenset({RUNNING, REQUEUED})  # a claim should hold it: is its owner still alive?
+STOPPED = FINAL | {INTERRUPTED}  # nothing more happens to it in this launch
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL
+
+
+def is_open(status: str) -> bool:
+    return status in OPEN
