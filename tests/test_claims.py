@@ -18,11 +18,13 @@ from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import claims, store
 from test_cli import TESTS, _wait_for, cli, statuses
 
+from helpers import pythonpath
+
 FLAKY = ["task=custom", "task._target_=test_cli.FlakyTask", "budget=1.0", "eval_every=100"]
 
 
 def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = os.environ | {"PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+    env = os.environ | {"PYTHONPATH": pythonpath(TESTS), "COLUMNS": "200"}
     return subprocess.Popen([sys.executable, "-m", "schedsweep", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -157,7 +159,7 @@ def test_a_ddp_rank_that_raises_stops_every_rank_as_failed(tmp_path: Path) -> No
 
 
 def test_files_follow_the_umask(tmp_path: Path) -> None:
-    env = os.environ | {"PYTHONPATH": str(TESTS)}
+    env = os.environ | {"PYTHONPATH": pythonpath(TESTS)}
     subprocess.run([sys.executable, "-m", "schedsweep", "launch", *FLAKY, "full_steps=10", "executor=debug", "--name", "shared"],
                    cwd=tmp_path, env=env, check=True, capture_output=True, preexec_fn=lambda: os.umask(0o022))
     files = [p for p in (tmp_path / "results" / "shared").rglob("*") if p.is_file() and not p.name.startswith(".")]

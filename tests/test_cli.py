@@ -18,6 +18,8 @@ import torch
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import store
 
+from helpers import pythonpath
+
 TESTS = Path(__file__).resolve().parent
 TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
 
@@ -66,7 +68,7 @@ class FlakyTask:
 
 
 def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+    env = os.environ | {"PYTHONPATH": pythonpath(TESTS), "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-m", "schedsweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

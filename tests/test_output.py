@@ -14,6 +14,8 @@ from test_report import Run
 from schedsweep.results import collect, render
 from schedsweep.results.report import build
 
+from helpers import pythonpath
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -27,7 +29,7 @@ def wide_sweep(root: Path) -> Path:
 
 
 def piped(*args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"PYTHONPATH": str(TESTS)}
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"PYTHONPATH": pythonpath(TESTS)}
     proc = subprocess.run([sys.executable, "-m", "schedsweep", *args], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schedsweep.executors import sbatch
+from schedsweep.executors.settings import SlurmSettings
 from test_cli import cli
 
 GOLDEN = Path(__file__).parent / "golden" / "array.sbatch"
@@ -64,7 +65,7 @@ def test_a_sweep_larger_than_max_array_size_is_one_script_submitted_once_per_chu
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5000), st.integers(1, 1001), st.integers(1, 300))
 def test_chunks_cover_the_plan_once_within_max_array_size_and_the_throttle(n: int, max_size: int, parallelism: int) -> None:
-    parts = sbatch.chunks(n, max_size, {"array_parallelism": parallelism})
+    parts = sbatch.chunks(n, max_size, SlurmSettings(array_parallelism=parallelism))
     indices = [c.offset + i for c in parts for i in range(c.size)]
     assert indices == list(range(n))
     assert all(1 <= c.size <= max_size and 1 <= c.throttle <= c.size for c in parts)

@@ -24,6 +24,8 @@ from test_claims import FLAKY, assert_trained_once, attempts_per_seed
 from test_cli import _wait_for as _wait
 from test_cli import TESTS, cli, statuses
 
+from helpers import pythonpath
+
 pytestmark = pytest.mark.slurm
 TINY = ["task=classifier", "task.n_train=256", "task.hidden=16", "eval_every=5", "executor=slurm"]
 
@@ -161,7 +163,7 @@ def test_two_node_ddp_over_four_ranks_matches_its_single_process_twin(tmp_path: 
 def test_exported_sbatch_script_submitted_by_plain_sbatch_runs_the_sweep(tmp_path: Path) -> None:
     cli("launch", *TINY, "full_steps=20", "schedule=linear,rex", "budget=0.5,1.0", "--no-submit", "--name", "plain", cwd=tmp_path)
     cli("export-sbatch", "results/plain", "--out", "plain.sbatch", cwd=tmp_path)
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    env = os.environ | {"PYTHONPATH": pythonpath(Path(__file__).parent)}
     subprocess.run(["sbatch", "--wait", "plain.sbatch"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
     assert set(statuses(tmp_path / "results" / "plain").values()) == {"done"}
 
@@ -172,7 +174,7 @@ def test_a_sweep_larger_than_max_array_size_is_exported_as_arrays_that_status_sh
     printed = cli("export-sbatch", "results/big", "--out", "big.sbatch", cwd=tmp_path).stdout
     commands = [line.split() for line in printed.splitlines() if line.startswith("sbatch ")]  # as the README says
     assert len(commands) == 2
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    env = os.environ | {"PYTHONPATH": pythonpath(Path(__file__).parent)}
     jobs = [subprocess.run([*cmd[:1], "--parsable", *cmd[1:]], cwd=tmp_path, env=env, check=True, capture_output=True,
                            text=True).stdout.strip() for cmd in commands]
     sweep = Sweep(tmp_path / "results" / "big")
@@ -230,7 +232,7 @@ def _shims(tmp_path: Path) -> dict[str, str]:
                                  f'exec {real} "$@"\n')
     for shim in ("sacct", "squeue"):
         (bin_ / shim).chmod(0o755)
-    return os.environ | {"PATH": f"{bin_}:{os.environ['PATH']}", "PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+    return os.environ | {"PATH": f"{bin_}:{os.environ['PATH']}", "PYTHONPATH": pythonpath(TESTS), "COLUMNS": "200"}
 
 
 def test_wait_ends_without_accounting_and_survives_a_transient_squeue_error(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from schedsweep.executors import workers
 from schedsweep.plan.grid import make_plan
 from schedsweep.sweep.api import Sweep
 
+from helpers import pythonpath
+
 LONG = ["task=classifier", "budget=1.0", "full_steps=1000000", "eval_every=1000000", "task.n_train=256", "task.hidden=16"]
 
 
@@ -99,7 +101,7 @@ def test_a_run_past_its_timeout_checkpoints_and_stops(tmp_path: Path, monkeypatc
 def test_ctrl_c_of_the_launcher_checkpoints_running_runs_and_a_relaunch_finishes_them(tmp_path: Path) -> None:
     args = ["launch", *LONG, "full_steps=4000", "seed=0,1", "executor.max_parallel=2",
             "executor.threads_per_run=1", "--name", "stop"]
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    env = os.environ | {"PYTHONPATH": pythonpath(Path(__file__).parent)}
     # SIGINT back to its default in the launcher: a test run started in the background inherits it ignored.
     proc = subprocess.Popen([sys.executable, "-m", "schedsweep", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -41,7 +41,7 @@ def report(
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
     r_max: float = typer.Option(1.1, "--r-max", help="Performance profile: ratios to the best counted up to this factor."),
-    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: ranking, pivot, budgets, topk, ratios, ratio_summary or profile."),
+    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: one of the report's tables by name, e.g. ranking or pivot (an unknown name lists them all)."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
 ) -> None:

@@ -129,6 +129,8 @@ def schedules_plot(
 
 def _schedule_spec(c: Any, name: str, peak_lr: Optional[float] = None, resolve: bool = True) -> dict[str, Any]:
     """The schedule's spec; interpolations (power's max_lr: ${optimizer.lr}) resolved with optimizer.lr = peak_lr."""
+    if peak_lr is not None and not peak_lr > 0:  # also NaN
+        raise SchedsweepError(f"--peak-lr must be a number > 0 (the peak learning rate the schedule multiplies); got {peak_lr!r}.")
     from schedsweep import schedules
     from schedsweep.plan.config import check_option
 

@@ -30,13 +30,17 @@ def launch(
     no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
-    from schedsweep import executors
+    from schedsweep.executors.settings import parse
     from schedsweep.sweep.api import Sweep
 
     if name is not None and (not name or "/" in name or name.startswith(".")):
         raise SchedsweepError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.').")
-    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
-    settings = executors.check(dict(plan.executor))
+    # A dry run skips importing tasks and optimizers (torch, ~3 s) unless the optimizer was overridden:
+    # then its values are checked as a launch would (betas=[2,3] is refused now, not after the plan is shown).
+    touches_optimizer = any(o.lstrip("+~").startswith("optimizer") for o in overrides or [])
+    plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name,
+                      check_imports=not dry_run or touches_optimizer)
+    settings = parse(plan.executor)
     views.print_plan(out, plan, dry_run)
     views.print_sharing(out, plan, dry_run)
     if dry_run:
@@ -79,9 +83,9 @@ def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
     return sweep, prepared
 
 
-def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
+def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
     """Run or submit every unfinished run; the final counts, or None when not waiting for them."""
-    if settings["kind"] == "slurm":
+    if settings.kind == "slurm":
         sweep.launch(settings, wait=False)
         jobs, active = sweep.last_executor.jobs, sweep.last_executor.active
         arrays = sorted({j["array"] for j in jobs}, key=int)
@@ -104,7 +108,7 @@ def _execute(sweep: Any, settings: dict[str, Any], wait: Optional[bool]) -> Any:
 
 
 def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: Optional[Path], config_name: str,
-                      settings: dict[str, Any], wait: Optional[bool], retry_failed: bool) -> Any:
+                      settings: Any, wait: Optional[bool], retry_failed: bool) -> Any:
     """Stage 2 of the refinement study, once stage 1 has finished (now, or at a later relaunch)."""
     from schedsweep.plan import study
 
@@ -159,10 +163,12 @@ def export_sbatch(
     from schedsweep.executors import sbatch, squeue
     from schedsweep.sweep import store
 
-    executor = store.read_executor(store.require_sweep(sweep))
-    if executor.get("kind") != "slurm":
+    from schedsweep.sweep.api import Sweep
+
+    executor = Sweep(store.require_sweep(sweep)).executor_settings()
+    if executor.kind != "slurm":
         raise SchedsweepError(
-            f"sweep '{sweep}' was planned with executor={executor.get('kind')}; export-sbatch needs the Slurm settings: "
+            f"sweep '{sweep}' was planned with executor={executor.kind}; export-sbatch needs the Slurm settings: "
             "plan it with `schedsweep launch executor=slurm ... --no-submit`."
         )
     text, chunks = sbatch.render(sweep, executor, max_array_size or squeue.max_array_size(), template)

@@ -6,96 +6,22 @@ another writer), and `cancel()`. `detached` executors (Slurm) keep running when 
 the others' runs are cancelled with it. Each run is `schedsweep.train.run.main(run_dir)`, which claims
 the run first, so whatever executor or process reaches a run, it is trained once.
 
-The settings' schema is one dataclass per kind: unknown keys, kinds and bad numbers are errors
-whose message is generated from the dataclass fields; conf/executor/*.yaml holds the user-facing
-defaults and comments.
+The settings are typed once (schedsweep.executors.settings.parse): one frozen dataclass per kind.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from schedsweep.sharing import forks
 from schedsweep.sweep import store
 from schedsweep.sweep.claims import BUSY
-from schedsweep.errors import ConfigError
+from schedsweep.executors.settings import DebugSettings, LocalSettings, Settings, SlurmSettings
 from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, PENDING, RUNNING
-
-
-@dataclass
-class DebugSettings:
-    kind: str = "debug"
-    threads_per_run: int | None = None
-
-
-@dataclass
-class LocalSettings:
-    kind: str = "local"
-    max_parallel: int | None = None
-    threads_per_run: int | None = None
-    timeout_min: float | None = 1440
-    tasks_per_node: int | None = 1
-
-
-@dataclass
-class SlurmSettings:
-    kind: str = "slurm"
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    nodes: int | None = 1
-    gpus_per_node: int | None = 0
-    tasks_per_node: int | None = None
-    cpus_per_task: int | None = 1
-    mem_gb: float | None = None
-    time_min: int | None = 60
-    time_per_step_s: float | None = None
-    time_safety: float | None = 2.0
-    time_by_budget: dict[Any, Any] = field(default_factory=dict)
-    array_parallelism: int | None = 256
-    signal_delay_s: int | None = 60
-    max_requeues: int | None = 3
-    setup: list[str] = field(default_factory=list)
-    additional_parameters: dict[str, Any] = field(default_factory=dict)
-
-
-SCHEMAS: dict[str, type] = {"debug": DebugSettings, "local": LocalSettings, "slurm": SlurmSettings}
-
-
-def check(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The executor settings, checked against their kind's schema; ConfigError naming the key otherwise."""
-    kind = cfg.get("kind")
-    if kind not in SCHEMAS:
-        raise ConfigError(f"unknown executor kind {kind!r}. Valid: {', '.join(SCHEMAS)} (conf/executor/).")
-    fields = {f.name: f for f in dataclasses.fields(SCHEMAS[kind])}
-    unknown = sorted(set(cfg) - set(fields))
-    if unknown:
-        raise ConfigError(f"executor '{kind}' has no key(s) {', '.join(unknown)}. Valid keys: {', '.join(fields)}.")
-    for key, value in cfg.items():
-        kind_of = str(fields[key].type)
-        if value is None or key == "kind":
-            continue
-        if kind_of.startswith(("int", "float")):
-            number = (int,) if kind_of.startswith("int") else (int, float)
-            strictly = kind == "local"  # a local count of 0 means nothing would run
-            if isinstance(value, bool) or not isinstance(value, number) or value < 0 or (strictly and value == 0):
-                what = "an integer" if number == (int,) else "a number"
-                raise ConfigError(f"executor.{key} must be {what} {'> 0' if strictly else '>= 0'} (or null); got {value!r}.")
-        elif kind_of.startswith("list") and not isinstance(value, list):
-            raise ConfigError(f"executor.{key} must be a list of shell lines; got {value!r}.")
-        elif kind_of.startswith("dict") and not isinstance(value, dict):
-            raise ConfigError(f"executor.{key} must be a mapping; got {value!r}.")
-        elif kind_of.startswith("str") and not isinstance(value, (str, int)):
-            raise ConfigError(f"executor.{key} must be a string; got {value!r}.")
-    if kind == "slurm" and not cfg.get("time_min"):
-        raise ConfigError("executor.time_min must be an integer >= 1 (minutes per run when nothing more precise is set).")
-    return cfg
 
 
 def cpus() -> int:
@@ -106,8 +32,8 @@ def cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def threads(settings: dict[str, Any], parallel: int) -> int:
-    return int(settings.get("threads_per_run") or max(1, cpus() // parallel))
+def threads(settings: DebugSettings | LocalSettings, parallel: int) -> int:
+    return settings.threads_per_run or max(1, cpus() // parallel)
 
 
 class Executor(Protocol):
@@ -123,7 +49,7 @@ class Debug:
 
     detached = False
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: DebugSettings) -> None:
         self.threads = threads(settings, 1)
         self.queue: list[Path] = []
 
@@ -151,10 +77,10 @@ class Local:
 
     detached = False  # the runs die with their launcher (after a checkpoint)
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.parallel = int(settings.get("max_parallel") or cpus())
+    def __init__(self, settings: LocalSettings) -> None:
+        self.parallel = settings.parallel(cpus())
         self.threads = threads(settings, self.parallel)
-        self.timeout_s = 60 * float(settings.get("timeout_min") or 1440)
+        self.timeout_s = 60 * settings.timeout_min
         self.queue: list[Path] = []
         self.pool: Any = None
         self.changes: dict[Path, str] = {}
@@ -205,11 +131,11 @@ class LocalSubmitit:
 
     detached = False
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.parallel = int(settings.get("max_parallel") or cpus())
+    def __init__(self, settings: LocalSettings) -> None:
+        self.parallel = settings.parallel(cpus())
         self.threads = threads(settings, self.parallel)
-        self.timeout_min = max(1, int(settings.get("timeout_min") or 1440))
-        self.tasks = int(settings.get("tasks_per_node") or 1)
+        self.timeout_min = max(1, math.ceil(settings.timeout_min))
+        self.tasks = settings.tasks_per_node
         self.queue: list[Path] = []
         self.running: dict[Path, Any] = {}
         self.changes: dict[Path, str] = {}
@@ -294,7 +220,7 @@ class Slurm:
 
     detached = True
 
-    def __init__(self, sweep_dir: Path, settings: dict[str, Any], records: list[dict[str, Any]], poll_s: float = 2.0) -> None:
+    def __init__(self, sweep_dir: Path, settings: SlurmSettings, records: list[dict[str, Any]], poll_s: float = 2.0) -> None:
         self.sweep_dir, self.settings, self.records, self.poll_s = sweep_dir, settings, records, poll_s
         self.jobs: list[dict[str, Any]] = []
         self.active = 0  # runs skipped at submit: already pending or running on the cluster
@@ -328,10 +254,9 @@ class Slurm:
         slurm.cancel(self.sweep_dir)
 
 
-def make(settings: dict[str, Any], sweep_dir: Path, records: list[dict[str, Any]]) -> Executor:
-    check(settings)
-    if settings["kind"] == "debug":
+def make(settings: Settings, sweep_dir: Path, records: list[dict[str, Any]]) -> Executor:
+    if isinstance(settings, DebugSettings):
         return Debug(settings)
-    if settings["kind"] == "local":
-        return LocalSubmitit(settings) if int(settings.get("tasks_per_node") or 1) > 1 else Local(settings)
+    if isinstance(settings, LocalSettings):
+        return LocalSubmitit(settings) if settings.tasks_per_node > 1 else Local(settings)
     return Slurm(sweep_dir, settings, records)

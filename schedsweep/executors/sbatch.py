@@ -14,9 +14,9 @@ import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from schedsweep.executors import slurm
+from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
 from schedsweep.plan.config import PACKAGE_DIR
 from schedsweep.errors import ConfigError
@@ -41,7 +41,7 @@ class Chunk:
         return shlex.join(["sbatch", f"--array={self.array}", f"--export=ALL,{OFFSET}={self.offset}", script])
 
 
-def chunks(n_runs: int, max_size: int, executor: dict[str, Any]) -> list[Chunk]:
+def chunks(n_runs: int, max_size: int, executor: SlurmSettings) -> list[Chunk]:
     """Plan order cut into arrays of at most max_size tasks, sharing the sweep's throttle."""
     offsets = range(0, n_runs, max_size)
     shares = slurm.throttles(executor, len(offsets))
@@ -60,7 +60,7 @@ def submit_commands(parts: list[Chunk], script: str) -> list[str]:
     return [shlex.join(["sbatch", script])] if len(parts) == 1 else [c.command(script) for c in parts]
 
 
-def render(sweep_dir: Path, executor: dict[str, Any], max_size: int, template: Path | None = None) -> tuple[str, list[Chunk]]:
+def render(sweep_dir: Path, executor: SlurmSettings, max_size: int, template: Path | None = None) -> tuple[str, list[Chunk]]:
     """The sbatch script for every run of the sweep (the longest run's time limit) and its chunks.
     The script's own --array is the first chunk's: with one chunk, plain `sbatch SCRIPT` runs it all."""
     records = store.read_plan(sweep_dir)
@@ -70,28 +70,26 @@ def render(sweep_dir: Path, executor: dict[str, Any], max_size: int, template: P
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read sbatch template '{path}': {e.strerror}.") from None
-    gpus = int(executor.get("gpus_per_node") or 0)
-    options = {k: executor.get(k) for k in ("partition", "account", "qos", "constraint")}
-    options |= {"gpus-per-node": gpus or None, "mem": f"{executor['mem_gb']}G" if executor.get("mem_gb") else None}
-    options |= {k.replace("_", "-"): v for k, v in (executor.get("additional_parameters") or {}).items()}
+    options = slurm.job_options(executor)
+    nodes, tasks, cpus = (options.pop(k) for k in ("nodes", "ntasks-per-node", "cpus-per-task"))  # the template's own lines
     lines = [f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={shlex.quote(str(v))}" for k, v in options.items() if v not in (None, False)]
-    minutes = max(slurm.time_limit(executor, r["labels"]) for r in records)
+    minutes = max(executor.time_limit(r["labels"]["budget"], r["labels"]["steps"]) for r in records)
     values = {
         "job_name": f"schedsweep-{sweep_dir.name}",
         "array": parts[0].array,
         "time": str(minutes),
-        "nodes": str(int(executor.get("nodes") or 1)),
-        "tasks_per_node": str(int(executor.get("tasks_per_node") or max(1, gpus))),
-        "cpus_per_task": str(int(executor.get("cpus_per_task") or 1)),
+        "nodes": str(nodes),
+        "tasks_per_node": str(tasks),
+        "cpus_per_task": str(cpus),
         "log": str(sweep_dir.resolve() / "sbatch" / "%A_%a.log"),
-        "signal_delay_s": str(int(executor.get("signal_delay_s") or 60)),
+        "signal_delay_s": str(executor.signal_delay_s),
         "python": sys.executable,
         "sweep": str(sweep_dir.resolve()),
-        "max_requeues": str(int(executor.get("max_requeues") or 0)),
+        "max_requeues": str(executor.max_requeues),
     }
     quoted = {k: shlex.quote(v) for k, v in values.items()}
     quoted["sbatch_options"] = "\n".join(lines)
-    quoted["setup"] = "\n".join(executor.get("setup") or [])  # shell lines the user wrote: kept verbatim
+    quoted["setup"] = "\n".join(executor.setup)  # shell lines the user wrote: kept verbatim
     try:
         return string.Template(text).substitute(quoted), parts
     except (KeyError, ValueError) as e:

@@ -24,33 +24,21 @@ from typing import Any
 
 from schedsweep.sharing import forks, segments
 from schedsweep.executors import squeue
+from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
 from schedsweep.sweep.status import DONE, FAILED, FINAL, INTERRUPTED, OPEN
 
 JOBS = "jobs.jsonl"
 
 
-def time_limit(executor: dict[str, Any], labels: dict[str, Any], steps: int | None = None) -> int:
-    """Minutes for one run (or `steps` of it, a segment): an explicit per-budget value, else steps x
-    time_per_step_s x safety, else time_min."""
-    by_budget = executor.get("time_by_budget") or {}
-    for key in (str(labels["budget"]), labels["budget"]):
-        if key in by_budget:
-            return int(by_budget[key])
-    if executor.get("time_per_step_s"):
-        seconds = (steps or labels["steps"]) * float(executor["time_per_step_s"]) * float(executor.get("time_safety") or 1.0)
-        return max(2, math.ceil(seconds / 60))  # >= 2 min: Slurm may signal ~30 s early (the USR2 warning)
-    return int(executor["time_min"])
-
-
-def throttles(executor: dict[str, Any], n_arrays: int) -> list[int]:
+def throttles(executor: SlurmSettings, n_arrays: int) -> list[int]:
     """The sweep-wide throttle (array_parallelism) shared by n arrays queued together: array k
     gets its share, and at least one slot."""
-    budget = int(executor.get("array_parallelism") or 256)
+    budget = executor.array_parallelism
     return [max(1, budget // n_arrays + (k < budget % n_arrays)) for k in range(n_arrays)]
 
 
-def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any],
+def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettings,
                 max_size: int) -> tuple[list[segments.Segment], list[segments.Array]]:
     """The runs' segments (cut at the forks their branches still need) and the arrays that submit them."""
     from schedsweep.train import checkpoint
@@ -69,13 +57,13 @@ def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[s
 
     def minutes(seg: segments.Segment) -> int:
         stop = seg.stop if seg.stop is not None else int(labels[seg.run]["steps"])
-        return time_limit(executor, labels[seg.run], stop - seg.start)
+        return executor.time_limit(labels[seg.run]["budget"], stop - seg.start)
 
     grouped = segments.arrays(cut, minutes, max_size)
     return cut, segments.throttled(grouped, throttles(executor, len(grouped)))
 
 
-def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, Any]) -> list[dict[str, Any]]:
+def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettings) -> list[dict[str, Any]]:
     """Submit every record not pending or running on the cluster already; return the new job records
     (one per segment: a run that writes forks for branches is several jobs, see schedsweep.sharing.segments)."""
     import submitit
@@ -86,9 +74,6 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
     todo = [r for r in records if r["id"] not in active]
     if not todo:
         return []
-    cpus = int(executor.get("cpus_per_task") or 1)
-    gpus = int(executor.get("gpus_per_node") or 0)
-    tasks = int(executor.get("tasks_per_node") or max(1, gpus))
     cut, grouped = plan_arrays(sweep_dir, todo, executor, squeue.max_array_size())
     batch = secrets.token_hex(4)  # one launch's jobs: a run's current segments (current_jobs)
     submitted = []
@@ -96,33 +81,27 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
     array_job: list[str] = []  # array index -> its job id (the array's, or the one job's)
     for array in grouped:
         ex = submitit.AutoExecutor(folder=sweep_dir / store.SUBMITIT / "%j", cluster="slurm")
-        extra = dict(executor.get("additional_parameters") or {})
+        extra = dict(executor.additional_parameters)
         after = segments.dependency(array, array_job[array.after] if array.after is not None else None)
         if after:
             extra |= {"dependency": after, "kill_on_invalid_dep": "yes"}  # a failed segment cancels what waits on it
+        options = job_options(executor)
         params: dict[str, Any] = {
             "name": f"schedsweep-{sweep_dir.name}",
             "timeout_min": array.time_min,
-            "nodes": int(executor.get("nodes") or 1),
-            "tasks_per_node": tasks,
-            "cpus_per_task": cpus,
+            "nodes": options.pop("nodes"),
+            "tasks_per_node": options.pop("ntasks-per-node"),
+            "cpus_per_task": options.pop("cpus-per-task"),
             "slurm_array_parallelism": array.throttle,
-            "slurm_signal_delay_s": int(executor.get("signal_delay_s") or 60),
-            "slurm_setup": list(executor.get("setup") or []),
-            "slurm_additional_parameters": extra,
+            "slurm_signal_delay_s": executor.signal_delay_s,
+            "slurm_setup": list(executor.setup),
+            "slurm_additional_parameters": extra | {k.replace("-", "_"): v for k, v in options.items()},
         }
-        if gpus:
-            params["gpus_per_node"] = gpus
-        if executor.get("mem_gb"):
-            params["mem_gb"] = float(executor["mem_gb"])
-        for key in ("partition", "account", "qos", "constraint"):
-            if executor.get(key):
-                params[f"slurm_{key}"] = str(executor[key])
         ex.update_parameters(**params)
         try:
             with ex.batch():
-                jobs = [ex.submit(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), cpus,
-                                  int(executor.get("max_requeues") or 0), cut[i].stop) for i in array.segments]
+                jobs = [ex.submit(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), executor.cpus_per_task,
+                                  executor.max_requeues, cut[i].stop) for i in array.segments]
         except Exception as e:  # submitit wraps sbatch's refusal in several exception types
             raise squeue.SubmissionError(f"sbatch refused the array of {len(array.segments)} runs ({array.time_min} min): {e}") from None
         array_job.append(jobs[0].job_id.split("_")[0])
@@ -136,6 +115,19 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: dict[str, A
             store.append_jsonl(sweep_dir / JOBS, job_record)
             submitted.append(job_record)
     return submitted
+
+
+def job_options(executor: SlurmSettings) -> dict[str, Any]:
+    """The sbatch options of one run's job, by sbatch's long names (the one mapping of the settings to
+    Slurm: submit passes them to submitit, export-sbatch writes them as #SBATCH lines); unset ones left out.
+    The time limit, array, signal and log are per array and set by each."""
+    options: dict[str, Any] = {"nodes": executor.nodes, "ntasks-per-node": executor.tasks, "cpus-per-task": executor.cpus_per_task}
+    options |= {k: v for k in ("partition", "account", "qos", "constraint") if (v := getattr(executor, k)) is not None}
+    if executor.gpus_per_node:
+        options["gpus-per-node"] = executor.gpus_per_node
+    if executor.mem_gb is not None:
+        options["mem"] = f"{math.ceil(executor.mem_gb * 1024)}M"
+    return options | {k.replace("_", "-"): v for k, v in executor.additional_parameters.items()}
 
 
 def _job_records(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ from schedsweep.results import chunks, measure
 from schedsweep.results.measure import FINAL, FINAL_OF
 from schedsweep.plan import variants
 from schedsweep.sweep import store
-from schedsweep.errors import ResultsError
+from schedsweep.errors import ConfigError, ResultsError
 
 COLLECTED = "collected"
 SUMMARY = "summary.parquet"
@@ -121,7 +121,7 @@ def collect(sweep_dir: Path, last_k: int = LAST_K, rebuild: bool = False) -> Col
             chunks.remove_unused(out / CHUNKS, set())
             old, same, chunk_of, changed = None, set(), {}, ids
             fresh = chunks.update(out / CHUNKS, changed, set(), chunk_of, measure_one)
-        summary = _assemble(labels, old, same, fresh, chunk_of, fingerprints, _gpus(records, store.read_executor(sweep_dir)))
+        summary = _assemble(labels, old, same, fresh, chunk_of, fingerprints, _gpus(records, sweep_dir))
         meta = {"version": VERSION, "last_k": last_k, "json_columns": _json_columns(summary), "inputs": inputs}
         chunks.write_table(pa.Table.from_pandas(_encode(summary), preserve_index=False), out / SUMMARY, meta)
         chunks.remove_unused(out / CHUNKS, set(summary["chunk"].dropna()))
@@ -247,7 +247,7 @@ def _in_memory(sweep_dir: Path, last_k: int, out: Path) -> Collected:
     ids = list(labels["run_id"])
     fingerprints, missing = measure.scan(sweep_dir, ids)
     fresh = {i: measure.measure(sweep_dir, i, last_k)[0] for i in ids}
-    summary = _assemble(labels, None, set(), fresh, {}, fingerprints, _gpus(records, store.read_executor(sweep_dir)))
+    summary = _assemble(labels, None, set(), fresh, {}, fingerprints, _gpus(records, sweep_dir))
     named = [*_named(missing, summary), f"cannot write '{out}': the summary was computed in memory"]
     return Collected(summary, out / SUMMARY, len(ids), 0, named, written=False)
 
@@ -356,12 +356,16 @@ def _inputs(sweep_dir: Path) -> str:
 # ---- GPUs per run
 
 
-def _gpus(records: list[dict[str, Any]], executor: dict[str, Any]) -> dict[str, float]:
+def _gpus(records: list[dict[str, Any]], sweep_dir: Path) -> dict[str, float]:
     """GPUs per run: a `gpus` key in the run's labels or spec (or spec.resources), else the Slurm
     executor's nodes x gpus_per_node from sweep.yaml, else 0 (local and debug runs are on CPU)."""
-    default = 0.0
-    if executor.get("kind") == "slurm":
-        default = float(executor.get("gpus_per_node") or 0) * float(executor.get("nodes") or 1)
+    from schedsweep.executors.settings import SlurmSettings, parse
+
+    try:
+        executor = parse(store.read_executor(sweep_dir))
+    except ConfigError:  # sweep.yaml unreadable or from an older version: count no GPUs rather than fail
+        executor = None
+    default = float(executor.gpus_per_node * executor.nodes) if isinstance(executor, SlurmSettings) else 0.0
     out = {}
     for record in records:
         labels, spec = record.get("labels") or {}, record.get("spec") or {}

@@ -22,7 +22,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -32,6 +32,7 @@ from schedsweep.sweep import claims, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
+from schedsweep.executors.settings import Settings, SlurmSettings, parse
 from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, RUNNING, is_open
 
 Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
@@ -146,16 +147,17 @@ class Sweep:
     def records(self) -> list[dict[str, Any]]:
         return store.read_plan(self.path)
 
-    def executor_settings(self) -> dict[str, Any]:
-        return store.read_executor(store.require_sweep(self.path))
+    def executor_settings(self) -> Settings:
+        """The executor settings of the sweep's latest launch (sweep.yaml), typed."""
+        return parse(store.read_executor(store.require_sweep(self.path)))
 
-    def launch(self, settings: dict[str, Any] | None = None, *, wait: bool = True,
+    def launch(self, settings: Mapping[str, Any] | Settings | None = None, *, wait: bool = True,
                progress: Progress | None = None) -> Counter[str] | None:
         """Train every run without a final status that no live process holds; the final counts, or
         None when not waiting (Slurm: return once queued). Runs held by a live claim are left alone."""
-        settings = executors.check(dict(settings or self.executor_settings()))
+        settings = parse(settings) if settings is not None else self.executor_settings()
         with self.lock():
-            local = settings["kind"] != "slurm"
+            local = not isinstance(settings, SlurmSettings)
             # Slurm starts runs as the cluster allows, not in our order, and skips its own jobs at submit.
             records = queue_order(self.records()) if local else self.records()
             view = self._observe(records)

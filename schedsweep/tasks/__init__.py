@@ -221,12 +221,20 @@ def _plain(spec: Mapping[str, Any]) -> dict[str, Any]:
     return dict(spec)
 
 
+def _builtin_tasks() -> list[str]:
+    """The task configs shipped in conf/task/ that name a class (not the custom and script templates)."""
+    from schedsweep.plan.config import builtin_conf_dir
+
+    folder = builtin_conf_dir() / "task"
+    return sorted(p.stem for p in folder.glob("*.yaml") if "_target_: schedsweep." in p.read_text(encoding="utf-8"))
+
+
 def _target(spec: Mapping[str, Any]) -> str:
     target = spec.get("_target_")
     if target is None:
         raise TaskError(
             f"the task config has no _target_ (keys: {', '.join(map(str, spec)) or 'none'}). Pick a "
-            f"built-in task (task=charlm, classifier, digits, quadratic, regression, gpt or gpt_tiny), or name your class: {_EXAMPLE}."
+            f"built-in task (task={', '.join(_builtin_tasks())}), or name your class: {_EXAMPLE}."
         )
     if target == MISSING:
         raise TaskError(
