@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schedsweep import files
 from schedsweep.results import collect, render
 from schedsweep.train import metrics
 from schedsweep.sweep import store
@@ -66,7 +67,7 @@ def generate(sweep: Path, n_runs: int) -> int:
         records.append(record)
         path = runs / run_id
         (path / store.METRICS).mkdir(parents=True, exist_ok=True)
-        store.write_json(path / store.RUN_RECORD, record)
+        files.write_json(path / store.RUN_RECORD, record)
         t = np.arange(steps)
         # A loss that falls with the budget, depends on schedule and LR, and is noisy per step and seed.
         floor = 1.0 + 0.3 / (1 + budget * 4) + 0.02 * SCHEDULES.index(schedule) / 8 + 0.05 * abs(np.log10(lr) + 1)
@@ -86,7 +87,7 @@ def generate(sweep: Path, n_runs: int) -> int:
                                                  wall_s=steps * 0.005))
         rows += steps
     store.write_plan(sweep, records)
-    store.atomic_write_text(sweep / store.SWEEP_CONFIG, "name: synthetic\nexecutor:\n  kind: local\n")
+    files.write_text(sweep / store.SWEEP_CONFIG, "name: synthetic\nexecutor:\n  kind: local\n")
     return rows
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
+from schedsweep import files
 from schedsweep.sharing import branching, forks
 from schedsweep.sweep import store
 from schedsweep.train import run as train
@@ -39,7 +40,7 @@ def make_run(schedule: str, optimizer: str, seed: int, steps: int) -> Run:
 
 def write(sweep: Path, run: Run, extra: dict[str, Any]) -> Path:
     path = store.run_dir(sweep, run.id)
-    store.write_json(path / store.RUN_RECORD, run.record() | extra)
+    files.write_json(path / store.RUN_RECORD, run.record() | extra)
     return path
 
 
@@ -81,7 +82,7 @@ def test_a_branch_whose_fork_is_missing_trains_alone_once_its_parent_has_finishe
     branch = paths[runs[1].id]
     assert not forks.ready(branch)  # its parent has not reached the fork yet
     store.write_status(paths[runs[0].id], store.RunStatus("failed", error="boom"))
-    assert forks.ready(branch) and not forks.start_from_fork(branch, store.read_json(branch / store.RUN_RECORD))
+    assert forks.ready(branch) and not forks.start_from_fork(branch, files.read_json(branch / store.RUN_RECORD))
     assert train.main(str(branch), threads=1) == "done"
     assert not pc.any(read_metrics(branch / store.METRICS)["inherited"]).as_py()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from schedsweep import files
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import claims, store
 from test_cli import TESTS, _wait_for, cli, statuses
@@ -80,7 +81,7 @@ def test_a_live_claim_is_left_alone_and_a_stale_one_is_interrupted_then_taken_ov
     for run, beat in ((live, time.time()), (stale, time.time() - claims.STALE_S - 1)):
         store.write_status(run, store.RunStatus("running", host="elsewhere", pid=1))
         claim = claims.Claim("elsewhere", 1, 1, None, store.now(), beat, "t")
-        store.write_json(run / claims.FILE, claim.__dict__)
+        files.write_json(run / claims.FILE, claim.__dict__)
     shown = cli("status", str(sweep), cwd=tmp_path).stdout
     assert "running 1" in shown and "interrupted 1" in shown and "elsewhere pid 1" in shown
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import schedsweep.client as sweep
+from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
@@ -35,7 +36,7 @@ def make_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str 
     spec = {"task": {"command": "python train.py", "files": {}}, "optimizer": {"name": "adamw", "lr": 0.1},
             "schedule": schedules.load(schedule), "steps": steps, "seed": 3, "grad_clip": None}
     path = tmp_path / "runs" / "r1"
-    store.write_json(path / store.RUN_RECORD, {"id": "r1", "spec": spec, "labels": {}, "log": {"eval_every": 5}})
+    files.write_json(path / store.RUN_RECORD, {"id": "r1", "spec": spec, "labels": {}, "log": {"eval_every": 5}})
     monkeypatch.setenv(ENV_RUN_DIR, str(path))
     return path
 
@@ -85,7 +86,7 @@ def test_under_a_sweep_the_lr_used_at_every_step_is_the_schedules_and_parquet_ha
     assert table["accuracy"].to_pylist() == [0.5] * (STEPS - 1) + [0.75]
     assert table["eval_loss"].to_pylist() == [None] * (STEPS - 1) + [0.25]
     assert table.column_names[: len(metrics.COLUMNS)] == list(metrics.COLUMNS)
-    state = store.read_json(path / STATE)
+    state = files.read_json(path / STATE)
     assert state["state"] == "finished" and state["steps_done"] == STEPS and state["final_eval_loss"] == 0.25
 
 
@@ -103,7 +104,7 @@ def test_bad_logging_raises_one_message_and_records_it_for_the_status(
         for step, loss in calls:
             run.log(step, loss=loss)
     assert message in str(error.value)
-    state = store.read_json(path / STATE)
+    state = files.read_json(path / STATE)
     assert state["state"] == "error" and message in state["error"]
 
 
@@ -124,7 +125,7 @@ def test_a_non_finite_loss_records_diverged_and_stops_the_script(tmp_path: Path,
     run.log(0, loss=2.0)
     with pytest.raises(SystemExit):
         run.log(1, loss=math.inf)
-    state = store.read_json(path / STATE)
+    state = files.read_json(path / STATE)
     assert state["state"] == "diverged" and "non-finite loss inf at step 1" in state["error"]
     assert metrics.read_metrics(path / store.METRICS)["loss"].to_pylist() == [2.0, math.inf]
 

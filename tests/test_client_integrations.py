@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import schedsweep.client as sweep
+from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
@@ -59,7 +60,7 @@ def test_hf_trainer_with_the_callback_follows_the_schedule_and_logs_every_step(
     assert table["lr"].to_pylist() == pytest.approx(expected_lrs(run), rel=1e-6)
     assert all(0 < loss < 10 for loss in table["loss"].to_pylist())
     assert "grad_norm" in table.column_names and None not in table["grad_norm"].to_pylist()
-    assert store.read_json(path / "client.json")["state"] == "finished"
+    assert files.read_json(path / "client.json")["state"] == "finished"
 
 
 def test_lightning_with_the_callback_replaces_the_modules_scheduler_and_logs_every_step(
@@ -109,7 +110,7 @@ def test_lightning_with_the_callback_replaces_the_modules_scheduler_and_logs_eve
     assert table["lr"].to_pylist() == pytest.approx(expected_lrs(run), rel=1e-9)
     evals = table["eval_loss"].to_pylist()
     assert [i for i, v in enumerate(evals) if v is not None] == [5]  # validation at the end of the first epoch
-    assert store.read_json(path / "client.json")["state"] == "finished"
+    assert files.read_json(path / "client.json")["state"] == "finished"
 
 
 def test_lightning_stopped_by_a_signal_checkpoints_and_resumes_at_the_next_step(
@@ -153,13 +154,13 @@ def test_lightning_stopped_by_a_signal_checkpoints_and_resumes_at_the_next_step(
         return callback
 
     first = attempt()
-    assert first.run.should_stop() and store.read_json(path / "client.json")["state"] == "checkpointed"
+    assert first.run.should_stop() and files.read_json(path / "client.json")["state"] == "checkpointed"
     monkeypatch.setattr(sweep, "_current", None)  # the requeued job is a new process
     second = attempt()
     assert second.run.start_step == 4
     assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
     assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
-    assert store.read_json(path / "client.json")["state"] == "finished"
+    assert files.read_json(path / "client.json")["state"] == "finished"
 
 
 def test_hf_trainer_stopped_by_a_signal_saves_and_resumes_at_the_next_step(
@@ -194,11 +195,11 @@ def test_hf_trainer_stopped_by_a_signal_saves_and_resumes_at_the_next_step(
         return callback
 
     first = attempt()
-    assert store.read_json(path / "client.json")["state"] == "checkpointed"
+    assert files.read_json(path / "client.json")["state"] == "checkpointed"
     assert (path / "hf" / "checkpoint-4").is_dir() and first.run.should_stop()
     monkeypatch.setattr(sweep, "_current", None)  # the requeued job is a new process
     second = attempt()
     assert second.run.start_step == 4
     assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
     assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
-    assert store.read_json(path / "client.json")["state"] == "finished"
+    assert files.read_json(path / "client.json")["state"] == "finished"

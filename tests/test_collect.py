@@ -16,6 +16,7 @@ import pytest
 from test_report import Run, make_sweep
 from typer.testing import CliRunner
 
+from schedsweep import files
 from schedsweep.results import collect, measure
 from schedsweep.train import metrics
 from schedsweep.plan import variants
@@ -187,7 +188,7 @@ def test_gpus_from_the_run_record_or_the_slurm_executor(tmp_path: Path) -> None:
     records = store.read_plan(sweep)
     records[0]["spec"]["gpus"] = 4
     store.write_plan(sweep, records)
-    store.atomic_write_text(sweep / store.SWEEP_CONFIG, "executor:\n  kind: slurm\n  nodes: 2\n  gpus_per_node: 8\n")
+    files.write_text(sweep / store.SWEEP_CONFIG, "executor:\n  kind: slurm\n  nodes: 2\n  gpus_per_node: 8\n")
     summary = collect.collect(sweep).summary
     path = store.run_dir(sweep, records[0]["id"])
     store.write_status(path, store.RunStatus("done", steps_done=10, final_eval_loss=1.0, wall_s=1800.0))

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from schedsweep import files
 from schedsweep.sweep import eta, store
 from schedsweep.sharing import forks
 from schedsweep.train import metrics
@@ -126,7 +127,7 @@ def test_a_branch_counts_only_the_steps_it_trains(tmp_path: Path) -> None:
     plan = make_plan(["task=classifier", "schedule=constant", "full_steps=20", "budget=0.5,1.0", "executor=debug"], name="b")
     sweep, _ = Sweep.create(plan, tmp_path)
     by_steps = {r.spec["steps"]: r.id for r in plan.runs}
-    branch = store.read_json(store.run_dir(sweep.path, by_steps[10]) / store.RUN_RECORD)["branch"]
+    branch = files.read_json(store.run_dir(sweep.path, by_steps[10]) / store.RUN_RECORD)["branch"]
     assert branch["of"] == by_steps[20]
     assert eta.queue(sweep.path) == {by_steps[20]: range(20), by_steps[10]: range(branch["step"], 10)}
 
@@ -174,7 +175,7 @@ def test_a_branch_is_queued_after_the_run_it_forks_from(tmp_path: Path) -> None:
                       "optimizer=sgd", "executor=debug"], name="tree")
     sweep, _ = Sweep.create(plan, tmp_path)
     queue = [store.run_dir(sweep.path, r["id"]) for r in variants.queue_order(store.read_plan(sweep.path))]
-    parent = {p: p.parent / b["of"] for p in queue if (b := store.read_json(p / store.RUN_RECORD).get("branch"))}
+    parent = {p: p.parent / b["of"] for p in queue if (b := files.read_json(p / store.RUN_RECORD).get("branch"))}
     trunks = set(parent.values())
     constant = {p for p, r in zip(queue, variants.queue_order(store.read_plan(sweep.path))) if r["labels"]["schedule"] == "constant"}
     assert constant - trunks <= set(parent) and trunks  # the shorter constant runs branch from the longest

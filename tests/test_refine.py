@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
@@ -49,7 +50,7 @@ def test_auto_norm_follows_the_optimizer() -> None:
 
 def _fake_run(tmp_path: Path, norms: list[float | None], optimizer: str = "torch.optim.SGD") -> Path:
     run = tmp_path / "runs" / "abc"
-    store.write_json(run / store.RUN_RECORD, {"id": "abc", "spec": {"steps": len(norms), "optimizer": {"_target_": optimizer}}})
+    files.write_json(run / store.RUN_RECORD, {"id": "abc", "spec": {"steps": len(norms), "optimizer": {"_target_": optimizer}}})
     rows = [{"step": t, "lr": 0.1, "loss": 1.0, "grad_norm": g, "grad_norm_l1": None if g is None else 10 * g,
              "samples_seen": t, "wall_s": 0.0} for t, g in enumerate(norms)]
     writer = metrics.MetricsWriter(run / store.METRICS)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from schedsweep import files
 from schedsweep.results import collect
 from schedsweep.train import metrics
 from schedsweep.plan import grid as plan
@@ -184,7 +185,7 @@ def test_a_command_that_does_not_exist_fails_the_run_with_one_message(tmp_path: 
 
     record = {"id": "r", "spec": {"task": {"command": "no-such-command-xyz --flag", "files": {}}}, "labels": {}, "log": {}}
     path = tmp_path / "runs" / "r"
-    store.write_json(path / store.RUN_RECORD, record)
+    files.write_json(path / store.RUN_RECORD, record)
     assert train.main(str(path)) == "failed"  # the one execution seam dispatches script tasks
     assert store.read_status(path).error == ("cannot start task.command 'no-such-command-xyz --flag': "
                                              "command 'no-such-command-xyz' not found (neither a file nor on PATH)")

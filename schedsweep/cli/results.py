@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from schedsweep import files
 from schedsweep.cli.app import ConfigDir, app, err, friendly, out
 from schedsweep.errors import SchedsweepError
 
@@ -119,10 +120,9 @@ def _figures_and_page(sweep: Path, result: Any, runs: Any, rep: Any, plots_dir: 
 
 def _write(path: Path, text: str) -> None:
     """Write a report file through the one atomic writer (mode from the umask, to share); one message on failure."""
-    from schedsweep.sweep import store
 
     try:
-        store.atomic_write_text(path, text)
+        files.write_text(path, text)
     except OSError as e:
         raise SchedsweepError(f"cannot write '{path}': {e.strerror or e}.") from None
 

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from schedsweep import files
 from schedsweep.cli.app import ConfigDir, app, friendly, out, schedules_app
 from schedsweep.errors import SchedsweepError
 
@@ -26,7 +27,6 @@ def refine(
     import yaml
 
     from schedsweep.schedules import refine as refinement
-    from schedsweep.sweep import store
 
     if not name.replace("_", "").replace("-", "").isalnum():
         raise SchedsweepError(f"--name {name!r} must be letters, digits, '_' or '-' (it becomes conf/schedule/NAME.yaml).")
@@ -35,7 +35,7 @@ def refine(
         raise SchedsweepError(f"'{target}' exists; pass --force to overwrite it or choose another --name.")
     result = refinement.refine_run(run, norm, window)
     spec = refinement.schedule_yaml(result, name, f"run folder {run}")
-    store.atomic_write_text(target, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    files.write_text(target, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
     figure = run / f"refined-{name}.png"
     refinement.plot(result, figure, f"{name}: refined from run {result.source} ({result.norm} norms)")
     out.print(f"wrote {target} ({result.norm} norms, window {window:g}) and {figure}")

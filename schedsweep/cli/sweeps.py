@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from schedsweep import files
 from schedsweep.cli import views
 from schedsweep.cli.app import ConfigDir, app, err, friendly, out
 from schedsweep.errors import SchedsweepError
@@ -179,7 +180,7 @@ def export_sbatch(
         if len(chunks) > 1:  # stdout carries the script, so the lines go to stderr
             err.print(f"submit the script once per array (MaxArraySize):\n{commands}", soft_wrap=True, markup=False)
     else:
-        store.atomic_write_text(out_file, text)
+        files.write_text(out_file, text)
         out.print(f"wrote {out_file}; submit it with:\n{commands}", soft_wrap=True, markup=False, highlight=False)
 
 
@@ -205,7 +206,7 @@ def run_index(
         out.print(f"run {record['id']} is already {store.read_status(path).status}.")
         return
     if not (path / store.RUN_RECORD).exists():
-        store.write_json(path / store.RUN_RECORD, record)
+        files.write_json(path / store.RUN_RECORD, record)
     status = train.main(str(path), executors.cpus(), max_requeues)
     out.print(f"run {record['id']}: {'left alone: another process trains it' if status == train.BUSY else status}")
     if status == FAILED:

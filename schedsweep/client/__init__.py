@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import checkpoint
 from schedsweep.sweep import store
@@ -268,7 +269,7 @@ class Run:
         def finite(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
-        store.write_json(self.folder / STATE, {
+        files.write_json(self.folder / STATE, {
             "state": state, "steps_done": self._last + 1 if steps_done is None else steps_done, "error": error,
             "final_loss": finite(n["loss"]), "final_eval_loss": finite(n["eval_loss"]),
             "best_eval_loss": finite(n["best_eval"]), "wall_s": time.perf_counter() - self._start, "pid": os.getpid(),
@@ -300,7 +301,7 @@ def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, A
         if _current is not None and _current.folder == path:  # the script and a callback share one run
             return _current
         try:
-            record = store.read_json(path / store.RUN_RECORD)
+            record = files.read_json(path / store.RUN_RECORD)
         except (OSError, ValueError) as e:
             raise ClientError(f"${ENV_RUN_DIR}={run_dir!r} is not a schedsweep run folder ({e}).") from None
         _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"))

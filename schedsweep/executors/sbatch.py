@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from schedsweep import files
 from schedsweep.executors import slurm
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
@@ -102,5 +103,5 @@ def prepare_all(sweep_dir: Path) -> None:
     for record in store.read_plan(sweep_dir):
         path = store.run_dir(sweep_dir, record["id"])
         if not (path / store.RUN_RECORD).exists():
-            store.write_json(path / store.RUN_RECORD, record)
+            files.write_json(path / store.RUN_RECORD, record)
     (sweep_dir / "sbatch").mkdir(exist_ok=True)

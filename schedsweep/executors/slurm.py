@@ -16,12 +16,12 @@ checkpoint) or failed. Every Slurm command goes through schedsweep.executors.squ
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from pathlib import Path
 from typing import Any
 
+from schedsweep import files
 from schedsweep.sharing import forks, segments
 from schedsweep.executors import squeue
 from schedsweep.executors.settings import SlurmSettings
@@ -43,7 +43,7 @@ def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmS
     """The runs' segments (cut at the forks their branches still need) and the arrays that submit them."""
     from schedsweep.train import checkpoint
 
-    runs = [store.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
+    runs = [files.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
     referenced = {(r["id"], k) for r in runs for k in r.get("forks", ())}
     referenced |= {(r["branch"]["of"], int(r["branch"]["step"])) for r in runs if r.get("branch")}
     written = {(run, k) for run, k in referenced
@@ -112,7 +112,7 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettin
             waits = job_of.get(seg.after) if isinstance(seg.after, int) else seg.after
             job_record = {"run": seg.run, "job": job.job_id, "array": job.job_id.split("_")[0], "time_min": array.time_min,
                           "time": now, "batch": batch, "start": seg.start, "stop": seg.stop, "after": waits}
-            store.append_jsonl(sweep_dir / JOBS, job_record)
+            files.append_jsonl(sweep_dir / JOBS, job_record)
             submitted.append(job_record)
     return submitted
 
@@ -131,10 +131,7 @@ def job_options(executor: SlurmSettings) -> dict[str, Any]:
 
 
 def _job_records(sweep_dir: Path) -> list[dict[str, Any]]:
-    path = sweep_dir / JOBS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return files.read_jsonl(sweep_dir / JOBS, missing_ok=True)
 
 
 def latest_jobs(sweep_dir: Path) -> dict[str, dict[str, Any]]:

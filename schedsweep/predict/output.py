@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from schedsweep import files
 from schedsweep.predict.fitting import BAD_FIT
 from schedsweep.predict.sweep import Group, rankings
 
@@ -78,8 +79,6 @@ def plot(groups: list[Group], out: Path) -> None:
         for col in range(len(steps_list), cols):
             axes[row, col].axis("off")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with files.replacing(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(out)

@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from schedsweep import files
+
 CHUNK_RUNS = 200  # 200 runs x 1,000 steps = 0.2M rows (~5 MB) per file: few files, cheap rewrites
 ROW_GROUP = 65_536  # ~65 runs of 1,000 steps per row group: a run_id filter skips the others
 Measure = Callable[[str], "tuple[dict[str, Any], pa.Table | None]"]
@@ -137,15 +139,10 @@ def write_table(table: pa.Table, path: Path, meta: dict[str, Any] | None = None)
     """Write `table` to `path` under a temporary name, then rename; `meta` goes in the schema metadata."""
     if meta is not None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"schedsweep": json.dumps(meta).encode()})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with files.replacing(path) as tmp:
         # Dictionary encoding only where values repeat (ids, names): on float columns it costs 7x the write time.
         pq.write_table(table, tmp, row_group_size=ROW_GROUP, compression="zstd",
                        use_dictionary=[c for c in ("run_id", "status", "task", "optimizer", "schedule") if c in table.column_names])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _name(number: int) -> str:

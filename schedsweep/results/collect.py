@@ -22,20 +22,19 @@ plots (column projection and a run_id filter); it never reads every row into pan
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schedsweep import files
 from schedsweep.results import chunks, measure
 from schedsweep.results.measure import FINAL, FINAL_OF
 from schedsweep.plan import variants
@@ -231,14 +230,8 @@ def _reuse(old: pd.DataFrame | None, run_ids: list[str], fingerprints: dict[str,
     return set(same) & set(run_ids), chunk_of
 
 
-@contextmanager
-def _lock(out: Path) -> Iterator[None]:
-    with (out / ".lock").open("a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # a second collect waits: collects are short
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _lock(out: Path) -> Any:
+    return files.locked(out / ".lock")  # a second collect waits: collects are short
 
 
 def _in_memory(sweep_dir: Path, last_k: int, out: Path) -> Collected:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schedsweep import files
 from schedsweep.sweep import store
 from schedsweep.train import metrics
 from schedsweep.sweep.status import FAILED
@@ -100,7 +101,7 @@ def _branch(path: Path, table: pa.Table, steps_done: int, wall_s: float) -> dict
     if not k:
         return {}
     try:
-        of = (store.read_json(path / store.RUN_RECORD).get("branch") or {}).get("of")
+        of = (files.read_json(path / store.RUN_RECORD).get("branch") or {}).get("of")
     except (OSError, ValueError):
         of = None
     shared_s = float(table["wall_s"][k - 1].as_py())

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from schedsweep import files
 from schedsweep.results.compare import budget_fraction, rank_by_budget  # noqa: E402
 from schedsweep.results.render import budget_label  # noqa: E402
 from schedsweep.results.report import Report, setting_columns  # noqa: E402
@@ -50,9 +51,7 @@ class Figures:
         paths = []
         for name, data in self.png.items():
             path = folder / f"{name}.png"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            files.write_bytes(path, data)
             paths.append(path)
         return paths
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from schedsweep import files
 from schedsweep.train import metrics
 from schedsweep.sweep import store
 from schedsweep.errors import SchedsweepError
@@ -86,7 +87,7 @@ def refine_run(run_path: Path, norm: str = "auto", window: float = 0.1) -> Refin
     if not 0 <= window < 1:
         raise RefineError(f"--window {window} must be a fraction of the run in [0, 1) (the paper uses 0.1).")
     try:
-        record = store.read_json(run_path / store.RUN_RECORD)
+        record = files.read_json(run_path / store.RUN_RECORD)
     except (OSError, ValueError):
         raise RefineError(f"'{run_path}' is not a schedsweep run folder: it has no readable {store.RUN_RECORD}.") from None
     norm = choose_norm(norm, record["spec"]["optimizer"])

@@ -12,11 +12,11 @@ done or diverged (:func:`remove_forks`).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from schedsweep import files
 from schedsweep.sweep import store
 from schedsweep.sweep.status import FINAL, SETTLED
 
@@ -45,17 +45,15 @@ def keep_fork(run_path: Path, step: int) -> None:
     final = fork_dir(run_path, step)
     if (final / CHECKPOINT).exists():  # written by an earlier attempt of the same (deterministic) run
         return
-    tmp = final.parent / f".{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copyfile(run_path / CHECKPOINT, tmp / CHECKPOINT)
-    rows = metrics.read_metrics(run_path / store.METRICS)
-    rows = rows.filter(pc.less(rows["step"], step))
-    rows = rows.set_column(rows.schema.get_field_index("inherited"), metrics.SCHEMA.field("inherited"),
-                           pa.array([True] * rows.num_rows, pa.bool_()))
-    pq.write_table(rows, tmp / FORK_ROWS)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    shutil.rmtree(final, ignore_errors=True)  # an earlier attempt's partial fork: this one replaces it
+    with files.replacing(final) as tmp:
+        tmp.mkdir()
+        shutil.copyfile(run_path / CHECKPOINT, tmp / CHECKPOINT)
+        rows = metrics.read_metrics(run_path / store.METRICS)
+        rows = rows.filter(pc.less(rows["step"], step))
+        rows = rows.set_column(rows.schema.get_field_index("inherited"), metrics.SCHEMA.field("inherited"),
+                               pa.array([True] * rows.num_rows, pa.bool_()))
+        pq.write_table(rows, tmp / FORK_ROWS)
 
 
 def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
@@ -79,21 +77,20 @@ def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     part = folder / f"{metrics.PART_PREFIX}00000.parquet"
-    shutil.copyfile(fork / FORK_ROWS, folder / f".{part.name}.tmp")
-    os.replace(folder / f".{part.name}.tmp", part)
+    with files.replacing(part) as tmp:
+        shutil.copyfile(fork / FORK_ROWS, tmp)
     state = torch.load(fork / CHECKPOINT, map_location="cpu", weights_only=False)
     state["parts"] = 1  # the inherited rows; the parent's own part count is meaningless here
     state["run"] = state["run"] | {"requeues": 0}  # the parent's requeues are not this run's
-    tmp = run_path / f".{CHECKPOINT}.tmp"
-    torch.save(state, tmp)  # not checkpoint.save: that would replace the fork's RNG states with ours
-    os.replace(tmp, run_path / CHECKPOINT)
+    with files.replacing(run_path / CHECKPOINT) as tmp:
+        torch.save(state, tmp)  # not checkpoint.save: that would replace the fork's RNG states with ours
     return True
 
 
 def ready(run_path: Path) -> bool:
     """Whether the run can start now: not a branch, resuming its own checkpoint, its fork written, or its
     parent finished without writing the fork (the run then trains from step 0)."""
-    record = store.read_json(run_path / store.RUN_RECORD)
+    record = files.read_json(run_path / store.RUN_RECORD)
     branch = record.get("branch")
     if not branch or (run_path / CHECKPOINT).exists():
         return True
@@ -112,7 +109,7 @@ def remove_forks(sweep_dir: Path) -> int:
     for record in store.read_plan(sweep_dir):
         path = runs / record["id"]
         try:
-            branch = store.read_json(path / store.RUN_RECORD).get("branch")
+            branch = files.read_json(path / store.RUN_RECORD).get("branch")
         except OSError:
             continue
         if branch and store.read_status(path).status not in SETTLED:
@@ -146,7 +143,7 @@ def parents_first(queue: list[Path]) -> list[Path]:
     and its tree would train alone there while the other workers idle."""
     parent_of = {}
     for path in queue:
-        branch = store.read_json(path / store.RUN_RECORD).get("branch")
+        branch = files.read_json(path / store.RUN_RECORD).get("branch")
         if branch:
             parent_of[path] = path.parent / branch["of"]
     queued, placed, ordered = set(queue), set(), []

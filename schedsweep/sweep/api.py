@@ -14,7 +14,6 @@ A launch reads plan.jsonl once, picks the runs without a final status that no li
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import yaml
 
+from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
 from schedsweep.sweep import claims, store
@@ -98,8 +98,8 @@ class Sweep:
             known_ids = {r["id"] for r in known}
             records = known + [r.record() for r in plan.runs if r.id not in known_ids]
             store.write_plan(sweep.path, records)
-            store.atomic_write_text(sweep.path / store.SWEEP_CONFIG, _sweep_yaml(plan))
-            store.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
+            files.write_text(sweep.path / store.SWEEP_CONFIG, _sweep_yaml(plan))
+            files.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
@@ -118,31 +118,24 @@ class Sweep:
                 if not (path / store.RUN_RECORD).exists():
                     branch = kept.branches.get(run.id)
                     from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
-                    store.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
+                    files.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
         return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """One launcher per sweep at a time (claims make each run safe; this keeps launches orderly)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with (self.path / ".lock").open("a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip() or "?"
+        with files.locked(self.path / ".lock", wait=False) as f:
+            if f is None:
+                holder = (self.path / ".lock").read_text().strip() or "?"
                 raise ResultsError(
                     f"sweep '{self.path}' is being run by another schedsweep process (pid {holder}). "
                     f"Wait for it, or follow it with 'schedsweep status {self.path}'."
-                ) from None
+                )
             f.seek(0)
             f.truncate()
             f.write(str(os.getpid()))
             f.flush()
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+            yield
 
     def records(self) -> list[dict[str, Any]]:
         return store.read_plan(self.path)

@@ -14,7 +14,6 @@ the run from its checkpoint. A requeued Slurm job is the same job: it takes its 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -24,8 +23,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+from schedsweep import files
 from schedsweep.sweep import store
 from schedsweep.sweep.status import HELD, INTERRUPTED, SETTLED
 
@@ -94,15 +94,8 @@ def _mine(claim: Claim) -> bool:
     return claim.host == socket.gethostname() and claim.pid == os.getpid()
 
 
-@contextmanager
-def _locked(run_path: Path) -> Iterator[None]:
-    run_path.mkdir(parents=True, exist_ok=True)
-    with (run_path / LOCK).open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _locked(run_path: Path) -> Any:
+    return files.locked(run_path / LOCK)
 
 
 def acquire(run_path: Path) -> tuple[Claim | None, Claim | None]:
@@ -116,8 +109,8 @@ def acquire(run_path: Path) -> tuple[Claim | None, Claim | None]:
             return None, held
         me = os.getpid()
         claim = Claim(socket.gethostname(), me, pid_start(me), slurm_job(), store.now(), time.time(), secrets.token_hex(8))
-        store.write_json(run_path / FILE, asdict(claim))
-        store.append_jsonl(run_path / HISTORY, {k: v for k, v in asdict(claim).items() if k != "heartbeat"}
+        files.write_json(run_path / FILE, asdict(claim))
+        files.append_jsonl(run_path / HISTORY, {k: v for k, v in asdict(claim).items() if k != "heartbeat"}
                            | {"took_over": asdict(held) if held is not None else None})
         return claim, None
 
@@ -132,10 +125,7 @@ def release(run_path: Path, claim: Claim) -> None:
 
 def attempts(run_path: Path) -> list[dict[str, object]]:
     """Every claim ever taken on the run, oldest first."""
-    path = run_path / HISTORY
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return files.read_jsonl(run_path / HISTORY, missing_ok=True)
 
 
 @contextmanager
@@ -149,7 +139,7 @@ def heartbeat(run_path: Path, claim: Claim, every_s: float = HEARTBEAT_S) -> Ite
                 held = read(run_path)
                 if held is None or held.token != claim.token:
                     return  # taken over: we are no longer its writer
-                store.write_json(run_path / FILE, asdict(held) | {"heartbeat": time.time()})
+                files.write_json(run_path / FILE, asdict(held) | {"heartbeat": time.time()})
 
     thread = threading.Thread(target=beat, name="schedsweep-heartbeat", daemon=True)
     thread.start()

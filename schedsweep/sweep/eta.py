@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Mapping
 
+from schedsweep import files
 from schedsweep.train import metrics
 from schedsweep.sweep import store
 from schedsweep.sweep.status import FINAL, PENDING, RUNNING, STOPPED
@@ -23,7 +24,7 @@ def queue(sweep_dir: Path) -> dict[str, range]:
         status = store.read_status(path)
         if status.status in FINAL:
             continue
-        written = store.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
+        written = files.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
         first = max((written.get("branch") or {}).get("step", 0), status.steps_done)
         steps[record["id"]] = range(first, record["spec"]["steps"])
     return steps

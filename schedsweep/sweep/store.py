@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from schedsweep import files
 from schedsweep.errors import ResultsError
 from schedsweep.sweep.status import FAILED, PENDING, STATES
 
@@ -42,42 +42,6 @@ STATUS = "status.json"
 METRICS = "metrics"
 SUBMITIT = ".submitit"
 
-
-
-def umask() -> int:
-    """This process's umask, read without changing it (os.umask can only set it, racing other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `path` under a temporary name, then rename it into place; its mode follows the umask
-    (mkstemp alone makes 0600: teammates could not read a shared sweep folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def read_executor(sweep_dir: Path) -> dict[str, Any]:
@@ -121,27 +85,12 @@ def require_sweep(path: Path) -> Path:
 
 
 def read_plan(sweep_dir: Path) -> list[dict[str, Any]]:
-    path = require_sweep(sweep_dir) / PLAN
-    records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise ResultsError(f"'{path}' line {lineno} is not valid JSON ({e.msg}).") from None
-    return records
+    return files.read_jsonl(require_sweep(sweep_dir) / PLAN)
 
 
 def write_plan(sweep_dir: Path, records: Iterable[dict[str, Any]]) -> None:
     lines = (json.dumps(r, sort_keys=True, allow_nan=False) for r in records)
-    atomic_write_text(sweep_dir / PLAN, "".join(line + "\n" for line in lines))
-
-
-def append_jsonl(path: Path, obj: Any) -> None:
-    # One short line appended in one write: the launch log is informational, not an interface.
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, sort_keys=True) + "\n")
+    files.write_text(sweep_dir / PLAN, "".join(line + "\n" for line in lines))
 
 
 @dataclass(frozen=True)
@@ -162,7 +111,7 @@ class RunStatus:
 
 
 def write_status(run_path: Path, status: RunStatus) -> None:
-    write_json(run_path / STATUS, asdict(status))
+    files.write_json(run_path / STATUS, asdict(status))
 
 
 def read_status(run_path: Path) -> RunStatus:

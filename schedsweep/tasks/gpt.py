@@ -22,7 +22,6 @@ evaluate(): mean cross-entropy over eval_batches fixed held-out batches (generat
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from schedsweep import files
 from schedsweep.errors import TaskError
 from schedsweep.train.groups import no_decay_groups
 from schedsweep.tasks import derive_seed, seeded
@@ -158,10 +158,8 @@ def write_token_file(text_file: Path, out: Path) -> int:
         tokens = encode_bytes(text_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise TaskError(f"cannot read '{text_file}' as UTF-8 text: {e}.") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tokens.tofile(tmp)
-    os.replace(tmp, out)
+    with files.replacing(out) as tmp:
+        tokens.tofile(tmp)
     return len(tokens)
 
 

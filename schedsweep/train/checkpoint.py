@@ -10,12 +10,13 @@ resume, so the metrics never hold a step twice.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from schedsweep import files
 
 FILE = "checkpoint.pt"
 
@@ -25,9 +26,8 @@ def save(run_path: Path, state: dict[str, Any]) -> None:
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}
         | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})
     }
-    tmp = run_path / f".{FILE}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, run_path / FILE)
+    with files.replacing(run_path / FILE) as tmp:
+        torch.save(state, tmp)
 
 
 def load(run_path: Path) -> dict[str, Any] | None:

@@ -26,6 +26,8 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schedsweep import files
+
 SCHEMA = pa.schema(
     [
         pa.field("step", pa.int64(), nullable=False),  # update index t = 0..T-1
@@ -94,17 +96,14 @@ class MetricsWriter:
         rows = [{"inherited": False} | row for row in self._rows]  # a branch's inherited rows are copied, not written here
         table = pa.Table.from_pylist(rows, schema=schema_for(k for row in rows for k in row))
         final = self.folder / f"{PART_PREFIX}{self._next_part:05d}.parquet"
-        tmp = self.folder / f".{final.name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        with files.replacing(final) as tmp:
+            pq.write_table(table, tmp)
         self._next_part += 1
         self._rows = []
 
     def _progress(self, steps: int) -> None:
         self._last_progress = time.monotonic()
-        tmp = self.folder / f".{PROGRESS}.tmp"
-        tmp.write_text(json.dumps({"steps": steps}), encoding="utf-8")
-        os.replace(tmp, self.folder / PROGRESS)
+        files.write_text(self.folder / PROGRESS, json.dumps({"steps": steps}))
 
 
 def part_files(folder: Path) -> list[Path]:

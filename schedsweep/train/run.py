@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 import torch
 
+from schedsweep import files
 from schedsweep import schedules, tasks
 from schedsweep.train import checkpoint, distributed, groups, loop, optimizers, script
 from schedsweep.sweep import claims, store
@@ -153,7 +154,7 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
     except Exception:
         status = store.RunStatus(FAILED, error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
-            store.atomic_write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
+            files.write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
     finally:
         if writer is not None:
             writer.flush()

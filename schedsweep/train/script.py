@@ -32,6 +32,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from schedsweep import files
 from schedsweep.sweep import store
 from schedsweep.errors import TaskError
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED, REQUEUED
@@ -164,7 +165,7 @@ def _wait(proc: subprocess.Popen[bytes], path: Path, err: Path, stop: Any) -> st
 
 def _read_state(path: Path) -> dict[str, Any] | None:
     try:
-        return store.read_json(path / STATE)
+        return files.read_json(path / STATE)
     except (OSError, ValueError):
         return None
 
