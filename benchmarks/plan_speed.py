@@ -52,6 +52,9 @@ def main() -> None:
     ]
     cli = [cli_dry_run(overrides) for _ in range(args.repeat)]
     cli_wall, cli_cpu = min(w for w, _ in cli), min(c for _, c in cli)
+    with tempfile.TemporaryDirectory() as results:  # the same grid written (launch --no-submit), then `status`
+        write_wall, write_cpu = cli_command(["launch", *overrides, "--no-submit", "--results", results, "--name", "big"])
+        status_wall, status_cpu = cli_command(["status", f"{results}/big"])
 
     _, dry_cold_s, dry_cold_cpu = timed(make_plan, overrides, check_imports=False)  # Hydra's imports included
     _, dry_s, dry_cpu = timed(make_plan, overrides, check_imports=False)
@@ -80,6 +83,9 @@ def main() -> None:
     print(f"grid: {len(SCHEDULES)} schedules x {len(BUDGETS)} budgets x {len(OPTIMIZERS)} optimizers x "
           f"{len(LRS)} lrs x {len(SEEDS)} seeds = {len(grid)} points -> {n} runs")
     print(f"launch --dry-run, process start to exit: {cli_wall:7.3f} s wall, {cli_cpu:.3f} s CPU (best of {args.repeat})")
+    print(f"launch --no-submit (writes the 10,000-run folder): {write_wall:7.3f} s wall, {write_cpu:.3f} s CPU "
+          f"({write_cpu / cli_cpu:.1f}x the dry run's CPU)")
+    print(f"status of that folder:    {status_wall:7.3f} s wall, {status_cpu:.3f} s CPU ({status_cpu / cli_cpu:.1f}x the dry run's CPU)")
     print(f"dry-run plan in process:  {dry_s:7.3f} s  {n / dry_s:9.0f} runs/s  ({dry_cpu:.3f} s CPU; first in the process: "
           f"{dry_cold_s:.3f} s, {dry_cold_cpu:.3f} s CPU)")
     print(f"launch plan in process:   {plan_s:7.3f} s  {n / plan_s:9.0f} runs/s  ({plan_cpu:.3f} s CPU; first, importing torch: "
@@ -99,9 +105,14 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:
 
 def cli_dry_run(overrides: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds of `python -m schedsweep launch --dry-run` from process start to exit."""
+    return cli_command(["launch", "--dry-run", *overrides])
+
+
+def cli_command(args: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of `python -m schedsweep ARGS` from process start to exit."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "schedsweep", "launch", "--dry-run", *overrides], check=True,
+    subprocess.run([sys.executable, "-m", "schedsweep", *args], check=True,
                    stdout=subprocess.DEVNULL, env=os.environ | {"COLUMNS": "200"})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -130,8 +130,9 @@ def status(
     sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
     watch: bool = typer.Option(False, "--watch", help="Refresh every few seconds until every run has finished."),
     interval: float = typer.Option(5.0, "--interval", min=1.0, help="Seconds between refreshes with --watch."),
+    show_all: bool = typer.Option(False, "--all", help="One row per run (by default only those that need attention)."),
 ) -> None:
-    """Counts of pending, running, requeued, interrupted, done, failed and diverged runs; what runs and what failed."""
+    """Counts of runs per state and per setting, then the runs that need attention (failed, interrupted, running)."""
     import time
 
     from rich.live import Live
@@ -141,12 +142,12 @@ def status(
 
     folder = Sweep(store.require_sweep(sweep))
     if not watch:
-        out.print(views.status_view(folder.path, folder.status()))
+        out.print(views.status_view(folder.path, folder.status(), show_all))
         return
     with Live(console=out, auto_refresh=False) as live:
         while True:
             state = folder.status()
-            live.update(views.status_view(folder.path, state), refresh=True)
+            live.update(views.status_view(folder.path, state, show_all), refresh=True)
             if state.finished:
                 return
             time.sleep(interval)

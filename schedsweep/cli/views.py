@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-from schedsweep.sweep.status import DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, PENDING, REQUEUED, RUNNING
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, PENDING, REQUEUED, RUNNING, STATES
 
 COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bright_magenta", PENDING: "white",
           FAILED: "red", DIVERGED: "yellow"}
@@ -65,27 +65,56 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
         yield update
 
 
-def status_view(path: Path, sweep_status: Any) -> Group:
-    """The counts line, then one row per run that is not done (with its step, Slurm job and error)."""
+ATTENTION = (FAILED, INTERRUPTED, RUNNING, REQUEUED)  # the runs `status` lists by default, in this order
+SHOWN = 20  # attention rows shown without --all
+
+
+def status_view(path: Path, sweep_status: Any, show_all: bool = False) -> Group:
+    """The counts line, the counts per setting (task, optimizer), then the runs that need attention
+    (failed, interrupted, running, requeued: at most SHOWN), or with `show_all` one row per run."""
+    from collections import Counter
+
     from rich.table import Table
 
-    from schedsweep.train import metrics
+    runs = sweep_status.runs
+    head = Text.from_markup(f"{path}: {len(runs)} runs · " + counts_line(sweep_status.counts)
+                            + (" (all finished)" if sweep_status.finished else ""))
+    parts: list[Any] = [head]
+    by_setting: dict[tuple[str, str], Counter[str]] = {}
+    for view in runs:
+        lab = view.record["labels"]
+        by_setting.setdefault((lab["task"], lab["optimizer"]), Counter())[view.status.status] += 1
+    if len(by_setting) > 1:
+        states = [s for s in STATES if any(c[s] for c in by_setting.values())]
+        settings = Table("task", "optimizer", *states, title="runs per setting", title_justify="left")
+        for (task, optimizer), counts in sorted(by_setting.items()):
+            settings.add_row(task, optimizer, *(str(counts[s]) for s in states))
+        parts.append(settings)
+    shown = runs if show_all else sorted((v for v in runs if v.status.status in ATTENTION),
+                                          key=lambda v: ATTENTION.index(v.status.status))
+    if shown:
+        parts.append(_run_table(path, shown if show_all else shown[:SHOWN]))
+        if not show_all and len(shown) > SHOWN:
+            parts.append(Text(f"... {len(shown) - SHOWN} more that need attention; --all lists every run"))
+    return Group(*parts)
+
+
+def _run_table(path: Path, views: list[Any]) -> Any:
+    from rich.table import Table
+
     from schedsweep.sweep import store
+    from schedsweep.train import metrics
 
     table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job", "error")
-    for view in sweep_status.runs:
+    for view in views:
         st = view.status
-        if st.status == DONE:
-            continue
         lab = view.record["labels"]
         run = store.run_dir(path, view.record["id"])
-        step = st.steps_done if st.status in FINAL else metrics.reached(run / store.METRICS) or 0
+        step = st.steps_done if st.status in FINAL or st.status == PENDING else metrics.reached(run / store.METRICS) or 0
         error = (st.error or "").strip().splitlines()[-1:] or [""]
         table.add_row(view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
                       str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip(), error[0][:80])
-    head = Text.from_markup(f"{path}: {len(sweep_status.runs)} runs · " + counts_line(sweep_status.counts)
-                            + (" (all finished)" if sweep_status.finished else ""))
-    return Group(head, table) if table.row_count else Group(head)
+    return table
 
 
 def print_sharing(out: Console, plan: Any, full: bool) -> None:

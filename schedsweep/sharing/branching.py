@@ -21,6 +21,7 @@ is a small part of the run, so a run branches only when it inherits at least MIN
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -69,11 +70,13 @@ class Sharing:
     trained_steps: int  # updates trained with shared prefixes trained once
     unshared: dict[str, int] = field(default_factory=dict)  # reason -> runs that could not share
 
-    @property
+    # Cached: launch asks both once per run (record_keys), and rebuilding them each time made writing a
+    # 10,000-run sweep folder quadratic (116 of 142 s under a profiler).
+    @functools.cached_property
     def branches(self) -> dict[str, Branch]:
         return {b.run: b for t in self.trees for b in t.branches}
 
-    @property
+    @functools.cached_property
     def forks(self) -> dict[str, tuple[int, ...]]:
         """Run id -> the steps at which it writes a fork for its branches."""
         steps: dict[str, set[int]] = defaultdict(set)
