@@ -88,13 +88,7 @@ def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
     """Run or submit every unfinished run; the final counts, or None when not waiting for them."""
     if settings.kind == "slurm":
         sweep.launch(settings, wait=False)
-        jobs, active = sweep.last_executor.jobs, sweep.last_executor.active
-        arrays = sorted({j["array"] for j in jobs}, key=int)
-        shown = ", ".join(arrays) if len(arrays) <= 4 else f"{arrays[0]} .. {arrays[-1]}"
-        runs = len({j["run"] for j in jobs})
-        segmented = f" ({len(jobs)} jobs: runs cut at their fork steps)" if len(jobs) > runs else ""
-        out.print(f"queued {runs} runs{segmented} in {len(arrays)} job array(s) {shown}"
-                  + (f"; {active} already pending or running on the cluster" if active else ""))
+        out.print(sweep.queued().line())
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
             return None
@@ -111,16 +105,14 @@ def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
 def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: Optional[Path], config_name: str,
                       settings: Any, wait: Optional[bool], retry_failed: bool) -> Any:
     """Stage 2 of the refinement study, once stage 1 has finished (now, or at a later relaunch)."""
-    from schedsweep.plan import study
-
-    refinement = study.Settings.parse(plan.refinement)
-    if not study.stage_one_done(sweep.path):
+    stage_two = sweep.refinement_stage(overrides, plan.refinement, config_dir=config_dir, config_name=config_name,
+                                       retry_failed=retry_failed)
+    if stage_two is None:
         out.print("refinement: stage 2 is planned once stage 1 has finished; run this same command again then.")
         return None
-    for stage_two in study.stage_two(sweep.path, overrides, refinement, config_dir=config_dir, config_name=config_name):
-        out.print(f"refinement stage 2: [bold]{stage_two.runs[0].labels['schedule']}[/] "
-                  f"({stage_two.runs[0].spec['schedule']['shape']}, see {sweep.path / 'refined'})")
-        _create(stage_two, sweep.path.parent, retry_failed)
+    for added in stage_two:
+        out.print(f"refinement stage 2: [bold]{added.runs[0].labels['schedule']}[/] "
+                  f"({added.runs[0].spec['schedule']['shape']}, see {sweep.path / 'refined'})")
     return _execute(sweep, settings, wait)
 
 

@@ -48,6 +48,22 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Queued:
+    """What a launch on a detached executor (Slurm) queued."""
+
+    runs: int  # runs submitted
+    jobs: int  # jobs submitted: more than runs when runs are cut at their fork steps (segments)
+    arrays: tuple[str, ...]  # job array ids, oldest first
+    active: int  # runs skipped because a job of theirs is already pending or running
+
+    def line(self) -> str:
+        shown = ", ".join(self.arrays) if len(self.arrays) <= 4 else f"{self.arrays[0]} .. {self.arrays[-1]}"
+        segmented = f" ({self.jobs} jobs: runs cut at their fork steps)" if self.jobs > self.runs else ""
+        return (f"queued {self.runs} runs{segmented} in {len(self.arrays)} job array(s) {shown}"
+                + (f"; {self.active} already pending or running on the cluster" if self.active else ""))
+
+
+@dataclass(frozen=True)
 class RunView:
     record: dict[str, Any]
     status: store.RunStatus  # as observed: `interrupted` when its writer is gone
@@ -167,6 +183,29 @@ class Sweep:
             if not wait:
                 return None
             return self.follow(progress)
+
+    def queued(self) -> Queued | None:
+        """What the last launch queued on Slurm; None for a local launch (or before any)."""
+        executor = getattr(self, "last_executor", None)
+        if not isinstance(executor, executors.Slurm):
+            return None
+        jobs = executor.jobs
+        arrays = tuple(sorted({j["array"] for j in jobs}, key=int))
+        return Queued(len({j["run"] for j in jobs}), len(jobs), arrays, executor.active)
+
+    def refinement_stage(self, overrides: Sequence[str], refinement: Mapping[str, Any], *, config_dir: Path | None = None,
+                         config_name: str = "config", retry_failed: bool = False) -> list[Plan] | None:
+        """Stage 2 of the refinement study (schedsweep.plan.study): None while stage 1 runs; once it has
+        finished, each refined schedule's runs planned and added to this sweep (launch() then trains them)."""
+        from schedsweep.plan import study
+
+        settings = study.Settings.parse(dict(refinement))
+        if not study.stage_one_done(self.path):
+            return None
+        plans = list(study.stage_two(self.path, list(overrides), settings, config_dir=config_dir, config_name=config_name))
+        for plan in plans:
+            Sweep.create(plan, self.path.parent, retry_failed=retry_failed)
+        return plans
 
     def follow(self, progress: Progress | None = None) -> Counter[str]:
         """Wait for the runs of this object's last launch (e.g. one returned at once, on Slurm)."""
