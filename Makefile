@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup integrations demo test test-no-accounting cluster browser bench clean
+.PHONY: setup integrations demo test test-fast test-no-accounting cluster browser bench docs clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,13 @@ demo: setup
 	$(BIN)/schedsweep launch +study=demo --name demo
 	$(BIN)/schedsweep report results/demo
 
-# Two pytest-xdist workers: the slurm tests one after another on one (tests/conftest.py), the rest on both.
+# The edit-test loop: unit and property tests, no subprocess, no Slurm, no browser (tests/conftest.py refuses a
+# process in this tier: a test that needs one is marked slow).
+test-fast: setup
+	SCHEDSWEEP_TEST_TIER=fast $(BIN)/python -m pytest -q -n 2 -m "not slow and not slurm and not browser"
+
+# Everything (what CI runs). Two pytest-xdist workers: the slurm tests one after another on one
+# (tests/conftest.py), the rest on both.
 test: setup integrations cluster browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 	$(MAKE) --no-print-directory test-no-accounting

@@ -5,6 +5,7 @@ other worker takes the rest."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -19,3 +20,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.xdist_group("slurm"))
 
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test-fast` (SCHEDSWEEP_TEST_TIER=fast) runs the tests not marked slow, slurm or browser, and
+    holds them to it: a test that starts a process fails there, naming the marker it needs."""
+    if os.environ.get("SCHEDSWEEP_TEST_TIER") != "fast":
+        return
+
+    def refuse(self: subprocess.Popen, args: object, *rest: object, **kwargs: object) -> None:
+        raise RuntimeError(f"the fast tier starts no process ({args!r}): mark this test @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

@@ -183,11 +183,13 @@ def test_share_prefix_false_keeps_the_run_ids_and_shares_nothing() -> None:
     (["share_prefix=maybe"], "share_prefix must be true or false; got 'maybe'"),
     (["share_prefix=true,false"], "'share_prefix' cannot be swept"),
 ])
+@pytest.mark.slow
 def test_bad_share_prefix_is_one_message(args: list[str], message: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *args, "--dry-run"], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_shows_the_trees_and_the_steps_saved() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "schedsweep", "launch", "schedule=wsd", "schedule.warmup=20", "budget=0.1,0.5,1.0",

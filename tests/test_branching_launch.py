@@ -42,6 +42,7 @@ def test_a_shared_sweep_on_the_local_queue_gives_the_same_results_with_fewer_ste
     assert not list(shared.glob(f"runs/*/{forks.FORKS}/*"))  # every branch done: forks removed
 
 
+@pytest.mark.slow
 def test_a_relaunch_with_more_budgets_branches_from_a_kept_fork(tmp_path: Path) -> None:
     from schedsweep.train import run as train
     from schedsweep.sweep.api import Sweep

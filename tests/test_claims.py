@@ -159,6 +159,7 @@ def test_a_ddp_rank_that_raises_stops_every_rank_as_failed(tmp_path: Path) -> No
     assert "rank1" in status.error and "FlakyTask was told to fail (rank 1)" in status.error
 
 
+@pytest.mark.slow
 def test_files_follow_the_umask(tmp_path: Path) -> None:
     env = os.environ | {"PYTHONPATH": pythonpath(TESTS)}
     subprocess.run([sys.executable, "-m", "schedsweep", "launch", *FLAKY, "full_steps=10", "executor=debug", "--name", "shared"],

@@ -164,6 +164,7 @@ def test_no_wait_returns_at_once_and_the_background_queue_finishes(tmp_path: Pat
     assert "done 1" in status
 
 
+@pytest.mark.slow
 def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     out = cli("launch", *TINY, "schedule=linear,cosine,rex", "budget=0.1,0.25,1.0", "optimizer=sgd,adamw",
               "optimizer.lr=0.03,0.1", "seed=0,1", "--dry-run", cwd=tmp_path).stdout
@@ -172,6 +173,7 @@ def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_schedules_show_csv_and_list(tmp_path: Path) -> None:
     out = cli("schedules", "show", "rex", "--steps", "100", "--csv", cwd=tmp_path).stdout.splitlines()
     assert out[0] == "step,lr" and len(out) == 101
@@ -213,6 +215,7 @@ def test_schedules_show_csv_and_list(tmp_path: Path) -> None:
         (["export-sbatch", "does/not/exist"], "does not exist"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_message_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
     (tmp_path / "conf_bad" / "schedule").mkdir(parents=True)
     (tmp_path / "conf_bad" / "schedule" / "broken.yaml").write_text("shape: rex\nwarmup: [0.1,\n")
@@ -289,6 +292,7 @@ def test_reduce_on_plateau_is_driven_by_the_runs_own_eval_losses(tmp_path: Path)
     assert len(set(expected)) > 1  # it did reduce
 
 
+@pytest.mark.slow
 def test_run_index_out_of_range_is_a_clear_error(tmp_path: Path) -> None:
     cli("launch", *TINY, "budget=0.5", "--no-submit", "--name", "one", cwd=tmp_path)
     proc = cli("run", "results/one", "--index", "5", cwd=tmp_path, check=2)

@@ -343,6 +343,7 @@ def test_variants_of_one_schedule_name_rank_apart(tmp_path: Path) -> None:
     assert list(collect.label_frame(plan_records(), tmp_path / "plan.jsonl")["schedule"]) == ["linear", "cosine"]
 
 
+@pytest.mark.slow
 def test_cli_second_launch_with_another_value_reports_two_settings(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -146,6 +146,7 @@ def test_the_writer_keeps_the_step_reached(tmp_path: Path) -> None:
     assert [p.name for p in folder.iterdir() if not p.name.startswith(metrics.PART_PREFIX)] == [metrics.PROGRESS]
 
 
+@pytest.mark.slow
 def test_a_local_launch_sees_a_running_runs_progress(tmp_path: Path) -> None:
     """The worker keeps how far its run got and the queue looks every few seconds, so the progress bar's
     estimate follows a long run, not only the runs that ended (one 6,000-step run, several seconds)."""

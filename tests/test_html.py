@@ -56,6 +56,7 @@ def test_table_marks_winners_and_aligns_numbers() -> None:
     assert "<td>a&lt;b</td>" in text and '<th class="num">mean</th>' in text and "<th>mark</th>" in text
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 def test_page_renders_in_headless_chromium(page: Path) -> None:
     with tempfile.TemporaryDirectory() as profile, tempfile.TemporaryDirectory() as out:

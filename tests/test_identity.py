@@ -73,6 +73,7 @@ def test_golden_id_of_a_file_read_by_a_run(tmp_path: Path, monkeypatch: pytest.M
     assert id_of(spec(schedule={"shape": "piecewise", "file": "values.csv"})) == "a72da9ae0997"
 
 
+@pytest.mark.slow
 def test_ids_are_the_same_in_another_process() -> None:
     code = f"from schedsweep.plan.grid import make_plan; print(sorted(r.id for r in make_plan({FAST!r}, check_imports=False).runs))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -204,6 +205,7 @@ def test_source_defaults_equal_inspect_for_built_in_tasks_and_torch_optimizers()
     assert signature.read("schedsweep.tasks.charlm.CharLM").files == {"text": "pydoc_data.topics"}
 
 
+@pytest.mark.slow
 def test_planning_a_dry_run_imports_no_torch() -> None:
     code = textwrap.dedent(f"""
         import sys

@@ -269,6 +269,7 @@ def test_precision_name_is_checked_at_run_time_too() -> None:
         loop.Precision("int8", torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_plan_keys_are_known() -> None:
     assert {"precision", "accumulate", "compile", "log_every"} <= set(plan.TOP_LEVEL_KEYS)
 

@@ -99,6 +99,7 @@ def test_a_bad_rest_section_is_one_clear_error() -> None:
         make_plan([*TINY_MLP, "optimizer=muon", "optimizer.rest=3", "budget=10"])
 
 
+@pytest.mark.slow
 def test_report_ranks_optimizer_schedule_pairs_per_budget_when_the_optimizer_is_swept(tmp_path: Path) -> None:
     import csv
     import io

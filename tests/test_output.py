@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import subprocess
@@ -35,6 +37,7 @@ def piped(*args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_piped_report_prints_every_row_of_every_table_on_one_line(tmp_path: Path) -> None:
     sweep = wide_sweep(tmp_path / "s")
     text = piped("report", str(sweep))
@@ -48,6 +51,7 @@ def test_piped_report_prints_every_row_of_every_table_on_one_line(tmp_path: Path
         assert any(re.search(pattern, line) for line in lines), f"row broken over lines: {row}"
 
 
+@pytest.mark.slow
 def test_piped_plan_table_is_not_wrapped(tmp_path: Path) -> None:
     text = piped("launch", "task=classifier", "schedule=linear,cosine", "budget=0.1", "optimizer=sgd,adamw",
                  "task.n_train=256,512", "--results", str(tmp_path), "--dry-run")

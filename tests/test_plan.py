@@ -64,6 +64,7 @@ def test_a_study_is_a_file_in_the_users_config_dir(tmp_path: Path) -> None:
     assert warm.spec["schedule"] == {"shape": "rex", "warmup": 0.1}  # the description is a label
 
 
+@pytest.mark.slow
 def test_run_ids_are_the_same_in_another_process() -> None:
     # Golden ids and every normalisation rule: tests/test_identity.py.
     code = "from schedsweep.plan.grid import make_plan; print(sorted(r.id for r in make_plan(['task=classifier','full_steps=100']).runs))"
@@ -209,6 +210,7 @@ def test_group_sections_are_swapped_only_when_that_equals_composing_every_combin
     ("optimizer.lr=-0.1", "lr (the peak learning rate) must be a number > 0"),
     ("+optimizer.lrr=0.1", "optimizer 'adamw' (torch.optim.AdamW) has no parameter(s) lrr. Valid: lr, betas"),
 ])
+@pytest.mark.slow
 def test_a_dry_run_checks_optimizer_keys_without_torch(override: str, expected: str) -> None:
     code = f"""
 import sys
@@ -229,6 +231,7 @@ print("torch" in sys.modules)
     (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum=-1 is rejected by torch.optim.SGD"),
     (["budget=0.004", "full_steps=300"], "budget 0.004 of full_steps=300 rounds to 1 step(s); a run needs at least 2"),
 ])
+@pytest.mark.slow
 def test_cli_values_are_checked_at_plan_time(tmp_path: Path, overrides: list[str], expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *FAST, "budget=0.5", *overrides, "--no-submit"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)

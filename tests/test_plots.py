@@ -87,6 +87,7 @@ def test_cli_plots_and_html_write_files(tmp_path: Path) -> None:
     assert "wrote 6 figures" in result.stderr and (tmp_path / "r.html").read_text().count("data:image/png;base64,") == 6
 
 
+@pytest.mark.slow
 def test_the_cli_does_not_import_matplotlib_for_help() -> None:
     code = "import sys, schedsweep.cli; assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -85,6 +85,7 @@ def test_bad_source_runs_are_clear_errors(tmp_path: Path, norms: list[float | No
         refine_run(_fake_run(tmp_path, norms), "l2", 0.1)
 
 
+@pytest.mark.slow
 def test_refine_cli_writes_yaml_and_plot_and_rejects_bad_input(tmp_path: Path) -> None:
     run = _fake_run(tmp_path, list(np.linspace(1.0, 2.0, 100)), "torch.optim.AdamW")
     out = cli("refine", str(run), "--name", "mine", cwd=tmp_path).stdout

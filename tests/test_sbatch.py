@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import shlex
 import subprocess
@@ -27,6 +29,7 @@ def render(tmp_path: Path, name: str, *extra: str) -> str:
     return text.replace(str((tmp_path / "results" / name).resolve()), "<SWEEP>").replace(sys.executable, "<PYTHON>")
 
 
+@pytest.mark.slow
 def test_rendered_script_matches_the_golden_file(tmp_path: Path) -> None:
     text = render(tmp_path, "golden")
     # To change the template on purpose: regenerate the file from `text`, review the diff, commit both.
@@ -34,6 +37,7 @@ def test_rendered_script_matches_the_golden_file(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "golden" / "sbatch").is_dir()
 
 
+@pytest.mark.slow
 def test_values_with_shell_characters_are_quoted(tmp_path: Path) -> None:
     text = render(tmp_path, "quoted", "executor.account='a b;rm -rf ~'")
     assert "#SBATCH --account='a b;rm -rf ~'" in text
@@ -42,6 +46,7 @@ def test_values_with_shell_characters_are_quoted(tmp_path: Path) -> None:
                                       "--max-requeues", "3"]
 
 
+@pytest.mark.slow
 def test_a_sweep_larger_than_max_array_size_is_one_script_submitted_once_per_chunk(tmp_path: Path) -> None:
     cli(*PLAN, "--name", "big", cwd=tmp_path)  # 4 runs, array_parallelism=3
     printed = cli("export-sbatch", "results/big", "--max-array-size", "3", "--out", "big.sbatch", cwd=tmp_path).stdout
@@ -72,6 +77,7 @@ def test_chunks_cover_the_plan_once_within_max_array_size_and_the_throttle(n: in
     assert sum(c.throttle for c in parts) <= max(parallelism, len(parts))
 
 
+@pytest.mark.slow
 def test_export_needs_a_slurm_sweep_and_a_valid_template(tmp_path: Path) -> None:
     cli("launch", "task=classifier", "budget=0.5", "--name", "local", "--no-submit", cwd=tmp_path)
     assert "executor=slurm" in cli("export-sbatch", "results/local", cwd=tmp_path, check=2).stderr

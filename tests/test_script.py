@@ -180,6 +180,7 @@ def test_two_tasks_per_run_start_two_ranks_with_torchrun_variables(tmp_path: Pat
     assert (store.run_dir(sweep, run_id) / "logs" / "script.rank1.err").exists()
 
 
+@pytest.mark.slow
 def test_a_command_that_does_not_exist_fails_the_run_with_one_message(tmp_path: Path) -> None:
     from schedsweep.train import run as train
 

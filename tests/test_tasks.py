@@ -357,6 +357,7 @@ def test_gpt_reads_a_uint32_token_file_through_memmap(tmp_path: Path) -> None:
     assert gpt.GPT(**{k: v for k, v in GPT_TINY.items() if k != "_target_"}).vocab_size == 256  # byte text
 
 
+@pytest.mark.slow
 def test_the_data_command_writes_the_tokens_the_text_route_uses(tmp_path: Path) -> None:
     from test_cli import cli
 

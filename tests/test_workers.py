@@ -48,6 +48,7 @@ def finish_all(pool: workers.Pool, seconds: float = 300) -> list[workers.Finishe
     return done
 
 
+@pytest.mark.slow
 def test_one_worker_trains_runs_one_after_another_as_a_fresh_process_would(tmp_path: Path) -> None:
     paths = runs(tmp_path, "pool", [*TINY, "budget=1.0", "schedule=linear,cosine", "seed=0,1", "optimizer=sgd"])
     with workers.Pool(1, threads=1) as pool:
@@ -70,6 +71,7 @@ def test_one_worker_trains_runs_one_after_another_as_a_fresh_process_would(tmp_p
     assert "Traceback" not in (paths[0] / "logs" / "run.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_run_only_and_is_replaced(tmp_path: Path) -> None:
     long_run, = runs(tmp_path, "long", LONG)
     short_runs = runs(tmp_path, "short", [*TINY, "budget=1.0", "seed=0,1"])
@@ -87,6 +89,7 @@ def test_a_killed_worker_fails_its_run_only_and_is_replaced(tmp_path: Path) -> N
     assert "signal SIGKILL" in (store.read_status(long_run).error or "")
 
 
+@pytest.mark.slow
 def test_a_run_past_its_timeout_checkpoints_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "GRACE_S", 600.0)  # a loaded machine may take long to reach the first step
     run, = runs(tmp_path, "slow", LONG)
@@ -123,6 +126,7 @@ def test_ctrl_c_of_the_launcher_checkpoints_running_runs_and_a_relaunch_finishes
     assert "2 to run" in relaunch.stdout and list(statuses(sweep).values()) == ["done"] * 2
 
 
+@pytest.mark.slow
 def test_a_worker_whose_launcher_dies_checkpoints_its_run(tmp_path: Path) -> None:
     run, = runs(tmp_path, "orphan", LONG)
     code = f"from schedsweep.executors import workers; p = workers.Pool(1, 1); p.submit({str(run)!r}); import time; time.sleep(600)"
