@@ -207,7 +207,7 @@ def test_schedules_show_csv_and_list(tmp_path: Path) -> None:
         (["report", "a_file"], "is a file"),
         (["report", "torn"], "line 2 is not valid JSON"),
         (["launch", "--name", "../x", "--dry-run"], "--name"),
-        (["launch", "executor=slurm", "executor.nodes=-1", "--dry-run"], "executor.nodes must be an integer >= 0"),
+        (["launch", "executor=slurm", "executor.nodes=-1", "--dry-run"], "executor.nodes must be an integer >= 1; got -1"),
         (["launch", "executor=slurm", "executor.setup=5", "--dry-run"], "executor.setup must be a list"),
         (["launch", "executor=local", "executor.max_parallel=0", "--dry-run"], "executor.max_parallel"),
         (["cancel", "does/not/exist"], "does not exist"),

@@ -40,7 +40,7 @@ from typing import Any
 
 from schedsweep import files
 from schedsweep import schedules
-from schedsweep.train import checkpoint
+from schedsweep.train import checkpoint, recorder
 from schedsweep.sweep import store
 from schedsweep.errors import SchedsweepError
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
@@ -75,7 +75,7 @@ class Run:
         self._stop: int | None = None
         self._row: dict[str, Any] | None = None
         self._last = -1  # the last step logged (or closed by a checkpoint)
-        self._numbers = {"loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "samples": 0, "wall_s": 0.0}
+        self._numbers = recorder.fresh()
         self._state: dict[str, Any] | None = None
         self._ended = False  # finished, diverged or failed: nothing more to report at exit
         self.start_step = 0
@@ -160,19 +160,9 @@ class Run:
 
         Under torch.distributed every rank gets the same answer (one all-reduce), so all save and stop together.
         """
-        flag = self._stop is not None
-        try:
-            import torch.distributed as dist
+        from schedsweep.train import distributed
 
-            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-                import torch
-
-                t = torch.tensor([int(flag)])
-                dist.all_reduce(t, op=dist.ReduceOp.MAX)
-                flag = bool(t.item())
-        except ImportError:
-            pass
-        return flag
+        return distributed.any_rank(self._stop is not None)
 
     def save_checkpoint(self, state: Any, step: int | None = None) -> None:
         """Store `state` (anything torch.save takes) and the metrics so far; the run resumes at `step`.
@@ -255,8 +245,7 @@ class Run:
         n["loss"] = row["loss"]
         n["samples"] = int(row.get("samples_seen", n["samples"]))
         if "eval_loss" in row and math.isfinite(row["eval_loss"]):
-            n["eval_loss"] = row["eval_loss"]
-            n["best_eval"] = row["eval_loss"] if not math.isfinite(n["best_eval"]) else min(n["best_eval"], row["eval_loss"])
+            recorder.evaluated(n, row["eval_loss"])
         if self._writer is not None:
             self._writer.append(row | {"samples_seen": n["samples"], "wall_s": time.perf_counter() - self._start})
 
@@ -264,15 +253,9 @@ class Run:
         """client.json for schedsweep.train.script, which turns it into the run's status (rank 0 only)."""
         if self.folder is None or self.rank != 0:
             return
-        n = self._numbers
-
-        def finite(x: float) -> float | None:
-            return x if math.isfinite(x) else None
-
         files.write_json(self.folder / STATE, {
             "state": state, "steps_done": self._last + 1 if steps_done is None else steps_done, "error": error,
-            "final_loss": finite(n["loss"]), "final_eval_loss": finite(n["eval_loss"]),
-            "best_eval_loss": finite(n["best_eval"]), "wall_s": time.perf_counter() - self._start, "pid": os.getpid(),
+            **recorder.losses(self._numbers), "wall_s": time.perf_counter() - self._start, "pid": os.getpid(),
         })
 
     def _fail(self, message: str) -> None:

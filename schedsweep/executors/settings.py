@@ -15,35 +15,29 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
+from schedsweep import typed
 from schedsweep.errors import ConfigError
-
-
-def _number(default: Any, *, low: float, kind: type = int, null: bool = False, above: bool = False) -> Any:
-    """A number field: `kind` (int, or float which also takes ints), >= low (> low when `above`), null when `null`."""
-    return field(default=default, metadata={"kind": kind, "low": low, "above": above, "null": null})
-
-
-def _text() -> Any:
-    return field(default=None, metadata={"kind": str, "null": True})
+from schedsweep.typed import number, text
 
 
 @dataclass(frozen=True)
 class DebugSettings:
-    """Every run in this process, one after another."""
+    """executor=debug: every run in this process, one after another (for debugging a task or a schedule)."""
 
     kind: str = "debug"
-    threads_per_run: int | None = _number(None, low=1, null=True)  # null: every core
+    threads_per_run: int | None = number(None, low=1, null=True, doc="torch threads; null = every core")
 
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """Reused worker processes on this machine."""
+    """executor=local: runs in reused worker processes on this machine."""
 
     kind: str = "local"
-    max_parallel: int | None = _number(None, low=1, null=True)  # null: one per CPU core
-    threads_per_run: int | None = _number(None, low=1, null=True)  # null: cores / max_parallel (at least 1)
-    timeout_min: float = _number(1440.0, low=0, kind=float, above=True)
-    tasks_per_node: int = _number(1, low=1)  # > 1: DistributedDataParallel over that many processes
+    max_parallel: int | None = number(None, low=1, null=True, doc="runs at once; null = one per CPU core")
+    threads_per_run: int | None = number(None, low=1, null=True, doc="torch threads per run; null = cores / max_parallel (at least 1)")
+    timeout_min: float = number(1440.0, low=0, kind=float, above=True,
+                                doc="a run still going after this checkpoints and stops as interrupted; the next launch resumes it")
+    tasks_per_node: int = number(1, low=1, doc="processes per run; > 1 trains with DistributedDataParallel (gloo on CPU)")
 
     def parallel(self, cpus: int) -> int:
         return self.max_parallel or cpus
@@ -51,27 +45,28 @@ class LocalSettings:
 
 @dataclass(frozen=True)
 class SlurmSettings:
-    """Job arrays on a Slurm cluster."""
+    """executor=slurm: job arrays on a Slurm cluster, grouped by time limit and cut at MaxArraySize."""
 
     kind: str = "slurm"
-    partition: str | None = _text()
-    account: str | None = _text()
-    qos: str | None = _text()
-    constraint: str | None = _text()
-    nodes: int = _number(1, low=1)
-    gpus_per_node: int = _number(0, low=0)
-    tasks_per_node: int | None = _number(None, low=1, null=True)  # null: gpus_per_node, at least 1
-    cpus_per_task: int = _number(1, low=1)
-    mem_gb: float | None = _number(None, low=0, kind=float, null=True, above=True)
-    time_min: int = _number(60, low=1)
-    time_per_step_s: float | None = _number(None, low=0, kind=float, null=True, above=True)
-    time_safety: float = _number(2.0, low=0, kind=float, above=True)
-    time_by_budget: Mapping[Any, Any] = field(default_factory=dict)
-    array_parallelism: int = _number(256, low=1)
-    signal_delay_s: int = _number(60, low=0)  # 0: the signal comes at the time limit itself
-    max_requeues: int = _number(3, low=0)
-    setup: tuple[str, ...] = ()
-    additional_parameters: Mapping[str, Any] = field(default_factory=dict)
+    partition: str | None = text("null = the cluster's default partition")
+    account: str | None = text("sbatch --account")
+    qos: str | None = text("sbatch --qos")
+    constraint: str | None = text("sbatch --constraint")
+    nodes: int = number(1, low=1, doc="nodes per run")
+    gpus_per_node: int = number(0, low=0, doc="GPUs per node (sbatch --gpus-per-node)")
+    tasks_per_node: int | None = number(None, low=1, null=True, doc="processes per node; null = gpus_per_node (at least 1); > 1 trains with DDP")
+    cpus_per_task: int = number(1, low=1, doc="CPUs per process, also its torch threads")
+    mem_gb: float | None = number(None, low=0, kind=float, null=True, above=True, doc="memory per node; null = the partition's default")
+    time_min: int = number(60, low=1, doc="time limit per run (minutes) unless time_by_budget or time_per_step_s applies")
+    time_per_step_s: float | None = number(None, low=0, kind=float, null=True, above=True,
+                                           doc="seconds per step: the limit becomes steps x this x time_safety")
+    time_safety: float = number(2.0, low=0, kind=float, above=True, doc="factor on time_per_step_s")
+    time_by_budget: Mapping[Any, Any] = field(default_factory=dict, metadata={"doc": "explicit minutes per budget, e.g. {0.1: 10, 1.0: 90}"})
+    array_parallelism: int = number(256, low=1, doc="runs of this sweep running at once, shared between its arrays (%k)")
+    signal_delay_s: int = number(60, low=0, doc="SIGUSR2 this long before the time limit (0 = at the limit): checkpoint and requeue")
+    max_requeues: int = number(3, low=0, doc="requeues after a time limit or preemption before a run counts as failed")
+    setup: tuple[str, ...] = field(default=(), metadata={"doc": "shell lines before the run, e.g. [\"module load cuda\"]"})
+    additional_parameters: Mapping[str, Any] = field(default_factory=dict, metadata={"doc": "any other sbatch option, e.g. {hold: true}"})
 
     @property
     def tasks(self) -> int:
@@ -100,43 +95,18 @@ def parse(cfg: Mapping[str, Any] | Settings) -> Settings:
     kind = cfg.get("kind")
     if kind not in SCHEMAS:
         raise ConfigError(f"unknown executor kind {kind!r}. Valid: {', '.join(SCHEMAS)} (conf/executor/).")
-    fields = {f.name: f for f in dataclasses.fields(SCHEMAS[kind])}
-    unknown = sorted(set(cfg) - set(fields))
-    if unknown:
-        valid = ", ".join(f"{name} (default {_default(f)!r})" for name, f in fields.items() if name != "kind")
-        raise ConfigError(f"executor '{kind}' has no key(s) {', '.join(unknown)}. Valid keys: {valid}.")
-    values = {key: _check(key, value, fields[key]) for key, value in cfg.items() if key != "kind"}
-    return SCHEMAS[kind](**values)
-
-
-def _default(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-def _check(key: str, value: Any, f: dataclasses.Field) -> Any:
-    meta = f.metadata
-    if "low" in meta:
-        if value is None and meta["null"]:
-            return None
-        kind, low = meta["kind"], meta["low"]
-        number = (int,) if kind is int else (int, float)
-        ok = not isinstance(value, bool) and isinstance(value, number) and (value > low if meta["above"] else value >= low)
-        if not ok:
-            what = "an integer" if kind is int else "a number"
-            bound = f"> {low:g}" if meta["above"] else f">= {low:g}"
-            raise ConfigError(f"executor.{key} must be {what} {bound}{' (or null)' if meta['null'] else ''}; got {value!r}.")
-        return kind(value)
-    if meta.get("kind") is str:
-        if value is not None and not isinstance(value, (str, int)):
-            raise ConfigError(f"executor.{key} must be a string (or null); got {value!r}.")
-        return None if value is None else str(value)
-    if key == "setup":
-        if not isinstance(value, (list, tuple)) or not all(isinstance(line, str) for line in value):
-            raise ConfigError(f"executor.setup must be a list of shell lines; got {value!r}.")
-        return tuple(value)
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"executor.{key} must be a mapping; got {value!r}.")
-    return dict(value)
+    values = {k: v for k, v in cfg.items() if k != "kind"}
+    for key in ("setup",):
+        if key in values and (not isinstance(values[key], (list, tuple)) or not all(isinstance(x, str) for x in values[key])):
+            raise ConfigError(f"executor.setup must be a list of shell lines; got {values[key]!r}.")
+    for key in ("time_by_budget", "additional_parameters"):
+        if key in values and not isinstance(values[key], Mapping):
+            raise ConfigError(f"executor.{key} must be a mapping; got {values[key]!r}.")
+    settings = typed.parse(SCHEMAS[kind], values, "executor.", f"executor '{kind}'")
+    if isinstance(settings, SlurmSettings):
+        settings = dataclasses.replace(settings, setup=tuple(settings.setup), time_by_budget=dict(settings.time_by_budget),
+                                       additional_parameters=dict(settings.additional_parameters))
+    return settings
 
 
 def as_dict(settings: Settings) -> dict[str, Any]:

@@ -3,19 +3,16 @@ scaled, and the spec hashed into the run's content id (schedsweep.plan.identity)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from schedsweep import schedules
+from schedsweep import schedules, typed
 from schedsweep.errors import ConfigError
 from schedsweep.plan.identity import Identifier
 from schedsweep.train import script
+from schedsweep.typed import choice, flag, number
 
-TOP_LEVEL_KEYS = (
-    "task", "optimizer", "schedule", "executor", "full_steps", "budget", "seed", "grad_clip", "eval_every",
-    "checkpoint_every", "checkpoint_minutes", "share_prefix", "precision", "accumulate", "compile", "log_every",
-)
-OPTIONAL_KEYS = ("lr_mult",)  # a config.yaml of the user's own may omit them
 
 @dataclass(frozen=True)
 class Run:
@@ -58,32 +55,51 @@ def budget_steps(budget: Any, full_steps: Any) -> int:
     return steps
 
 
+@dataclass(frozen=True)
+class RunKeys:
+    """The top-level keys of conf/config.yaml that shape one run, typed once (the sections task, optimizer,
+    schedule and executor, and full_steps and budget, have owners of their own). Defaults apply to a
+    config.yaml of the user's own that omits a key."""
+
+    seed: int = number(0, low=0, doc="model init and batch order")
+    lr_mult: float = number(1.0, low=0, kind=float, above=True,
+                            doc="the peak LR is optimizer.lr x lr_mult: sweep it to tune several tasks' LRs at once")
+    grad_clip: float | None = number(None, low=0, kind=float, null=True, above=True,
+                                     doc="clip the global L2 gradient norm to this value; null = no clipping")
+    eval_every: int = number(50, low=1, doc="evaluate every N steps and after the last one (a log interval: not in the run id)")
+    checkpoint_every: int | None = number(None, low=1, null=True, doc="also checkpoint every N steps; null = by time only")
+    checkpoint_minutes: float | None = number(10.0, low=0, kind=float, null=True, above=True,
+                                              doc="checkpoint at least this often, so a killed run loses at most this much work")
+    precision: str = choice("fp32", ("fp32", "bf16", "fp16"), doc="fp32, bf16 (autocast) or fp16 (autocast + loss scaling)")
+    accumulate: int = number(1, low=1, doc="micro-batches per optimizer step (the logged loss is their mean)")
+    compile: bool = flag(False, doc="torch.compile the model for training")
+    log_every: int = number(10, low=1, doc="on CUDA, read the step metrics every N steps (one synchronisation); not in the run id")
+
+
+SECTIONS = ("task", "optimizer", "schedule", "executor")
+REQUIRED = (*SECTIONS, "full_steps", "budget")
+OTHER_KEYS = ("share_prefix",)  # the sweep's, not a run's (schedsweep.plan.grid)
+
+
 def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:
-    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS) - set(OPTIONAL_KEYS))
+    valid = (*REQUIRED, *(f.name for f in dataclasses.fields(RunKeys)), *OTHER_KEYS)
+    unknown = sorted(set(cfg) - set(valid))
     if unknown:
-        raise ConfigError(
-            f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(TOP_LEVEL_KEYS + OPTIONAL_KEYS)}, sweep."
-        )
-    missing = [k for k in TOP_LEVEL_KEYS if k not in cfg and k != "share_prefix"]  # optional: true by default
+        raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}. Valid keys: {', '.join(valid)}, sweep.")
+    missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"the config lacks {', '.join(missing)} (see the built-in conf/config.yaml).")
-    seed, eval_every, clip = cfg["seed"], cfg["eval_every"], cfg["grad_clip"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}.")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-        raise ConfigError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
-    for key in ("grad_clip", "checkpoint_every", "checkpoint_minutes"):
-        value = cfg[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"{key} must be null or a number > 0; got {value!r}.")
     for section in ("task", "optimizer", "schedule"):
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
+    keys = typed.parse(RunKeys, {k: v for k, v in cfg.items() if k not in (*REQUIRED, *OTHER_KEYS)}, "", "the config")
     steps = budget_steps(cfg["budget"], cfg["full_steps"])
-    scale = _scale_keys(cfg)
+    scale = {k: v for k, v in (("precision", keys.precision), ("accumulate", keys.accumulate), ("compile", keys.compile))
+             if v != SCALE_DEFAULTS[k]}  # only off their defaults in the spec: a run at the defaults keeps its old id
     shape = without_labels(cfg["schedule"])
-    optimizer = _scaled(cfg["optimizer"], cfg.get("lr_mult", 1.0))
-    spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": seed, "grad_clip": clip} | scale
+    optimizer = _scaled(cfg["optimizer"], keys.lr_mult)
+    spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": keys.seed,
+            "grad_clip": keys.grad_clip} | scale
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -92,31 +108,16 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
         "budget": cfg["budget"],
         "steps": steps,
         "lr": optimizer.get("lr"),
-        "seed": seed,
+        "seed": keys.seed,
         "axes": swept,
     }
-    log = {"eval_every": eval_every, "checkpoint_every": cfg["checkpoint_every"], "checkpoint_minutes": cfg["checkpoint_minutes"],
-           "log_every": cfg["log_every"]}
+    log = {"eval_every": keys.eval_every, "checkpoint_every": keys.checkpoint_every,
+           "checkpoint_minutes": keys.checkpoint_minutes, "log_every": keys.log_every}
     digest, identity = identifier.id_and_identity(spec)
     return Run(digest, spec, labels, log, identity)
 
 
 SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
-
-
-def _scale_keys(cfg: dict[str, Any]) -> dict[str, Any]:
-    """precision, accumulate and compile, checked; only those off their default join the spec (and the id),
-    so a run at the defaults keeps the id it had before these keys existed."""
-    precision, accumulate, compile_, log_every = cfg["precision"], cfg["accumulate"], cfg["compile"], cfg["log_every"]
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"precision must be fp32, bf16 or fp16; got {precision!r}.")
-    for key, value in (("accumulate", accumulate), ("log_every", log_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key} must be an integer >= 1; got {value!r}.")
-    if not isinstance(compile_, bool):
-        raise ConfigError(f"compile must be true or false; got {compile_!r}.")
-    values = {"precision": precision, "accumulate": accumulate, "compile": compile_}
-    return {k: v for k, v in values.items() if v != SCALE_DEFAULTS[k]}
 
 
 def without_labels(schedule: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +135,6 @@ def _scaled(optimizer: dict[str, Any], scale: Any) -> dict[str, Any]:
     spec and label hold the product, so a scaled run and the same LR given directly are one run. A
     `rest:` optimizer (e.g. muon's AdamW) is scaled alike: one schedule, one multiplier.
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ConfigError(f"lr_mult (a multiplier of optimizer.lr) must be a number > 0; got {scale!r}.")
     lr = optimizer.get("lr")
     if scale == 1 or isinstance(lr, bool) or not isinstance(lr, (int, float)):
         return optimizer  # optimizers.resolve names a bad lr

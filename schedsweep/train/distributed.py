@@ -26,13 +26,21 @@ class Dist:
 
     def any(self, flag: bool) -> bool:
         """Whether any rank raised `flag`: every rank takes the same branch at a step boundary."""
-        if self.world == 1:
-            return flag
-        # NCCL reduces CUDA tensors only; gloo CPU ones.
-        device = f"cuda:{self.local_rank}" if torch.distributed.get_backend() == "nccl" else "cpu"
-        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item())
+        return any_rank(flag) if self.world > 1 else flag
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether any process of the initialised process group raised `flag` (just `flag` without one): the
+    built-in loop (Dist.any) and a user's script (schedsweep.client: Run.should_stop) both ask here."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    # NCCL reduces CUDA tensors only, each rank's on its own GPU (cuda:LOCAL_RANK, as the loop places the
+    # model); gloo CPU ones.
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def world_size_from_env() -> int:

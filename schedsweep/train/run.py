@@ -38,7 +38,7 @@ import torch
 
 from schedsweep import files
 from schedsweep import schedules, tasks
-from schedsweep.train import checkpoint, distributed, groups, loop, optimizers, script
+from schedsweep.train import checkpoint, recorder, distributed, groups, loop, optimizers, script
 from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
@@ -204,7 +204,7 @@ def train(
     read_every = loop.read_every(device, log.get("log_every", 1))
 
     first = 0
-    run: dict[str, Any] = {"samples": 0, "loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "wall_s": 0.0, "requeues": 0}
+    run: dict[str, Any] = recorder.fresh() | {"requeues": 0}
     if state is not None:
         first = state["step"]
         model.load_state_dict(state["model"])
@@ -318,14 +318,13 @@ def train(
                 if writer is not None:
                     writer.append(last)
                 return diverged(last["step"])
-            run["eval_loss"] = eval_loss = _evaluate(task, model, optimizer, precision)
+            eval_loss = _evaluate(task, model, optimizer, precision)
+            recorder.evaluated(run, eval_loss)
             last |= {"eval_loss": eval_loss, "wall_s": time.perf_counter() - start}
             if writer is not None:
                 writer.append(last)
             if not math.isfinite(eval_loss):
                 return _summary(DIVERGED, step + 1, run, start)
-            best = run["best_eval"]
-            run["best_eval"] = eval_loss if not math.isfinite(best) else min(best, eval_loss)
             if hasattr(schedule, "observe"):  # reduce-on-plateau: the only schedule driven by the loss
                 schedule.observe(eval_loss)
     bad = drain()
@@ -373,15 +372,10 @@ def _batch_size(batch: Any) -> int:
 
 
 def _summary(status: str, steps_done: int, run: dict[str, Any], start: float) -> store.RunStatus:
-    def finite(x: float) -> float | None:
-        return x if math.isfinite(x) else None
-
     return store.RunStatus(
         status,
         steps_done=steps_done,
-        final_loss=finite(run["loss"]),
-        final_eval_loss=finite(run["eval_loss"]),
-        best_eval_loss=finite(run["best_eval"]),
+        **recorder.losses(run),
         wall_s=time.perf_counter() - start,
         requeues=run["requeues"],
     )
