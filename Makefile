@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup integrations demo test test-fast test-no-accounting cluster browser bench docs clean
+.PHONY: setup integrations demo test test-fast test-no-accounting cluster browser bench docs docs-build clean
 
 setup: $(VENV)/.installed
 
@@ -32,7 +32,7 @@ test-fast: setup
 
 # Everything (what CI runs). Two pytest-xdist workers: the slurm tests one after another on one
 # (tests/conftest.py), the rest on both.
-test: setup integrations cluster browser
+test: setup integrations cluster browser docs-build
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 	$(MAKE) --no-print-directory test-no-accounting
 
@@ -55,6 +55,13 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "make: not root, so no chromium: the HTML rendering test will skip"; fi
 
+# The docs site: docs/*.md, with the reference pages generated from the code (docs/hooks.py).
+docs: setup
+	$(BIN)/mkdocs serve
+
+docs-build: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: setup
 	$(BIN)/python benchmarks/plan_speed.py
 	$(BIN)/python benchmarks/throughput.py
@@ -63,4 +70,4 @@ bench: setup
 	$(BIN)/python benchmarks/eta_accuracy.py +study=rex_quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build docs/reference

@@ -13,7 +13,7 @@ the Tissue law's lam as a logit), in double precision.
    and it starts L0 where theirs starts in their code's law (B x the warm-up's rise above step 1's L0;
    see schedsweep.predict.laws). This short, early-stopped descent is part of their result: run on to
    convergence (step 3 below), the law fits their three 25M training curves better (mean relative error
-   0.00068 vs 0.00100) and predicts the six others worse (0.00121 vs 0.00096, README).
+   0.00068 vs 0.00100) and predicts the six others worse (0.00121 vs 0.00096, docs/tutorials/predict.md).
 3. Multi-Power Law outside the authors' setting (runs much shorter than theirs, other LR and loss scales):
    their fixed step sizes may stop far from a fit (a law-generated curve: 0.26% fit error). When the mean
    relative error on the fitted points is above AUTHORS_FIT, twice what their fits reach, L-BFGS continues
