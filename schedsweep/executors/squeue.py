@@ -98,9 +98,9 @@ def run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIES
             error, transient = "did not answer within 60 s", True
         else:
             error = proc.stderr.strip() or proc.stdout.strip()
-            if proc.returncode in ok_codes and not (proc.returncode and transient(error)):
+            if proc.returncode in ok_codes and not (proc.returncode and is_transient(error)):
                 return proc.stdout
-            transient = transient(error)
+            transient = is_transient(error)
         if not transient or attempt == retries:
             tries = f" ({attempt + 1} tries)" if attempt else ""
             raise SubmissionError(f"'{' '.join(cmd)}' failed{tries}: {error}")
@@ -108,5 +108,5 @@ def run(cmd: list[str], ok_codes: tuple[int, ...] = (0,), retries: int = RETRIES
     raise AssertionError("the loop returns or raises on its last attempt")
 
 
-def transient(error: str) -> bool:
+def is_transient(error: str) -> bool:
     return any(phrase in error.lower() for phrase in TRANSIENT)
