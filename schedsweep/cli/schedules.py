@@ -8,7 +8,6 @@ from typing import Any, Optional
 
 import typer
 
-from schedsweep import files
 from schedsweep.cli.app import ConfigDir, app, friendly, out, schedules_app
 from schedsweep.errors import SchedsweepError
 
@@ -24,9 +23,8 @@ def refine(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
 ) -> None:
     """Derive a schedule from a run's gradient norms (Defazio et al.'s refinement) and write it as YAML."""
-    import yaml
-
     from schedsweep.schedules import refine as refinement
+    from schedsweep.schedules.tabulated import write_spec
 
     if not name.replace("_", "").replace("-", "").isalnum():
         raise SchedsweepError(f"--name {name!r} must be letters, digits, '_' or '-' (it becomes conf/schedule/NAME.yaml).")
@@ -35,7 +33,7 @@ def refine(
         raise SchedsweepError(f"'{target}' exists; pass --force to overwrite it or choose another --name.")
     result = refinement.refine_run(run, norm, window)
     spec = refinement.schedule_yaml(result, name, f"run folder {run}")
-    files.write_text(target, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    write_spec(target, spec)
     figure = run / f"refined-{name}.png"
     refinement.plot(result, figure, f"{name}: refined from run {result.source} ({result.norm} norms)")
     out.print(f"wrote {target} ({result.norm} norms, window {window:g}) and {figure}")

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from schedsweep import files
+from schedsweep.schedules.tabulated import write_spec
 from schedsweep.schedules import refine
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
@@ -89,8 +89,7 @@ def stage_two(
         result = refine.refine_run(store.run_dir(sweep_dir, record["id"]), settings.norm, settings.window)
         label = f"linear, {optimizer}, budget {record['labels']['budget']}, lr {record['labels']['lr']:g}"
         spec = refine.schedule_yaml(result, name, label)
-        (folder / "schedule").mkdir(parents=True, exist_ok=True)
-        files.write_text(folder / "schedule" / f"{name}.yaml", yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+        write_spec(folder / "schedule" / f"{name}.yaml", spec)
         refine.plot(result, folder / f"{name}.png", f"refined for {optimizer}: {label}")
         pinned = [f"schedule={name}", f"optimizer={optimizer}", *([f"budget={budget}"] if settings.per_budget else [])]
         plans.append(make_plan([*kept, *pinned], config_dir=config_dir, config_name=config_name,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from schedsweep import files
+from schedsweep.schedules.tabulated import write_spec
 from schedsweep.sweep import store
 from schedsweep.predict import optimize as optimizing
 from schedsweep.predict import output
@@ -38,7 +38,6 @@ def run(sweep: Path, fit_on: list[str], what: list[str], law: str, optimize: boo
 
 
 def _optimize(groups: list, budget: str, name: str, target: Path, sweep: Path, console: Console) -> None:
-    import yaml
 
     if len(groups) != 1:
         labels = "; ".join(g.label for g in groups)
@@ -48,7 +47,7 @@ def _optimize(groups: list, budget: str, name: str, target: Path, sweep: Path, c
     steps = parse_budget(budget, group.full_steps)
     result = optimizing.optimize(group.law, float(group.key["lr"]), steps, group.warmup)
     spec = optimizing.schedule_yaml(result, name, group.law, f"sweep {sweep.resolve().name} ({group.label})")
-    files.write_text(target, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    write_spec(target, spec)
     console.print(f"wrote {target}: predicted final loss {result.predicted:.4g} at {steps} steps "
                   f"(linear decay: {result.start:.4g})")
     console.print(f"launch it: schedsweep launch schedule={name} budget={budget} ...")

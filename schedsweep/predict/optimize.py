@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from schedsweep.schedules.tabulated import piecewise_spec
 from schedsweep.predict.fitting import PredictError
 from schedsweep.predict.laws import Law, loss_at
 
@@ -83,17 +84,10 @@ def optimize(law: Law, peak: float, steps: int, warmup: float) -> Optimized:
 
 def schedule_yaml(result: Optimized, name: str, law: Law, source: str, points: int = 201) -> dict[str, Any]:
     """A piecewise schedule over [0, 1] of the budget, provenance in its description."""
-    m = result.multipliers
-    idx = np.unique(np.linspace(0, len(m) - 1, points).round().astype(int))
-    pts = [[round(float(i / len(m)), 6), round(float(np.clip(m[i], 0, 1)), 6)] for i in idx]
-    pts[0][0] = 0.0
-    if pts[-1][0] < 1.0:
-        pts.append([1.0, pts[-1][1]])
-    return {
-        "shape": "piecewise",
-        "description": f"{name}: minimises the fitted {law.kind} law's predicted final loss "
+    m = np.clip(result.multipliers, 0, 1)
+    return piecewise_spec(
+        np.arange(len(m)) / len(m), m, points=points,
+        description=f"{name}: minimises the fitted {law.kind} law's predicted final loss "
         f"({result.predicted:.4g}; linear decay: {result.start:.4g}) over non-increasing LRs after the warm-up; "
         f"fitted on {source} (fit error {law.fit_error:.3g})",
-        "source": "Luo et al., A Multi-Power Law for Loss Curve Prediction Across LR Schedules (arXiv 2503.12811), schedule optimisation",
-        "points": pts,
-    }
+        source="Luo et al., A Multi-Power Law for Loss Curve Prediction Across LR Schedules (arXiv 2503.12811), schedule optimisation")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from schedsweep.schedules.tabulated import piecewise_spec
 from schedsweep import files
 from schedsweep.train import metrics
 from schedsweep.sweep import store
@@ -27,7 +28,6 @@ from schedsweep.errors import SchedsweepError
 
 NORMS = {"l2": ("grad_norm", 2.0), "l1": ("grad_norm_l1", 1.0)}
 MIN_STEPS = 10
-POINTS = 201  # points written to the YAML: enough for any budget, small enough to read
 
 
 class RefineError(SchedsweepError):
@@ -112,19 +112,13 @@ def refine_run(run_path: Path, norm: str = "auto", window: float = 0.1) -> Refin
 
 def schedule_yaml(refined: Refined, name: str, source_label: str) -> dict[str, Any]:
     """A piecewise schedule over [0, 1] of the budget, with provenance in its description and source."""
-    idx = np.unique(np.linspace(0, len(refined.schedule) - 1, POINTS).round().astype(int))
-    points = [[round(float(refined.fractions[i]), 6), round(float(refined.schedule[i]), 6)] for i in idx]
-    points[-1] = [points[-1][0], 0.0]
-    if points[-1][0] < 1.0:
-        points.append([1.0, 0.0])
-    points[0][0] = 0.0
-    return {
-        "shape": "piecewise",
-        "description": f"refined from run {refined.source} ({source_label}): {refined.norm} gradient norms, "
+    values = np.array(refined.schedule, dtype=float)
+    values[-1] = 0.0  # the closed form reaches 0 at the last update
+    return piecewise_spec(
+        refined.fractions, values,
+        description=f"refined from run {refined.source} ({source_label}): {refined.norm} gradient norms, "
         f"median window {refined.window:g} of the run",
-        "source": "Defazio, Cutkosky, Mehta, Mishchenko, When, Why and How Much? (arXiv 2310.07831), closed form",
-        "points": points,
-    }
+        source="Defazio, Cutkosky, Mehta, Mishchenko, When, Why and How Much? (arXiv 2310.07831), closed form")
 
 
 def plot(refined: Refined, out: Path, title: str) -> None:

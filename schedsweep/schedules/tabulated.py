@@ -14,6 +14,7 @@ from schedsweep.schedules import formula as formulas
 from schedsweep.schedules.base import UPPER, Piece, is_real, require
 
 FORMULA_VARIABLES = ("z", "t", "T", "W")
+POINTS = 201  # points a written piecewise schedule keeps: enough for a smooth curve, short enough to read
 
 
 def piecewise(
@@ -82,3 +83,29 @@ def formula(total_steps: int, warmup_steps: int, *, formula: str = "1 - z") -> P
     compiled = formulas.parse(formula, FORMULA_VARIABLES)
     n, T, W = total_steps - warmup_steps, float(total_steps), float(warmup_steps)
     return lambda s: compiled(z=s / n, t=s + W, T=T, W=W)
+
+
+def piecewise_spec(fractions: Sequence[float], values: Sequence[float], *, description: str, source: str,
+                   points: int = POINTS) -> dict[str, Any]:
+    """A `piecewise` schedule spec from a curve sampled at `fractions` of the budget (the one writer of
+    schedule YAML: refinement, predict's optimiser and the refinement study all write through it).
+
+    At most `points` samples are kept (evenly by index, the first and last always); the first fraction
+    becomes 0 and, when the last is below 1, the last value is held to fraction 1 (z = 1 is reached only
+    between the last update and the end of the budget, so holding it changes no update at this budget)."""
+    fractions, values = np.asarray(fractions, dtype=float), np.asarray(values, dtype=float)
+    idx = np.unique(np.linspace(0, len(values) - 1, points).round().astype(int))
+    pts = [[round(float(fractions[i]), 6), round(float(values[i]), 6)] for i in idx]
+    pts[0][0] = 0.0
+    if pts[-1][0] < 1.0:
+        pts.append([1.0, pts[-1][1]])
+    return {"shape": "piecewise", "description": description, "source": source, "points": pts}
+
+
+def write_spec(path: Path, spec: dict[str, Any]) -> None:
+    """A schedule spec as conf/schedule YAML, written atomically."""
+    import yaml
+
+    from schedsweep import files
+
+    files.write_text(path, yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))

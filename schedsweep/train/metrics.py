@@ -130,12 +130,21 @@ def truncate_parts(folder: Path, keep: int) -> None:
         part.unlink()
 
 
+def read_part(path: Path) -> pa.Table:
+    """One part file in the metrics schema (the one reader of parts: runs, forks, collect). ParquetFile.read
+    is ~4x faster than read_table on small files. KeyError/ArrowInvalid: not our schema."""
+    table = pq.ParquetFile(path).read(use_threads=False)
+    if "inherited" not in table.column_names:  # written before shared prefixes: nothing inherited
+        table = table.append_column("inherited", pa.array([False] * table.num_rows, pa.bool_()))
+    return conform(table)
+
+
 def read_metrics(folder: Path, columns: list[str] | None = None) -> pa.Table:
     """All closed parts of one run, in step order (an empty table with the schema if none), extra columns included."""
     parts = part_files(folder)
     if not parts:
         return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(columns)
-    table = pa.concat_tables((conform(pq.read_table(p)) for p in parts), promote_options="default")
+    table = pa.concat_tables((read_part(p) for p in parts), promote_options="default")
     if columns is not None:
         table = table.select(columns)
     return table.sort_by("step") if "step" in table.column_names else table
