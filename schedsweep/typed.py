@@ -22,9 +22,12 @@ from schedsweep.errors import ConfigError
 T = TypeVar("T")
 
 
-def number(default: Any, *, low: float, kind: type = int, null: bool = False, above: bool = False, doc: str = "") -> Any:
-    """A number field: `kind` (int, or float which also takes ints), >= low (> low when `above`), null when `null`."""
-    return dataclasses.field(default=default, metadata={"kind": kind, "low": low, "above": above, "null": null, "doc": doc})
+def number(default: Any, *, low: float, kind: type = int, null: bool = False, above: bool = False, doc: str = "",
+           aside: str = "") -> Any:
+    """A number field: `kind` (int, or float which also takes ints), >= low (> low when `above`), null when `null`.
+    `aside` follows the key's name in messages ("lr_mult (a multiplier of optimizer.lr) must be ...")."""
+    return dataclasses.field(default=default, metadata={"kind": kind, "low": low, "above": above, "null": null, "doc": doc,
+                                                        "aside": aside})
 
 
 def choice(default: str, options: Sequence[str], doc: str = "") -> Any:
@@ -92,4 +95,5 @@ def check(key: str, value: Any, f: dataclasses.Field) -> Any:
             return str(value)
     else:
         return value  # declared by its type alone: the owner checks it
-    raise ConfigError(f"{key} must be {allowed(f)}; got {value!r}.")
+    aside = f" ({meta['aside']})" if meta.get("aside") else ""
+    raise ConfigError(f"{key}{aside} must be {allowed(f)}; got {value!r}.")

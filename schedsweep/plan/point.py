@@ -62,7 +62,7 @@ class RunKeys:
     config.yaml of the user's own that omits a key."""
 
     seed: int = number(0, low=0, doc="model init and batch order")
-    lr_mult: float = number(1.0, low=0, kind=float, above=True,
+    lr_mult: float = number(1.0, low=0, kind=float, above=True, aside="a multiplier of optimizer.lr",
                             doc="the peak LR is optimizer.lr x lr_mult: sweep it to tune several tasks' LRs at once")
     grad_clip: float | None = number(None, low=0, kind=float, null=True, above=True,
                                      doc="clip the global L2 gradient norm to this value; null = no clipping")
