@@ -207,14 +207,17 @@ def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Pat
 
 
 def test_a_local_launch_leaves_the_runs_live_on_the_cluster_alone(tmp_path: Path) -> None:
-    log = tmp_path / "attempts.txt"
-    args = ["launch", *FLAKY, f"+task.log_to={log}", "full_steps=6000", "eval_every=2000", "seed=0,1", "--name", "live"]
+    log, slow = tmp_path / "attempts.txt", tmp_path / "slow"
+    slow.touch()  # 50 ms a step until removed: the jobs are still running when the local launch looks (a loaded machine included)
+    args = ["launch", *FLAKY, f"+task.log_to={log}", f"+task.slow_if={slow}", "full_steps=6000", "eval_every=2000", "seed=0,1",
+            "--name", "live"]
     cli(*args, "executor=slurm", cwd=tmp_path)
     sweep = tmp_path / "results" / "live"
     runs = [store.run_dir(sweep, r["id"]) for r in store.read_plan(sweep)]
     _wait(lambda: all(claims.read(r) is not None for r in runs), 180, "both Slurm jobs to claim their runs")
     local = cli(*args, "executor=local", "executor.threads_per_run=1", cwd=tmp_path).stdout
     assert "running 2" in local and "done 0" in local  # nothing trained here
+    slow.unlink()
     _wait(lambda: set(statuses(sweep).values()) == {"done"}, 300, "the Slurm jobs to finish")
     assert attempts_per_seed(log) == {"0": 1, "1": 1}
     assert_trained_once(sweep, 6000)
