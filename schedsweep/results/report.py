@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from schedsweep.results import collect, compare
+from schedsweep.results import caveats, collect, compare, contrasts, identical, significance
+from schedsweep.results.pivot import AVG_RANK, PIVOT_FIELDS, pivot
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED
@@ -37,9 +38,7 @@ RANKABLE = (*METRICS, "train_loss_last_k", *(f"final_{c}" for c in collect.FINAL
 LABELS = collect.LABELS
 STATUS_COLUMNS = ("status", "final_eval_loss", "final_loss", "best_eval_loss", "steps_done", "wall_s", "error")
 CELL_STATS = ("best_lr", "mean", "std", "ci95", "n", "n_runs", "n_diverged", "n_failed", "n_missing", "mark")
-RANK_COLUMNS = (*CELL_STATS, "rank", "gap", "gap_pct")
-PIVOT_FIELDS = ("mean", "rank", "mark")
-AVG_RANK = ("avg_rank", "")
+RANK_COLUMNS = (*CELL_STATS, "rank", "gap", "gap_pct", "same_as", "best_group", "p_vs_best", "p_test", "lr_edge")
 # Marks: "" a full result; "partial" some seeds of the best LR unfinished; "diverged" no LR has a
 # finite mean; "failed"/"missing" no finished run (failed wins: resubmission is needed, not patience).
 # In the pivot only, "absent" is a schedule the plan never ran at a budget its setting has.
@@ -161,15 +160,24 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     t = np.array([t_quantile(n - 1) for n in cells["n"]])
     cells["ci95"] = t * cells["std"] / np.sqrt(cells["n"].where(cells["n"] > 0))
 
-    finite_mean = cells["mean"].where(found)
+    # A schedule with another's LR sequence (identical.same_as) is that schedule: ranked without it, it takes its rank.
+    problem = ["_sid", "budget", "steps"]
+    cells["same_as"] = identical.same_as(cells.assign(**{identical.DIGEST: by_cell[identical.DIGEST].first()
+                                                         .reindex(cells["_cid"]).to_numpy()}), problem)
+    distinct = cells["same_as"].eq("")
     diverged = cells["mark"] == "diverged"
-    cells = cells.assign(_finite=finite_mean, _t0=found, _t1=diverged)
-    by_budget = cells.groupby(["_sid", "budget", "steps"], sort=False)
+    cells = cells.assign(_finite=cells["mean"].where(found & distinct), _t0=found & distinct, _t1=diverged & distinct)
+    by_budget = cells.groupby(problem, sort=False)
     n_finite = by_budget["_t0"].transform("sum")
     n_diverged = by_budget["_t1"].transform("sum")
     cells["rank"] = np.select([found, diverged], [by_budget["_finite"].rank(method="min"), n_finite + 1],
                               n_finite + n_diverged + 1).astype(int)
+    cells["rank"] = identical.original_values(cells, problem, "rank")
     best_mean = by_budget["_finite"].transform("min")
+    cells["_pid"] = by_budget.ngroup()
+    cells = cells.join(significance.best_groups(cells.assign(_finite=cells["mean"].where(found)),
+                                                _seed_scores(frame, cells), "_pid"))
+    cells["lr_edge"] = _lr_edges(frame, cells)
     cells["gap"] = cells["mean"] - best_mean
     cells["gap_pct"] = 100 * cells["gap"] / best_mean.abs().where(best_mean != 0)
     sign = -1.0 if maximize else 1.0
@@ -224,60 +232,6 @@ def winners(ranked: pd.DataFrame) -> pd.DataFrame:
     return ranked[(ranked["rank"] == 1) & np.isfinite(ranked["mean"])].reset_index(drop=True)
 
 
-def pivot(ranked: pd.DataFrame) -> pd.DataFrame:
-    """REX's table: per setting, one row per schedule, one column group per budget, and avg_rank.
-
-    Index: (*setting columns, schedule). Columns: a MultiIndex (budget, field) with field in
-    mean | rank | mark for every budget (ordered by steps), then ("avg_rank", ""). avg_rank is the
-    mean of a schedule's ranks over its setting's budgets; a schedule the plan never ran at one of
-    them counts there as rank = number of schedules in the setting (mark "absent"), so like missing
-    runs it counts against the schedule. Cells of budgets a setting does not have are NaN. Rows are
-    sorted by setting (plan order), avg_rank, schedule.
-    """
-    setting = setting_columns(ranked)
-    sid = ranked.groupby(setting, sort=False, dropna=False).ngroup()
-    # Budgets by steps (the fewest where tasks differ); in plain Python, as groupby would turn 500 into 500.0.
-    steps_of: dict[Any, int] = {}
-    for b, steps in zip(ranked["budget"], ranked["steps"]):
-        steps_of[b] = min(int(steps), steps_of.get(b, int(steps)))
-    budgets = sorted(steps_of, key=steps_of.__getitem__)
-    rows: list[tuple[tuple[Any, ...], list[Any]]] = []
-    order: list[tuple[int, float, str]] = []
-    for s, part in ranked.groupby(sid, sort=False):
-        worst = part["schedule"].nunique()
-        present = set(part["budget"])
-        for schedule, g in part.groupby("schedule", sort=False):
-            have = {b: (m, r, k) for b, m, r, k in zip(g["budget"], g["mean"], g["rank"], g["mark"])}
-            values: list[Any] = []
-            ranks: list[float] = []
-            for b in budgets:
-                if b in have:
-                    cell = have[b]
-                elif b in present:
-                    cell = (math.nan, worst, "absent")
-                else:
-                    cell = (math.nan, math.nan, None)
-                values.extend(cell)
-                if not pd.isna(cell[1]):
-                    ranks.append(float(cell[1]))
-            avg = sum(ranks) / len(ranks)
-            rows.append(((*part[setting].iloc[0], schedule), [*values, avg]))
-            order.append((int(s), avg, str(schedule)))
-    rows = [row for _, row in sorted(zip(order, rows), key=lambda pair: pair[0])]
-    names = [*setting, "schedule"]
-    index_arrays = [list(a) for a in zip(*(key for key, _ in rows))] or [[] for _ in names]
-    columns = pd.MultiIndex.from_tuples(
-        [(b, f) for b in budgets for f in PIVOT_FIELDS] + [AVG_RANK], names=["budget", "field"]
-    )
-    table = pd.DataFrame(
-        [values for _, values in rows],
-        index=pd.MultiIndex.from_arrays(index_arrays, names=names),
-        columns=columns,
-    )
-    table.attrs = dict(ranked.attrs)
-    return table
-
-
 @dataclass
 class Report:
     """Every table of `schedsweep report`, computed; schedsweep.results.render and .html only format them."""
@@ -292,10 +246,14 @@ class Report:
     profile: pd.DataFrame
     sensitivity: pd.DataFrame
     pairs: pd.DataFrame  # (optimizer, schedule) pairs ranked per budget where a task has several optimizers
+    contrasts: pd.DataFrame  # paired contrasts across problems, bootstrap CIs (schedsweep.results.contrasts)
+    problems: pd.DataFrame  # one row per problem, degenerate ones marked (schedsweep.results.caveats)
+    performance_2: pd.DataFrame  # the profile scores at the second r_max (compare.R_MAX_2)
     metric: str
     maximize: bool
     baseline: str
     r_max: float
+    r_max_2: float = compare.R_MAX_2
     notes: list[str] = field(default_factory=list)
 
 
@@ -310,6 +268,9 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
     notes += ratios.attrs.get("notes", [])
     perf = compare.performance_ratios(ranked)
     notes += perf.attrs.get("notes", [])
+    problems = caveats.problems(ranked)
+    seeds = contrasts.seed_scores(ranked, best_runs(runs, ranked), ranked.attrs["metric"])
+    r_max_2 = compare.R_MAX_2 if r_max != compare.R_MAX_2 else compare.R_MAX
     return Report(
         ranked=ranked,
         pivot=pivot(ranked),
@@ -321,11 +282,16 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         profile=compare.profile(perf, r_max),
         sensitivity=lr_sensitivity(runs, metric, maximize),
         pairs=_pairs(runs, metric, maximize),
+        contrasts=contrasts.contrasts(ranked, seeds, baseline, maximize),
+        problems=problems,
+        performance_2=compare.profile_scores(perf, r_max_2),
         metric=ranked.attrs["metric"],
         maximize=maximize,
         baseline=baseline,
         r_max=r_max,
-        notes=notes + compare.fraction_notes(ranked),
+        r_max_2=r_max_2,
+        notes=notes + compare.fraction_notes(ranked) + significance.no_test_note(ranked)
+        + caveats.edge_note(ranked, compare.budget_label) + caveats.degenerate_note(problems, compare.budget_label),
     )
 
 
@@ -345,6 +311,8 @@ def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFra
     status = runs["status"]
     value = (-1.0 if maximize else 1.0) * runs[column].astype(float)
     score = value.where(status == DONE).mask(status == DIVERGED, np.inf)
+    if identical.DIGEST not in runs.columns:  # without the plan's specs: no schedule is known identical
+        runs = runs.assign(**{identical.DIGEST: None})
     frame = runs.assign(_score=score, _div=status == DIVERGED, _fail=status == FAILED, _na=score.isna(),
                         _sid=runs.groupby(setting, sort=False, dropna=False).ngroup())
     frame["_cid"] = frame.groupby(["_sid", "budget", "steps", "schedule"], sort=False, dropna=False).ngroup()
@@ -355,6 +323,27 @@ def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFra
     # std of [x, inf] is NaN; of one seed, NaN (ddof=1).
     per_lr["complete"] = per_lr["n"] == per_lr["n_total"]
     return frame, setting, per_lr
+
+
+def _seed_scores(frame: pd.DataFrame, cells: pd.DataFrame) -> dict[Any, dict[Any, float]]:
+    """Per cell (cells' index): seed -> oriented score of its finished runs at the cell's best LR."""
+    best = frame["_cid"].map(pd.Series(cells["best_lr"].to_numpy(), index=cells["_cid"]))
+    at_best = frame[(frame["lr"] == best) & np.isfinite(frame["_score"])]
+    index_of = dict(zip(cells["_cid"], cells.index))
+    out: dict[Any, dict[Any, float]] = {}
+    for cid, seed, score in zip(at_best["_cid"], at_best["seed"], at_best["_score"]):
+        out.setdefault(index_of[cid], {})[seed] = float(score)
+    return out
+
+
+def _lr_edges(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.Series:
+    """"low" / "high" where a cell's best LR is the lowest / highest of the >= 2 LRs it ran with, else ""."""
+    lrs = frame.groupby("_cid")["lr"].agg(["min", "max", "nunique"]).reindex(cells["_cid"])
+    best = cells["best_lr"].to_numpy()
+    several = lrs["nunique"].to_numpy() >= 2
+    edge = np.select([several & (best == lrs["min"].to_numpy()), several & (best == lrs["max"].to_numpy())],
+                     ["low", "high"], "")
+    return pd.Series(edge, index=cells.index, dtype=object)
 
 
 def _require_measured(runs: pd.DataFrame, column: str) -> None:
