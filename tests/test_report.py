@@ -96,6 +96,7 @@ def test_load_runs_columns_plan_order_and_pending(tmp_path: Path) -> None:
     assert list(frame.columns) == [
         "id", "task", "optimizer", "schedule", "budget", "steps", "lr", "seed", "task.d_model",
         "status", "final_eval_loss", "final_loss", "best_eval_loss", "steps_done", "wall_s", "error",
+        "_lr_digest",  # the LR multipliers' digest: equal ones are one competitor (schedsweep.results.identical)
     ]
     assert list(frame["schedule"]) == ["rex", "cosine"]
     assert list(frame["status"]) == ["done", "pending"]

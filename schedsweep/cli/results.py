@@ -41,7 +41,7 @@ def report(
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
     r_max: float = typer.Option(1.1, "--r-max", help="Performance profile: ratios to the best counted up to this factor."),
-    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: ranking, pivot, budgets, topk, ratios, ratio_summary or profile."),
+    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: ranking, pivot, budgets, topk, ratios, ratio_summary, profile, pairs, contrasts or problems."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
 ) -> None:
@@ -60,7 +60,11 @@ def report(
         raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
     result = collecting.collect(sweep, last_k=last_k)
     _warn_collected(result)
-    runs = collecting.runs_frame(result.summary)
+    from schedsweep.results import identical
+    from schedsweep.sweep import store
+
+    # The plan's schedule specs: identical LR sequences are one competitor, aliases planned once come back.
+    runs = identical.attach(collecting.runs_frame(result.summary), store.read_plan(sweep))
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")

@@ -11,8 +11,10 @@ to it (a 10% run is a fresh run with its own full decay, as in REX).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -38,6 +40,7 @@ class Plan:
     executor: dict[str, Any]
     refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.plan.study)
     duplicates: int = 0  # grid points that resolved to an already planned run
+    merged: dict[str, int] = field(default_factory=dict)  # "linear_twin = linear" -> grid points planned once
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
     share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.sharing.branching); not in run ids
 
@@ -75,7 +78,7 @@ def make_plan(
             if axis.group:
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
-        runs, duplicates = _expand(c, fixed, axes, config_name, (base, base_names))
+        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names))
     _validate(runs, check_imports)
     return Plan(
         name=name or default_name(runs),
@@ -85,7 +88,8 @@ def make_plan(
         overrides=tuple(overrides),
         executor=base.get("executor", {}),
         refinement=refinement,
-        duplicates=duplicates,
+        duplicates=sum(merged.values()),
+        merged=merged,
         counts={a.key: len(a.values) for a in axes},
         share_prefix=_share_prefix(base),
     )
@@ -133,11 +137,11 @@ def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axi
 
 def _expand(
     c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]]
-) -> tuple[list[Run], int]:
+) -> tuple[list[Run], dict[str, int]]:
     group_axes = [a for a in axes if a.group]
     value_axes = [a for a in axes if not a.group]
     runs: dict[str, Run] = {}
-    duplicates = 0
+    merged: Counter[str] = Counter()
     identifier = Identifier(tasks.identity_params, optimizers.identity_params)
     for choice, (cfg, names) in zip(
         itertools.product(*(a.values for a in group_axes)), _group_configs(c, fixed, group_axes, config_name, base)
@@ -156,10 +160,32 @@ def _expand(
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
             run = make_run(point, names, swept, identifier)
             if run.id in runs:
-                duplicates += 1
+                runs[run.id], what = _merge(runs[run.id], run)
+                merged[what] += 1
             else:
                 runs[run.id] = run
-    return list(runs.values()), duplicates
+    return list(runs.values()), dict(merged)
+
+
+def _merge(kept: Run, again: Run) -> tuple[Run, str]:
+    """A grid point whose run is already planned: the kept run, and what the two differ in ("b = a").
+
+    When they differ only in the schedule's name (a copy of linear.yaml under another name), the kept
+    run lists that name in `aliases`, so the report can list the schedule as the same as the kept one
+    (schedsweep.results.identical) instead of letting it vanish.
+    """
+    names = [k for k in ("task", "optimizer", "schedule") if again.labels[k] != kept.labels[k]]
+    swept = [k for k, v in again.labels["axes"].items() if k not in names and kept.labels["axes"].get(k) != v]
+    if names == ["schedule"] and not swept:
+        name = str(again.labels["schedule"])
+        if name not in kept.aliases:
+            kept = dataclasses.replace(kept, aliases=(*kept.aliases, name))
+        return kept, f"{name} = {kept.labels['schedule']}"
+    if not names and not swept:
+        return kept, "the same grid point twice"
+    left = ", ".join([*(f"{k}={again.labels[k]}" for k in names), *(f"{k}={again.labels['axes'][k]}" for k in swept)])
+    right = ", ".join([*(f"{k}={kept.labels[k]}" for k in names), *(f"{k}={kept.labels['axes'].get(k)}" for k in swept)])
+    return kept, f"{left} = {right}"
 
 
 def _group_configs(

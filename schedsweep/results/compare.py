@@ -99,10 +99,12 @@ def top_k(ranked: pd.DataFrame, low: float = LOW_BUDGET, ks: tuple[int, ...] = (
     {low,high,all}_best is the share of problems where the schedule is in the best group. Top-k means rank <= k with a finite mean
     (a tie for first is a Top-1 for each tied schedule, so a column may sum past 100%). Shares are
     over the problems where the schedule was planned (n_low, n_high, n_all); NaN where there are none.
-    Columns: low_top1, low_top3, [low_best,] n_low, then the same for high and all.
+    Columns: low_top1, low_top3, [low_best,] n_low, then the same for high and all, then same_as
+    (the schedules it was identical to somewhere, "" if none).
     Rows sorted by all_top1, all_top3 (descending), schedule.
     """
     schedules = list(dict.fromkeys(ranked["schedule"]))
+    same = _same_as_names(ranked, schedules)
     ranked = distinct(ranked)
     fraction = budget_fraction(ranked)
     finite = np.isfinite(ranked["mean"].astype(float))
@@ -119,8 +121,18 @@ def top_k(ranked: pd.DataFrame, low: float = LOW_BUDGET, ks: tuple[int, ...] = (
         for column in grouped_by:
             out[f"{name}_{column}"] = 100 * grouped[column].mean().reindex(schedules).astype(float)
         out[f"n_{name}"] = grouped.size().reindex(schedules).fillna(0).astype(int)
+    out["same_as"] = same
     sort = [f"all_top{k}" for k in ks]
     return out.sort_values(sort, ascending=False, kind="stable")
+
+
+def _same_as_names(ranked: pd.DataFrame, schedules: list[str]) -> list[str]:
+    """Per schedule, the schedules it was identical to at some budget ("linear"; "" when none)."""
+    if "same_as" not in ranked.columns:
+        return [""] * len(schedules)
+    dups = ranked[ranked["same_as"].fillna("").ne("")]
+    names = {s: ", ".join(dict.fromkeys(g["same_as"].astype(str))) for s, g in dups.groupby("schedule", sort=False)}
+    return [names.get(s, "") for s in schedules]
 
 
 def ratio_to_baseline(ranked: pd.DataFrame, baseline: str = "linear") -> pd.DataFrame:

@@ -119,7 +119,10 @@ def report_sections(rep: Report) -> list[Section]:
                       f"(n) problems; over {counted}",
                       ["schedule", "low (<25%)", "high (≥25%)", "overall"])
     for i, (schedule, row) in enumerate(zip(top.index, top.to_dict("records"))):
-        section.rows.append([str(schedule), *[_share(row, g) for g in ("low", "high", "all")]])
+        shares = [_share(row, g) for g in ("low", "high", "all")]
+        if row.get("same_as") and not row["n_all"]:  # identical to another schedule at every budget
+            shares[-1] = f"= {row['same_as']}"
+        section.rows.append([str(schedule), *shares])
         if row["all_top1"] == top["all_top1"].max():
             section.bold.add(i)
     across.append(section)
@@ -146,7 +149,7 @@ def report_sections(rep: Report) -> list[Section]:
     perf = rep.performance
     other = rep.performance_2.reindex(perf.index)
     section = Section(f"Dolan-More profile of final-metric ratios, r_max = {rep.r_max:g} and {rep.r_max_2:g}",
-                      f"share of problems within a factor τ of the best final {metric}, integrated over τ in [1, r_max] "
+                      f"share of problems within a factor τ of the best {metric}, integrated over τ in [1, r_max] "
                       "and divided by r_max - 1: 1 = best everywhere (not AlgoPerf's profile, which is of times to a "
                       f"target, with r_max = 4); over {counted}",
                       ["schedule", f"score ({rep.r_max:g})", f"score ({rep.r_max_2:g})", "problems", "best",
@@ -303,12 +306,13 @@ def _share(row: dict[str, Any], group: str) -> str:
 
 def _contrast_section(rep: Report, counted: str) -> Section:
     section = Section("Paired contrasts across problems",
-                      f"mean over problems of 100 (A - B) / |B| of the final {_metric_name(rep.ranked)} (negative: A "
+                      f"mean over problems of 100 (A - B) / |B| of {_metric_name(rep.ranked)} (negative: A "
                       "lower), 95% bootstrap interval over settings and seeds (paired seeds); a better = problems "
                       f"where A's mean is better; of {counted}",
-                      ["contrast", "problems", "a better", "A - B (%)", "95% interval", "verdict"])
+                      ["contrast", "settings", "problems", "a better", "A - B (%)", "95% interval", "verdict"])
     for row in rep.contrasts.to_dict("records"):
-        section.rows.append([row["contrast"], str(row["problems"]), str(row["a_better"]), f"{row['diff_pct']:+.2f}",
+        section.rows.append([row["contrast"], str(row["settings"]), str(row["problems"]), str(row["a_better"]),
+                             f"{row['diff_pct']:+.2f}",
                              f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", row["verdict"]])
     return section
 

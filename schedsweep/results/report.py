@@ -56,7 +56,8 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
 
     Columns: id, task, optimizer, schedule, budget, steps, lr, seed, one column per setting key
     (named as the key, e.g. `task.d_model`), then status, final_eval_loss, final_loss,
-    best_eval_loss, steps_done, wall_s, error. `budget` keeps the user's spelling (object dtype:
+    best_eval_loss, steps_done, wall_s, error, _lr_digest (schedsweep.results.identical; a copy of a run
+    follows for each schedule name the plan merged into it). `budget` keeps the user's spelling (object dtype:
     0.25 is a fraction, 500 is steps); `steps` is the resolved step count that orders budgets.
     """
     records = store.read_plan(Path(sweep_dir))
@@ -65,7 +66,7 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     for column in STATUS_COLUMNS:
         frame[column] = [getattr(s, column) for s in statuses]
     losses = {k: float for k in ("final_eval_loss", "final_loss", "best_eval_loss", "wall_s")}
-    return frame.astype({**losses, "steps_done": int})
+    return identical.attach(frame.astype({**losses, "steps_done": int}), records)
 
 
 def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
@@ -170,7 +171,7 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     by_budget = cells.groupby(problem, sort=False)
     n_finite = by_budget["_t0"].transform("sum")
     n_diverged = by_budget["_t1"].transform("sum")
-    cells["rank"] = np.select([found, diverged], [by_budget["_finite"].rank(method="min"), n_finite + 1],
+    cells["rank"] = np.select([cells["_t0"], cells["_t1"]], [by_budget["_finite"].rank(method="min"), n_finite + 1],
                               n_finite + n_diverged + 1).astype(int)
     cells["rank"] = identical.original_values(cells, problem, "rank")
     best_mean = by_budget["_finite"].transform("min")

@@ -95,6 +95,11 @@ class Sweep:
         with sweep.lock():
             known = store.read_plan(sweep.path) if store.is_sweep(sweep.path) else []
             known_ids = {r["id"] for r in known}
+            aliases = {r.id: r.aliases for r in plan.runs if r.aliases}
+            for record in known:  # a schedule planned once into a run of an earlier launch: record its name
+                extra = [a for a in aliases.get(record["id"], ()) if a not in (record.get("aliases") or [])]
+                if extra:
+                    record["aliases"] = [*(record.get("aliases") or []), *extra]
             records = known + [r.record() for r in plan.runs if r.id not in known_ids]
             store.write_plan(sweep.path, records)
             store.atomic_write_text(sweep.path / store.SWEEP_CONFIG, _sweep_yaml(plan))
