@@ -40,14 +40,16 @@ def report(
     maximize: bool = typer.Option(False, "--maximize/--minimize", help="Higher metric is better (accuracy-like), or lower (losses, the default)."),
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
-    r_max: float = typer.Option(1.1, "--r-max", help="Performance profile: ratios to the best counted up to this factor."),
+    r_max: float = typer.Option(1.1, "--r-max", help="Dolan-More profile of final-metric ratios: counted up to this factor (shown beside r_max 1.02)."),
     table: Optional[str] = typer.Option(None, "--table", help="With --format csv: ranking, pivot, budgets, topk, ratios, ratio_summary, profile, pairs, contrasts or problems."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
 ) -> None:
     """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule; with several optimizers, (optimizer, schedule) pairs), then
     compare them across settings: average rank per budget, Top-1/Top-3 shares, ratio to linear decay,
-    performance profile. Collects the sweep first (only runs changed since the last collect)."""
+    Dolan-More profile of final-metric ratios, paired contrasts with bootstrap CIs; marks the best group
+    (not significantly worse than the winner), identical schedules, best LRs at the grid's edge and
+    degenerate problems. Collects the sweep first (only runs changed since the last collect)."""
     from schedsweep.results import collect as collecting
     from schedsweep.results import render
     from schedsweep.results import report as reporting
@@ -60,11 +62,7 @@ def report(
         raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
     result = collecting.collect(sweep, last_k=last_k)
     _warn_collected(result)
-    from schedsweep.results import identical
-    from schedsweep.sweep import store
-
-    # The plan's schedule specs: identical LR sequences are one competitor, aliases planned once come back.
-    runs = identical.attach(collecting.runs_frame(result.summary), store.read_plan(sweep))
+    runs = reporting.collected_runs(sweep, result.summary)
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")

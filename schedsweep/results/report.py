@@ -69,6 +69,12 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     return identical.attach(frame.astype({**losses, "steps_done": int}), records)
 
 
+def collected_runs(sweep_dir: Path, summary: pd.DataFrame) -> pd.DataFrame:
+    """The runs `report` ranks: the collected summary (collect.runs_frame) with the plan's schedule
+    digests and the schedule names it planned once (schedsweep.results.identical)."""
+    return identical.attach(collect.runs_frame(summary), store.read_plan(Path(sweep_dir)))
+
+
 def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of tasks trained with several optimizers, relabelled to rank (optimizer, schedule) pairs.
 
@@ -134,8 +140,14 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
 
     Columns: setting columns, budget, steps, schedule, best_lr, mean, std (ddof=1, NaN when n == 1),
     ci95, n (finished seeds at best_lr), n_runs, n_diverged, n_failed, n_missing (pending, running,
-    or done without this metric), mark, rank, gap, gap_pct. Sorted by setting (plan order), steps,
-    rank, schedule. `.attrs` holds the metric column and maximize.
+    or done without this metric), mark, rank, gap, gap_pct, then:
+    same_as: the first schedule (plan order) with the same LR sequence at this budget, else ""
+    (schedsweep.results.identical); such a row is ranked as that schedule (it takes its rank, and no
+    other schedule ranks behind it for it); best_group, p_vs_best, p_test: in the best group (not
+    significantly worse than the winner), the one-sided p-value and its test ("paired t", "Welch t",
+    "" without one) (schedsweep.results.significance); lr_edge: "low" / "high" when best_lr is the
+    lowest / highest of the >= 2 LRs the cell ran with, else "". Sorted by setting (plan order),
+    steps, rank, schedule. `.attrs` holds the metric column and maximize.
     """
     column = metric_column(runs, metric)
     frame, setting, per_lr = _per_lr(runs, column, maximize)

@@ -223,11 +223,10 @@ class Sweep:
     def report(self, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
                r_max: float = 1.1, last_k: int = 20) -> Any:
         """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep."""
-        from schedsweep.results import collect
         from schedsweep.plan import study
         from schedsweep.results import report as reporting
 
-        runs = collect.runs_frame(self.collect(last_k).summary)
+        runs = reporting.collected_runs(self.path, self.collect(last_k).summary)
         rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline, r_max=r_max)
         rep.notes.extend(study.source_notes(self.path))
         return rep
