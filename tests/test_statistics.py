@@ -225,3 +225,16 @@ def test_the_profile_is_named_for_final_metric_ratios_at_two_r_max(tmp_path: Pat
     assert "## Dolan-More profile of final-metric ratios, r_max = 1.1 and 1.02" in md
     assert "| linear | 0.500 | 0.000 |" in md  # 1.05: within 10% (score (1.1 - 1.05) / 0.1), not within 2%
     assert "(AlgoPerf)" not in md
+
+
+def test_plateau_is_constant_in_a_run_too_short_to_lower_its_lr() -> None:
+    from schedsweep.results import identical
+
+    def record(name: str, steps: int) -> dict[str, Any]:
+        spec = {"schedule": without_labels(schedules.load(name)), "steps": steps}
+        return {"id": f"{name}-{steps}", "spec": spec, "log": {"eval_every": 100}}
+
+    # patience 3: a decay needs 5 evaluations before the last update; 401 steps have 4 ((401 - 1) // 100), 501 have 5
+    digests = identical.digests([record(n, s) for n in ("plateau", "constant") for s in (401, 501)])
+    assert digests["plateau-401"] == digests["constant-401"] is not None
+    assert digests["plateau-501"] is None and digests["constant-501"] is not None

@@ -9,8 +9,11 @@ comes back as a row of its own, so the report names it instead of letting it van
 
 The plan is the source: each run's schedule spec and steps give its multiplier sequence
 (schedsweep.schedules.values); equal sequences (to 12 significant digits, float noise of the two
-formulas) have equal digests. `plateau` depends on the losses it sees, so it is never identical to a
-fixed schedule. The report column `same_as` names the first schedule, in plan order, with the same
+formulas) have equal digests. `plateau` depends on the losses it sees, so it has no fixed sequence,
+except in a run too short to lower its LR: with E = eval_every, the evaluations that can change a
+later update are the (T - 1) // E after updates E-1, 2E-1, ... before the last; a decay needs
+patience + 1 bad ones after the first (which always improves on +inf), so with fewer than
+patience + 2 of them the LR is the warm-up, then the peak: constant, step for step. The report column `same_as` names the first schedule, in plan order, with the same
 sequence in the same (setting, budget); such a row takes that schedule's rank, and the cross-setting
 Top-k and average-rank tables leave it out (schedsweep.results.compare).
 """
@@ -34,7 +37,7 @@ DIGITS = 12
 
 def digests(records: list[dict[str, Any]]) -> dict[str, str | None]:
     """Run id -> digest of its multiplier sequence f(0..T-1); None for a stateful or unparsable schedule."""
-    cache: dict[tuple[str, int], str | None] = {}
+    cache: dict[tuple[str, int, Any], str | None] = {}
     out: dict[str, str | None] = {}
     for record in records:
         spec = record.get("spec") or {}
@@ -42,19 +45,24 @@ def digests(records: list[dict[str, Any]]) -> dict[str, str | None]:
         if not isinstance(schedule, dict) or not isinstance(steps, int):
             out[record["id"]] = None
             continue
-        key = (json.dumps(schedule, sort_keys=True, default=str), steps)
+        eval_every = (record.get("log") or {}).get("eval_every")
+        key = (json.dumps(schedule, sort_keys=True, default=str), steps, eval_every)
         if key not in cache:
-            cache[key] = _digest(schedule, steps)
+            cache[key] = _digest(schedule, steps, eval_every)
         out[record["id"]] = cache[key]
     return out
 
 
-def _digest(schedule: dict[str, Any], steps: int) -> str | None:
+def _digest(schedule: dict[str, Any], steps: int, eval_every: Any = None) -> str | None:
     try:
         f = schedules.build(schedule, steps)
     except (SchedsweepError, TypeError, ValueError):
         return None
-    if not callable(f) or isinstance(f, schedules.Plateau):
+    if isinstance(f, schedules.Plateau):
+        # Never lowered within the run: its sequence is fixed (see the module docstring).
+        if not isinstance(eval_every, int) or eval_every < 1 or (steps - 1) // eval_every >= f.patience + 2:
+            return None
+    elif not callable(f):
         return None
     with np.errstate(all="ignore"):
         values = np.asarray(f(np.arange(steps, dtype=np.float64)), dtype=np.float64)
