@@ -27,11 +27,15 @@ from schedsweep.sweep import store
 
 
 def sweep_of(root: Path, runs: list[Run]) -> Path:
-    """make_sweep, with each run's schedule spec the shipped conf/schedule/NAME.yaml (labels dropped)."""
+    """make_sweep, with each run's schedule spec the shipped conf/schedule/NAME.yaml (labels dropped); an
+    `optimizer` extra names the run's optimizer (a setting, as in the rex study)."""
     make_sweep(root, runs)
     records = store.read_plan(root)
     for record in records:
         record["spec"]["schedule"] = without_labels(schedules.load(record["labels"]["schedule"]))
+        if "optimizer" in record["labels"]["axes"]:
+            record["labels"]["optimizer"] = record["labels"]["axes"].pop("optimizer")
+            record["spec"]["optimizer"] = {"_target_": "torch.optim.AdamW", "lr": record["labels"]["lr"]}
     store.write_plan(root, records)
     return root
 
@@ -238,3 +242,22 @@ def test_plateau_is_constant_in_a_run_too_short_to_lower_its_lr() -> None:
     digests = identical.digests([record(n, s) for n in ("plateau", "constant") for s in (401, 501)])
     assert digests["plateau-401"] == digests["constant-401"] is not None
     assert digests["plateau-501"] is None and digests["constant-501"] is not None
+
+
+def test_a_contrast_over_one_setting_has_no_verdict(tmp_path: Path) -> None:
+    runs = [Run(s, b, v + seed / 50, seed=seed) for b in (0.1, 1.0) for seed in (0, 1, 2)
+            for s, v in (("rex", 0.9), ("linear", 1.0))]
+    contrasts = table(sweep_of(tmp_path, runs), "contrasts").set_index("contrast")
+    assert contrasts.loc["rex - linear", "ci_high"] < 0  # seed noise alone: an interval that excludes 0
+    assert contrasts.loc["rex - linear", "verdict"] == "none: 1 setting (a verdict needs 3)"
+
+
+def test_average_rank_per_optimizer_as_rex_fig_1_and_pooled_labelled(tmp_path: Path) -> None:
+    runs = [Run(s, 1.0, v, extra={"optimizer": o}) for o, order in (("adamw", ("rex", "linear")), ("sgd", ("linear", "rex")))
+            for s, v in zip(order, (1.0, 2.0))]
+    sweep = sweep_of(tmp_path, runs)
+    per = table(sweep, "budgets_by_optimizer").set_index(["optimizer", "schedule"])
+    assert (per.loc[("adamw", "rex"), "all"], per.loc[("sgd", "rex"), "all"]) == (1.0, 2.0)
+    md = report(sweep, "--format", "md")
+    assert "## Average rank per budget and optimizer (REX Fig. 1)" in md
+    assert "## Average rank per budget, optimizers pooled" in md

@@ -9,7 +9,9 @@ replacement (a setting's problems move together: its budgets share the task and 
 are not independent), and within each drawn problem the seeds are drawn with replacement, the same
 seeds for A and B where the two share them (paired), independently where they do not. The percentile
 interval is reported. The verdict says which is better when the interval excludes 0, else that no
-difference is shown.
+difference is shown; with fewer than MIN_SETTINGS settings there is none: a single setting's problems
+move as one block, so its interval holds seed noise only, not how the difference varies between
+settings (and with 2 seeds a problem's bootstrap mean takes 3 values at most).
 
 Like the best group (schedsweep.results.significance), this uses each schedule's best LR picked on the
 same seeds, which favours every schedule alike here (both sides are picked), and the interval does not
@@ -28,6 +30,7 @@ import pandas as pd
 BOOTSTRAP = 2000
 SEED = 0
 CLAIMS = (("rex", "linear"), ("linear", "cosine"))
+MIN_SETTINGS = 3  # settings resampled for a verdict: 1 or 2 give 1 or 3 distinct compositions
 COLUMNS = ("contrast", "a", "b", "problems", "settings", "paired", "a_better", "diff_pct", "ci_low", "ci_high", "verdict")
 
 
@@ -92,6 +95,8 @@ def _one(seeds: pd.DataFrame, a: str, b: str, maximize: bool, n_boot: int) -> di
     lower_better = f"{a} better" if not maximize else f"{b} better"
     higher_better = f"{b} better" if not maximize else f"{a} better"
     verdict = lower_better if high < 0 else higher_better if low > 0 else "no difference shown"
+    if len(settings) < MIN_SETTINGS:
+        verdict = f"none: {len(settings)} setting{'s' if len(settings) > 1 else ''} (a verdict needs {MIN_SETTINGS})"
     return {"contrast": f"{a} - {b}", "a": a, "b": b, "problems": len(problems), "settings": len(settings),
             "paired": paired, "a_better": better, "diff_pct": diff, "ci_low": float(low), "ci_high": float(high),
             "verdict": verdict}

@@ -26,7 +26,7 @@ from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
 from schedsweep.results.report import pivot as pivot_of
 
-TABLES = ("ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile", "pairs", "contrasts", "problems")
+TABLES = ("ranking", "pivot", "budgets", "budgets_by_optimizer", "topk", "ratios", "ratio_summary", "profile", "pairs", "contrasts", "problems")
 WINNER = "bold green"
 NO_SCORE = "dim"
 RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "p", "mark")
@@ -99,17 +99,13 @@ def report_sections(rep: Report) -> list[Section]:
     metric = _metric_name(rep.ranked)
 
     counted = caveats.count_note(rep.problems)
-    grid = rep.by_budget
-    fractions = [c for c in grid.columns if c not in ("all", "n")]
-    section = Section("Average rank per budget (REX Fig. 1)",
-                      f"rank of each schedule by {metric} averaged over {n_settings} setting(s); 1 is best; a "
-                      f"schedule identical to another at a budget counts once, as the other; over {counted}",
-                      ["schedule", *map(fraction_label, fractions), "all", "problems"])
-    for i, (schedule, row) in enumerate(zip(grid.index, grid.to_dict("records"))):
-        section.rows.append([str(schedule), *[_num(row[f], ".2f") for f in fractions], _num(row["all"], ".2f"), str(row["n"])])
-        if row["all"] == grid["all"].min():
-            section.bold.add(i)
-    across.append(section)
+    caption = (f"rank of each schedule by {metric} averaged over {n_settings} setting(s); 1 is best; a schedule "
+               f"identical to another at a budget counts once, as the other; over {counted}")
+    if rep.ranked["optimizer"].nunique() > 1:  # REX's Fig. 1 is per optimizer; the pooled table is not REX's
+        across.append(_rank_section("Average rank per budget and optimizer (REX Fig. 1)", caption, rep.by_optimizer))
+        across.append(_rank_section("Average rank per budget, optimizers pooled", caption, rep.by_budget))
+    else:
+        across.append(_rank_section("Average rank per budget (REX Fig. 1)", caption, rep.by_budget))
 
     top = rep.top_k
     section = Section("Top-1 / Top-3 shares (REX Table 1)",
@@ -231,6 +227,8 @@ def raw_tables(rep: Report) -> dict[str, pd.DataFrame]:
         "ranking": rep.ranked,
         "pivot": pivot.reset_index(),
         "budgets": budgets.reset_index(),
+        "budgets_by_optimizer": rep.by_optimizer.rename(
+            columns=lambda c: fraction_label(c) if isinstance(c, float) else c).reset_index(),
         "topk": rep.top_k.reset_index(),
         "ratios": rep.ratios.reset_index(),
         "ratio_summary": rep.ratio_summary.reset_index(),
@@ -302,6 +300,19 @@ def _share(row: dict[str, Any], group: str) -> str:
         return ""
     best = f" / {row[f'{group}_best']:.0f}" if f"{group}_best" in row else ""
     return f"{row[f'{group}_top1']:.0f} / {row[f'{group}_top3']:.0f}{best} ({n})"
+
+
+def _rank_section(title: str, caption: str, grid: pd.DataFrame) -> Section:
+    fractions = [c for c in grid.columns if c not in ("all", "n")]
+    keys = list(grid.index.names) if grid.index.nlevels > 1 else ["schedule"]
+    section = Section(title, caption, [*keys, *map(fraction_label, fractions), "all", "problems"], left=len(keys))
+    best = grid.groupby(level=0)["all"].transform("min") if grid.index.nlevels > 1 else grid["all"].min()
+    for i, (key, row) in enumerate(zip(grid.index, grid.to_dict("records"))):
+        labels = [str(k) for k in key] if isinstance(key, tuple) else [str(key)]
+        section.rows.append([*labels, *[_num(row[f], ".2f") for f in fractions], _num(row["all"], ".2f"), str(row["n"])])
+        if row["all"] == (best.iloc[i] if isinstance(best, pd.Series) else best):
+            section.bold.add(i)
+    return section
 
 
 def _contrast_section(rep: Report, counted: str) -> Section:

@@ -251,7 +251,8 @@ class Report:
 
     ranked: pd.DataFrame
     pivot: pd.DataFrame
-    by_budget: pd.DataFrame
+    by_budget: pd.DataFrame  # optimizers pooled
+    by_optimizer: pd.DataFrame  # REX Fig. 1: per optimizer
     top_k: pd.DataFrame
     ratios: pd.DataFrame
     ratio_summary: pd.DataFrame
@@ -288,6 +289,7 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         ranked=ranked,
         pivot=pivot(ranked),
         by_budget=compare.rank_by_budget(ranked),
+        by_optimizer=compare.rank_by_budget(ranked, by=("optimizer",)),
         top_k=compare.top_k(ranked, low=low),
         ratios=ratios,
         ratio_summary=compare.ratio_summary(ratios, maximize),
