@@ -261,3 +261,6 @@ def test_average_rank_per_optimizer_as_rex_fig_1_and_pooled_labelled(tmp_path: P
     md = report(sweep, "--format", "md")
     assert "## Average rank per budget and optimizer (REX Fig. 1)" in md
     assert "## Average rank per budget, optimizers pooled" in md
+    pairs = table(sweep, "pairs")  # (optimizer, schedule) pairs: one LR sequence under two optimizers is two
+    assert set(pairs["schedule"]) == {"adamw/rex", "adamw/linear", "sgd/rex", "sgd/linear"}
+    assert set(pairs["same_as"]) == {""} and sorted(pairs["rank"]) == [1, 1, 3, 3]

@@ -8,8 +8,8 @@ the plan records the second name in the kept run's `aliases` (schedsweep.plan.gr
 comes back as a row of its own, so the report names it instead of letting it vanish.
 
 The plan is the source: each run's schedule spec and steps give its multiplier sequence
-(schedsweep.schedules.values); equal sequences (to 12 significant digits, float noise of the two
-formulas) have equal digests. `plateau` depends on the losses it sees, so it has no fixed sequence,
+(schedsweep.schedules.values); equal sequences (to 12 decimals: the multipliers lie in [0, 1], and
+two formulas of one value differ by float noise) have equal digests. `plateau` depends on the losses it sees, so it has no fixed sequence,
 except in a run too short to lower its LR: with E = eval_every, the evaluations that can change a
 later update are the (T - 1) // E after updates E-1, 2E-1, ... before the last; a decay needs
 patience + 1 bad ones after the first (which always improves on +inf), so with fewer than
@@ -66,7 +66,7 @@ def _digest(schedule: dict[str, Any], steps: int, eval_every: Any = None) -> str
         return None
     with np.errstate(all="ignore"):
         values = np.asarray(f(np.arange(steps, dtype=np.float64)), dtype=np.float64)
-    rounded = np.array([float(f"{v:.{DIGITS}g}") for v in values]) if steps <= 4096 else np.round(values, DIGITS)
+    rounded = np.round(values, DIGITS) + 0.0  # multipliers lie in [0, 1]; + 0.0 turns -0.0 into 0.0
     return hashlib.sha256(rounded.tobytes()).hexdigest()[:16]
 
 

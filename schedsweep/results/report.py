@@ -85,6 +85,9 @@ def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
     """
     several = runs.groupby("task", sort=False)["optimizer"].transform("nunique") > 1
     out = runs[several].copy()
+    if identical.DIGEST in out.columns:  # one LR sequence under two optimizers is two competitors
+        digest = out[identical.DIGEST]
+        out[identical.DIGEST] = (digest.astype(str) + "|" + out["optimizer"].astype(str)).where(digest.notna(), None)
     out.loc[several, "schedule"] = out.loc[several, "optimizer"].astype(str) + "/" + out.loc[several, "schedule"].astype(str)
     out.loc[several, "optimizer"] = "(compared)"
     return out
