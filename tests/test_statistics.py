@@ -264,3 +264,34 @@ def test_average_rank_per_optimizer_as_rex_fig_1_and_pooled_labelled(tmp_path: P
     pairs = table(sweep, "pairs")  # (optimizer, schedule) pairs: one LR sequence under two optimizers is two
     assert set(pairs["schedule"]) == {"adamw/rex", "adamw/linear", "sgd/rex", "sgd/linear"}
     assert set(pairs["same_as"]) == {""} and sorted(pairs["rank"]) == [1, 1, 3, 3]
+
+
+# ---- test error as a metric (REX ranks by it)
+
+
+def test_classification_tasks_log_eval_error_and_report_ranks_by_it(tmp_path: Path) -> None:
+    import torch
+
+    from schedsweep.tasks import charlm, classifier, digits
+    from schedsweep.train import metrics
+
+    for task in (classifier.Classifier(seed=0, n_train=64, n_eval=50, hidden=8), digits.Digits(seed=0)):
+        model = task.build_model()
+        with torch.no_grad():
+            wrong = (model(task.x_eval).argmax(dim=1) != task.y_eval).sum().item()
+        assert task.eval_metrics(model) == {"eval_error": pytest.approx(wrong / len(task.y_eval))}
+    lm = charlm.CharLM(seed=0, d_model=16, n_layers=1, n_heads=2, context=16)
+    assert 0.5 < lm.eval_metrics(lm.build_model())["eval_error"] <= 1.0  # untrained: mostly wrong
+
+    launched = CliRunner().invoke(app, ["launch", "task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256",
+                                        "task.hidden=16", "schedule=linear,constant", "budget=1.0", "executor=debug",
+                                        "--results", str(tmp_path / "results"), "--name", "err"])
+    assert launched.exit_code == 0, launched.output
+    sweep = tmp_path / "results" / "err"
+    ranking = pd.read_csv(io.StringIO(report(sweep, "--metric", "eval_error", "--format", "csv")))
+    for record in store.read_plan(sweep):
+        logged = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS)
+        errors = [e for e in logged["eval_error"].to_pylist() if e is not None]
+        assert len(errors) == 4  # after steps 4, 9, 14, 19
+        assert row(ranking, schedule=record["labels"]["schedule"])["mean"] == pytest.approx(errors[-1])
+    assert ranking["mean"].between(0, 1).all()
