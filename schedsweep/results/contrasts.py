@@ -38,7 +38,7 @@ def pairs(schedules: list[str], baseline: str) -> list[tuple[str, str]]:
     """The contrasts to compute: the papers' claims present here, then each schedule against the baseline."""
     have = set(schedules)
     out = [(a, b) for a, b in CLAIMS if a in have and b in have]
-    out += [(s, baseline) for s in schedules if baseline in have and s != baseline]
+    out += [(s, baseline) for s in schedules if baseline in have and s != baseline and (baseline, s) not in out]
     return list(dict.fromkeys(out))
 
 
@@ -96,7 +96,7 @@ def _one(seeds: pd.DataFrame, a: str, b: str, maximize: bool, n_boot: int) -> di
     higher_better = f"{b} better" if not maximize else f"{a} better"
     verdict = lower_better if high < 0 else higher_better if low > 0 else "no difference shown"
     if len(settings) < MIN_SETTINGS:
-        verdict = f"none: {len(settings)} setting{'s' if len(settings) > 1 else ''} (a verdict needs {MIN_SETTINGS})"
+        verdict = f"none ({len(settings)} setting{'s' if len(settings) > 1 else ''})"
     return {"contrast": f"{a} - {b}", "a": a, "b": b, "problems": len(problems), "settings": len(settings),
             "paired": paired, "a_better": better, "diff_pct": diff, "ci_low": float(low), "ci_high": float(high),
             "verdict": verdict}

@@ -20,7 +20,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from schedsweep.results import caveats
+from schedsweep.results import caveats, contrasts
 from schedsweep.results.text import FORMATS, IN_BEST, sections_text
 from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
@@ -319,7 +319,7 @@ def _contrast_section(rep: Report, counted: str) -> Section:
     section = Section("Paired contrasts across problems",
                       f"mean over problems of 100 (A - B) / |B| of {_metric_name(rep.ranked)} (negative: A "
                       "lower), 95% bootstrap interval over settings and seeds (paired seeds); a better = problems "
-                      f"where A's mean is better; of {counted}",
+                      f"where A's mean is better; no verdict under {contrasts.MIN_SETTINGS} settings; of {counted}",
                       ["contrast", "settings", "problems", "a better", "A - B (%)", "95% interval", "verdict"])
     for row in rep.contrasts.to_dict("records"):
         section.rows.append([row["contrast"], str(row["settings"]), str(row["problems"]), str(row["a_better"]),
