@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from schedsweep.results import caveats, contrasts
-from schedsweep.results.text import FORMATS, IN_BEST, sections_text
+from schedsweep.results.text import FORMATS, IN_BEST, sections_text  # noqa: F401 - FORMATS re-exported (cli)
 from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
 from schedsweep.results.report import pivot as pivot_of

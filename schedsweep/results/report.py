@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from schedsweep.results import caveats, collect, compare, contrasts, identical, significance
-from schedsweep.results.pivot import AVG_RANK, PIVOT_FIELDS, pivot
+from schedsweep.results.pivot import AVG_RANK, PIVOT_FIELDS, pivot  # noqa: F401 - AVG_RANK, PIVOT_FIELDS re-exported
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED
