@@ -296,3 +296,25 @@ def test_classification_tasks_log_eval_error_and_report_ranks_by_it(tmp_path: Pa
         assert len(errors) == 4  # after steps 4, 9, 14, 19
         assert row(ranking, schedule=record["labels"]["schedule"])["mean"] == pytest.approx(errors[-1])
     assert ranking["mean"].between(0, 1).all()
+
+
+def test_a_study_ranks_each_task_by_its_own_metric(tmp_path: Path) -> None:
+    study = tmp_path / "mine" / "study"
+    study.mkdir(parents=True)
+    (study / "errors.yaml").write_text("# @package _global_\nreport:\n  metric: eval_error\n  metric_by_task:\n"
+                                       "    quadratic: eval_loss\n")
+    launched = CliRunner().invoke(app, ["launch", "--config-dir", str(tmp_path / "mine"), "+study=errors",
+                                        "task=classifier,quadratic", "full_steps=20", "eval_every=10",
+                                        "schedule=linear,constant", "budget=1.0", "executor=debug",
+                                        "--results", str(tmp_path / "results"), "--name", "errors"])
+    assert launched.exit_code == 0, launched.output
+    sweep = tmp_path / "results" / "errors"
+    by_study = pd.read_csv(io.StringIO(report(sweep, "--format", "csv")))
+    by_loss = pd.read_csv(io.StringIO(report(sweep, "--metric", "eval_loss", "--format", "csv")))
+    by_error = pd.read_csv(io.StringIO(report(sweep, "--metric", "eval_error", "--format", "csv")))
+    for schedule in ("linear", "constant"):
+        assert row(by_study, task="classifier", schedule=schedule)["mean"] == \
+            row(by_error, task="classifier", schedule=schedule)["mean"] != row(by_loss, task="classifier", schedule=schedule)["mean"]
+        assert row(by_study, task="quadratic", schedule=schedule)["mean"] == row(by_loss, task="quadratic", schedule=schedule)["mean"]
+    assert by_error[by_error["task"] == "quadratic"]["mark"].eq("missing").all()  # no classes: no error to rank by
+    assert "ranked by final_eval_error; quadratic: final_eval_loss" in report(sweep, "--format", "md")

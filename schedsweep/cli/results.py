@@ -36,7 +36,7 @@ def report(
     sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
     fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or latex instead of terminal tables."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the --format output to this file (format from its suffix if no --format)."),
-    metric: str = typer.Option("final_eval_loss", "--metric", help="final_eval_loss, best_eval_loss, final_loss, train_loss_last_k, or a logged column (its last value): grad_norm, lr, ..."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="final_eval_loss (default), eval_error, best_eval_loss, final_loss, train_loss_last_k, or a logged column (its last value): grad_norm, lr, ...; for every task. Without it, a study's `report:` block (metric per task) if it has one."),
     maximize: bool = typer.Option(False, "--maximize/--minimize", help="Higher metric is better (accuracy-like), or lower (losses, the default)."),
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
@@ -50,9 +50,11 @@ def report(
     Dolan-More profile of final-metric ratios, paired contrasts with bootstrap CIs; marks the best group
     (not significantly worse than the winner), identical schedules, best LRs at the grid's edge and
     degenerate problems. Collects the sweep first (only runs changed since the last collect)."""
+    from schedsweep.plan.ranking import RankBy
     from schedsweep.results import collect as collecting
     from schedsweep.results import render
     from schedsweep.results import report as reporting
+    from schedsweep.sweep import store
 
     if fmt is None and out_file is not None:  # from the suffix: .md .csv .json .tex; Markdown otherwise
         fmt = {".csv": "csv", ".json": "json", ".tex": "latex", ".latex": "latex"}.get(out_file.suffix, "md")
@@ -66,7 +68,9 @@ def report(
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
-    rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline or "linear", r_max=r_max)
+    rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(sweep))
+    rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
+                          r_max=r_max, metric_by_task=rank_by.metric_by_task)
     from schedsweep.plan import study
 
     rep.notes.extend(study.source_notes(sweep))

@@ -24,10 +24,12 @@ from schedsweep.train import optimizers, script
 from schedsweep.plan.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 from schedsweep.plan.identity import Identifier
+from schedsweep.plan import ranking
 from schedsweep.plan.point import Run, make_run, without_labels
+from schedsweep.plan.ranking import RankBy
 
 NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
-SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
+SWEEP_KEYS = ("sweep", "refinement", ranking.KEY)  # describe the sweep, not a run: removed from every run's config
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Plan:
     overrides: tuple[str, ...]
     executor: dict[str, Any]
     refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.plan.study)
+    rank_by: RankBy = field(default_factory=RankBy)  # the study's report metric per task (schedsweep.plan.ranking)
     duplicates: int = 0  # grid points that resolved to an already planned run
     merged: dict[str, int] = field(default_factory=dict)  # "linear_twin = linear" -> grid points planned once
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
@@ -69,6 +72,7 @@ def make_plan(
         base, base_names = c.compose(fixed, config_name)
         given = {o.key_or_group for o in parsed}
         refinement = base.pop("refinement", None)
+        rank_by = RankBy.parse(base.pop(ranking.KEY, None))
         axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
         for axis in axes:
             if axis.key in NOT_SWEEPABLE:
@@ -88,6 +92,7 @@ def make_plan(
         overrides=tuple(overrides),
         executor=base.get("executor", {}),
         refinement=refinement,
+        rank_by=rank_by,
         duplicates=sum(merged.values()),
         merged=merged,
         counts={a.key: len(a.values) for a in axes},

@@ -77,6 +77,16 @@ def degenerate_note(table: pd.DataFrame, label: Any) -> list[str]:
             f"phase rounds to 0 steps, or every schedule is within noise of the winner): " + "; ".join(cells) + "."]
 
 
+def lr_edges(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.Series:
+    """"low" / "high" where a cell's best LR is the lowest / highest of the >= 2 LRs it ran with, else ""."""
+    lrs = frame.groupby("_cid")["lr"].agg(["min", "max", "nunique"]).reindex(cells["_cid"])
+    best = cells["best_lr"].to_numpy()
+    several = lrs["nunique"].to_numpy() >= 2
+    edge = np.select([several & (best == lrs["min"].to_numpy()), several & (best == lrs["max"].to_numpy())],
+                     ["low", "high"], "")
+    return pd.Series(edge, index=cells.index, dtype=object)
+
+
 def edge_note(ranked: pd.DataFrame, label: Any) -> list[str]:
     """One note listing the cells whose best peak LR is at the edge of the LRs they ran with."""
     if "lr_edge" not in ranked.columns:

@@ -34,6 +34,7 @@ METRICS = ("final_eval_loss", "final_loss", "best_eval_loss")
 # Any logged column ranks by its last logged value; these names are what a user would type.
 METRIC_ALIASES = {"eval_loss": "final_eval_loss", "loss": "final_loss", "last_k_loss": "train_loss_last_k",
                   **{c: f"final_{c}" for c in collect.FINAL_OF}}
+TASK_METRIC = "final_task_metric"  # each task's own metric in one column (task_metric)
 RANKABLE = (*METRICS, "train_loss_last_k", *(f"final_{c}" for c in collect.FINAL_OF), "wall_s", "gpu_hours", "samples_seen")
 LABELS = collect.LABELS
 STATUS_COLUMNS = ("status", "final_eval_loss", "final_loss", "best_eval_loss", "steps_done", "wall_s", "error")
@@ -192,8 +193,8 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     best_mean = by_budget["_finite"].transform("min")
     cells["_pid"] = by_budget.ngroup()
     cells = cells.join(significance.best_groups(cells.assign(_finite=cells["mean"].where(found)),
-                                                _seed_scores(frame, cells), "_pid"))
-    cells["lr_edge"] = _lr_edges(frame, cells)
+                                                significance.seed_scores(frame, cells), "_pid"))
+    cells["lr_edge"] = caveats.lr_edges(frame, cells)
     cells["gap"] = cells["mean"] - best_mean
     cells["gap_pct"] = 100 * cells["gap"] / best_mean.abs().where(best_mean != 0)
     sign = -1.0 if maximize else 1.0
@@ -274,19 +275,49 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+def task_metric(runs: pd.DataFrame, metric: str, by_task: dict[str, str]) -> tuple[pd.DataFrame, str]:
+    """The runs with TASK_METRIC: each task's metric (by_task, else `metric`), and a label that says which.
+
+    A study ranks each task by its own metric (schedsweep.plan.ranking): REX ranks by test error, the
+    VAE by loss. Every task's values are in one column, so one ranking covers every setting.
+    """
+    values = pd.Series(np.nan, index=runs.index, dtype=float)
+    used: dict[str, str] = {}
+    for task in dict.fromkeys(runs["task"]):
+        column = metric_column(runs, by_task.get(str(task), metric))
+        rows = runs["task"] == task
+        values[rows] = runs.loc[rows, column].astype(float)
+        used[str(task)] = column
+    default = metric_column(runs, metric) if any(str(t) not in by_task for t in used) else None
+    others = ", ".join(f"{t}: {c}" for t, c in used.items() if c != default)
+    label = "; ".join([*([default] if default else []), *([others] if others else [])])
+    return runs.assign(**{TASK_METRIC: values}), label
+
+
 def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
-          r_max: float = compare.R_MAX, low: float = compare.LOW_BUDGET) -> Report:
-    """Rank, then every cross-setting table (schedsweep.results.compare) over the same ranking."""
+          r_max: float = compare.R_MAX, low: float = compare.LOW_BUDGET,
+          metric_by_task: dict[str, str] | None = None) -> Report:
+    """Rank, then every cross-setting table (schedsweep.results.compare) over the same ranking.
+
+    metric_by_task: task -> metric for the tasks not ranked by `metric` (`task_metric`).
+    """
     if not r_max > 1:
         raise ConfigError(f"--r-max must be greater than 1 (got {r_max:g}).")
+    label = None
+    if metric_by_task:
+        runs, label = task_metric(runs, metric, metric_by_task)
+        metric = TASK_METRIC
     ranked = rank(runs, metric, maximize)
+    column = ranked.attrs["metric"]
+    if label:
+        ranked.attrs["metric"] = label
     notes: list[str] = []
     ratios = compare.ratio_to_baseline(ranked, baseline)
     notes += ratios.attrs.get("notes", [])
     perf = compare.performance_ratios(ranked)
     notes += perf.attrs.get("notes", [])
     problems = caveats.problems(ranked)
-    seeds = contrasts.seed_scores(ranked, best_runs(runs, ranked), ranked.attrs["metric"])
+    seeds = contrasts.seed_scores(ranked, best_runs(runs, ranked), column)
     r_max_2 = compare.R_MAX_2 if r_max != compare.R_MAX_2 else compare.R_MAX
     return Report(
         ranked=ranked,
@@ -299,7 +330,7 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         performance=compare.profile_scores(perf, r_max),
         profile=compare.profile(perf, r_max),
         sensitivity=lr_sensitivity(runs, metric, maximize),
-        pairs=_pairs(runs, metric, maximize),
+        pairs=_pairs(runs, metric, maximize, label),
         contrasts=contrasts.contrasts(ranked, seeds, baseline, maximize),
         problems=problems,
         performance_2=compare.profile_scores(perf, r_max_2),
@@ -313,9 +344,12 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
     )
 
 
-def _pairs(runs: pd.DataFrame, metric: str, maximize: bool) -> pd.DataFrame:
+def _pairs(runs: pd.DataFrame, metric: str, maximize: bool, label: str | None) -> pd.DataFrame:
     paired = pair_optimizers(runs)
-    return rank(paired, metric, maximize) if len(paired) else rank(runs, metric, maximize).iloc[0:0]
+    ranked = rank(paired, metric, maximize) if len(paired) else rank(runs, metric, maximize).iloc[0:0]
+    if label:
+        ranked.attrs["metric"] = label
+    return ranked
 
 
 def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
@@ -341,27 +375,6 @@ def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFra
     # std of [x, inf] is NaN; of one seed, NaN (ddof=1).
     per_lr["complete"] = per_lr["n"] == per_lr["n_total"]
     return frame, setting, per_lr
-
-
-def _seed_scores(frame: pd.DataFrame, cells: pd.DataFrame) -> dict[Any, dict[Any, float]]:
-    """Per cell (cells' index): seed -> oriented score of its finished runs at the cell's best LR."""
-    best = frame["_cid"].map(pd.Series(cells["best_lr"].to_numpy(), index=cells["_cid"]))
-    at_best = frame[(frame["lr"] == best) & np.isfinite(frame["_score"])]
-    index_of = dict(zip(cells["_cid"], cells.index))
-    out: dict[Any, dict[Any, float]] = {}
-    for cid, seed, score in zip(at_best["_cid"], at_best["seed"], at_best["_score"]):
-        out.setdefault(index_of[cid], {})[seed] = float(score)
-    return out
-
-
-def _lr_edges(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.Series:
-    """"low" / "high" where a cell's best LR is the lowest / highest of the >= 2 LRs it ran with, else ""."""
-    lrs = frame.groupby("_cid")["lr"].agg(["min", "max", "nunique"]).reindex(cells["_cid"])
-    best = cells["best_lr"].to_numpy()
-    several = lrs["nunique"].to_numpy() >= 2
-    edge = np.select([several & (best == lrs["min"].to_numpy()), several & (best == lrs["max"].to_numpy())],
-                     ["low", "high"], "")
-    return pd.Series(edge, index=cells.index, dtype=object)
 
 
 def _require_measured(runs: pd.DataFrame, column: str) -> None:

@@ -95,6 +95,17 @@ def best_groups(cells: pd.DataFrame, scores: dict[int, dict[Any, float]], proble
     return _copy_originals(out, cells, problem)
 
 
+def seed_scores(frame: pd.DataFrame, cells: pd.DataFrame) -> dict[Any, dict[Any, float]]:
+    """Per cell (cells' index): seed -> oriented score of its finished runs at the cell's best LR."""
+    best = frame["_cid"].map(pd.Series(cells["best_lr"].to_numpy(), index=cells["_cid"]))
+    at_best = frame[(frame["lr"] == best) & np.isfinite(frame["_score"])]
+    index_of = dict(zip(cells["_cid"], cells.index))
+    out: dict[Any, dict[Any, float]] = {}
+    for cid, seed, score in zip(at_best["_cid"], at_best["seed"], at_best["_score"]):
+        out.setdefault(index_of[cid], {})[seed] = float(score)
+    return out
+
+
 def _copy_originals(out: pd.DataFrame, cells: pd.DataFrame, problem: str) -> pd.DataFrame:
     dups = cells.index[cells["same_as"].ne("")]
     if len(dups):

@@ -220,14 +220,18 @@ class Sweep:
 
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
-    def report(self, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
+    def report(self, metric: str | None = None, maximize: bool = False, baseline: str = "linear",
                r_max: float = 1.1, last_k: int = 20) -> Any:
-        """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep."""
+        """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep, by
+        `metric` for every task, or (None) by the study's metric per task (schedsweep.plan.ranking)."""
+        from schedsweep.plan.ranking import RankBy
         from schedsweep.plan import study
         from schedsweep.results import report as reporting
 
         runs = reporting.collected_runs(self.path, self.collect(last_k).summary)
-        rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline, r_max=r_max)
+        rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(self.path))
+        rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline, r_max=r_max,
+                              metric_by_task=rank_by.metric_by_task)
         rep.notes.extend(study.source_notes(self.path))
         return rep
 
@@ -272,7 +276,7 @@ def _held(path: Path) -> bool:
 
 def _sweep_yaml(plan: Plan) -> str:
     doc = {"name": plan.name, "overrides": list(plan.overrides), "axes": {a.key: list(a.values) for a in plan.axes},
-           "executor": plan.executor, "config": plan.base}
+           "executor": plan.executor, "config": plan.base, "report": plan.rank_by.as_dict()}
     return yaml.safe_dump(doc, sort_keys=False)
 
 
