@@ -318,3 +318,23 @@ def test_a_study_ranks_each_task_by_its_own_metric(tmp_path: Path) -> None:
         assert row(by_study, task="quadratic", schedule=schedule)["mean"] == row(by_loss, task="quadratic", schedule=schedule)["mean"]
     assert by_error[by_error["task"] == "quadratic"]["mark"].eq("missing").all()  # no classes: no error to rank by
     assert "ranked by final_eval_error; quadratic: final_eval_loss" in report(sweep, "--format", "md")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(0.1, 10), min_size=2, max_size=4), min_size=3, max_size=5), st.floats(0.5, 2.0))
+def test_a_contrast_of_a_scaled_copy_is_its_scale(losses: list[list[float]], scale: float) -> None:
+    """A = scale x B at every seed of every problem: the contrast and both ends of its interval are 100 (scale - 1)."""
+    from schedsweep.results import contrasts
+
+    rows = [(p, p, s, seed, v * (scale if s == "rex" else 1.0))
+            for p, seeds in enumerate(losses) for seed, v in enumerate(seeds) for s in ("rex", "linear")]
+    seeds = pd.DataFrame(rows, columns=["problem", "setting", "schedule", "seed", "value"])
+    ranked = pd.DataFrame({"schedule": ["rex", "linear"]})
+    (row_,) = contrasts.contrasts(ranked, seeds, "linear", n_boot=200).to_dict("records")
+    expected = 100 * (scale - 1)
+    assert (row_["contrast"], row_["problems"], row_["settings"], row_["paired"]) == ("rex - linear", len(losses),
+                                                                                       len(losses), len(losses))
+    assert row_["diff_pct"] == pytest.approx(expected, abs=1e-9)
+    assert row_["ci_low"] == pytest.approx(expected, abs=1e-9) and row_["ci_high"] == pytest.approx(expected, abs=1e-9)
+    if abs(expected) > 1e-6:
+        assert row_["verdict"] == ("rex better" if scale < 1 else "linear better")
