@@ -338,3 +338,14 @@ def test_a_contrast_of_a_scaled_copy_is_its_scale(losses: list[list[float]], sca
     assert row_["ci_low"] == pytest.approx(expected, abs=1e-9) and row_["ci_high"] == pytest.approx(expected, abs=1e-9)
     if abs(expected) > 1e-6:
         assert row_["verdict"] == ("rex better" if scale < 1 else "linear better")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-50, 50), st.floats(1.0, 500.0))
+def test_t_tail_matches_scipy_and_the_closed_forms(t: float, df: float) -> None:
+    from scipy import stats  # scikit-learn's dependency: in the test environment, not imported by the report
+
+    # scipy itself is off by ~1e-9 near t = 0 at df = 1 (0.5 - 4.7e-9 at t = 1e-8; the Cauchy tail is 0.5 - 3.2e-9)
+    assert significance.t_sf(t, df) == pytest.approx(float(stats.t.sf(t, df)), abs=1e-8)
+    assert significance.t_sf(t, 1) == pytest.approx(0.5 - math.atan(t) / math.pi, abs=1e-14)  # Cauchy
+    assert significance.t_sf(t, 2) == pytest.approx(0.5 - t / (2 * math.sqrt(t * t + 2)), abs=1e-14)

@@ -50,8 +50,6 @@ def p_worse(x: dict[Any, float], best: dict[Any, float]) -> tuple[float, str]:
     Returns (p, test): the paired t-test over the shared seeds when there are >= 2, else Welch's t-test
     when each side has >= 2 seeds, else (NaN, "").
     """
-    from scipy import stats  # a dependency of scikit-learn; imported here, as the report alone needs it
-
     shared = [s for s in x if s in best]
     if len(shared) >= 2:
         d = np.array([x[s] - best[s] for s in shared], dtype=float)
@@ -60,7 +58,7 @@ def p_worse(x: dict[Any, float], best: dict[Any, float]) -> tuple[float, str]:
             return math.nan, ""
         if sd == 0:
             return (0.0 if mean > 0 else 1.0), PAIRED
-        return float(stats.t.sf(mean / (sd / math.sqrt(n)), n - 1)), PAIRED
+        return t_sf(mean / (sd / math.sqrt(n)), n - 1), PAIRED
     a, b = np.array(list(x.values()), dtype=float), np.array(list(best.values()), dtype=float)
     if len(a) < 2 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return math.nan, ""
@@ -69,7 +67,50 @@ def p_worse(x: dict[Any, float], best: dict[Any, float]) -> tuple[float, str]:
     if va + vb == 0:
         return (0.0 if diff > 0 else 1.0), WELCH
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return float(stats.t.sf(diff / math.sqrt(va + vb), df)), WELCH
+    return t_sf(diff / math.sqrt(va + vb), df), WELCH
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` > 0 degrees of freedom (any real df: Welch's are fractional).
+
+    P(T > t) = I_x(df/2, 1/2) / 2 for t >= 0 with x = df / (df + t^2), I the regularised incomplete
+    beta function; 1 - P(T > -t) below 0. No scipy: importing scipy.stats costs the report ~0.6 s,
+    for one function (tests check this one against it).
+    """
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    # x and 1 - x computed apart: for |t| near 0, 1 - x = t^2 / (df + t^2) would round to 0 from x.
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t), t * t / (df + t * t))
+    return tail if t >= 0 else 1.0 - tail
+
+
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), y = 1 - x: its continued fraction by Lentz's
+    method (Numerical Recipes' betacf), on the side of x where it converges fast."""
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, y, x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return front * h / a
 
 
 def best_groups(cells: pd.DataFrame, scores: dict[int, dict[Any, float]], problem: str) -> pd.DataFrame:
