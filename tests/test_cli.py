@@ -90,7 +90,7 @@ def test_local_sweep_end_to_end(tmp_path: Path) -> None:
     for record in store.read_plan(sweep):
         folder = store.run_dir(sweep, record["id"]) / store.METRICS
         table = metrics.read_metrics(folder)
-        assert table.schema.equals(metrics.SCHEMA)
+        assert table.schema.equals(metrics.schema_for(["eval_error"]))  # the classifier logs its held-out error
         steps = record["spec"]["steps"]
         assert table["step"].to_pylist() == list(range(steps))  # one row per step, none missing or doubled
         shown = cli("schedules", "show", record["labels"]["schedule"], "--steps", str(steps), "--peak-lr", "0.05", "--csv", cwd=tmp_path)
@@ -98,6 +98,8 @@ def test_local_sweep_end_to_end(tmp_path: Path) -> None:
         assert table["lr"].to_pylist() == pytest.approx(expected, rel=1e-12)
         evals = [s for s, e in zip(table["step"].to_pylist(), table["eval_loss"].to_pylist()) if e is not None]
         assert evals == [s for s in range(steps) if (s + 1) % 5 == 0 or s == steps - 1]
+        errors = [s for s, e in zip(table["step"].to_pylist(), table["eval_error"].to_pylist()) if e is not None]
+        assert errors == evals and all(0 <= e <= 1 for e in table["eval_error"].to_pylist() if e is not None)
         assert all(v is not None and v > 0 for v in table["grad_norm"].to_pylist())
         status = store.read_status(store.run_dir(sweep, record["id"]))
         assert status.final_eval_loss == pytest.approx(table["eval_loss"].to_pylist()[-1])

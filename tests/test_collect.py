@@ -281,12 +281,12 @@ def test_cli_report_formats_and_out_file(tmp_path: Path) -> None:
     doc = json.loads(cli("report", str(sweep), "--format", "json").stdout)
     assert {"ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile", "notes"} <= set(doc)
     topk = cli("report", str(sweep), "--format", "csv", "--table", "topk").stdout
-    assert topk.splitlines()[0].startswith("schedule,low_top1,low_top3,n_low")
+    assert topk.splitlines()[0].startswith("schedule,low_top1,low_top3,low_best,n_low")
     out = tmp_path / "table.tex"
     result = cli("report", str(sweep), "--out", str(out))
     assert result.exit_code == 0 and out.read_text().startswith("% schedsweep report") and "\\toprule" in out.read_text()
     terminal = cli("report", str(sweep)).stdout
-    assert "Average rank per budget" in terminal and "Ratio to linear" in terminal and "Performance profile" in terminal
+    assert "Average rank per budget" in terminal and "Ratio to linear" in terminal and "Dolan-More profile" in terminal
     assert os.path.isdir(sweep / collect.COLLECTED)
 
 

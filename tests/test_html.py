@@ -42,9 +42,10 @@ def test_page_has_every_table_figure_and_the_config(page: Path) -> None:
     for header in HEADERS:
         assert f">{html._e(header)}</th>" in text
     for title in ("Average rank per budget (REX Fig. 1)", "Top-1 / Top-3 shares (REX Table 1)",
-                  "Against linear (refinement paper)", "Ratio to linear per problem", "Performance profile score (AlgoPerf), r_max = 1.1"):
+                  "Against linear (refinement paper)", "Ratio to linear per problem",
+                  "Dolan-More profile of final-metric ratios, r_max = 1.1 and 1.02", "Paired contrasts across problems"):
         assert f"<h3>{html._e(title)}</h3>" in text
-    assert text.count("<table>") == 2 + 5 and text.count('src="data:image/png;base64,') == 6
+    assert text.count("<table>") == 2 + 6 and text.count('src="data:image/png;base64,') == 6
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in text and "<script>" not in text
     assert not re.search(r'(src|href)="(http|//)', text)  # self-contained: loads nothing
 
@@ -70,4 +71,4 @@ def test_page_renders_in_headless_chromium(page: Path) -> None:
     assert (pixels < 0.9).any(axis=-1).mean() > 0.02  # text, tables and figures drawn, not a blank page
     green = (pixels[..., 1] > pixels[..., 0] + 0.2) & (pixels[..., 1] > pixels[..., 2] + 0.2)
     assert green.sum() > 50  # the winners' rows are styled
-    assert dom.count("<table>") == 7 and "Average rank per budget" in dom and "95% CI" in dom
+    assert dom.count("<table>") == 8 and "Average rank per budget" in dom and "95% CI" in dom

@@ -83,6 +83,10 @@ def test_labels_and_log_intervals_do_not_change_the_id() -> None:
 def test_identical_grid_points_are_planned_once() -> None:
     plan = make_plan([*FAST, "budget=0.5", "seed=0,0,1"])
     assert len(plan.runs) == 2 and plan.duplicates == 1
+    assert plan.merged == {"the same grid point twice": 1} and not any(r.aliases for r in plan.runs)
+    # budget=50 of 100 steps is budget=0.5: named by what differs, with no alias (only schedule names are)
+    both = make_plan([*FAST, "budget=0.5,50"])
+    assert (len(both.runs), both.merged) == (1, {"budget=50 = budget=0.5": 1})
 
 
 def test_default_name_is_readable_and_follows_the_plan() -> None:

@@ -96,6 +96,7 @@ def test_load_runs_columns_plan_order_and_pending(tmp_path: Path) -> None:
     assert list(frame.columns) == [
         "id", "task", "optimizer", "schedule", "budget", "steps", "lr", "seed", "task.d_model",
         "status", "final_eval_loss", "final_loss", "best_eval_loss", "steps_done", "wall_s", "error",
+        "_lr_digest",  # the LR multipliers' digest: equal ones are one competitor (schedsweep.results.identical)
     ]
     assert list(frame["schedule"]) == ["rex", "cosine"]
     assert list(frame["status"]) == ["done", "pending"]
@@ -286,9 +287,11 @@ def test_markdown_has_ranking_and_pivot_with_marks(tmp_path: Path) -> None:
     md = to_text(*mixed_sweep(tmp_path), "md")
     assert "## task=charlm optimizer=adamw" in md
     # 95% CI half-width over 2 seeds: t(0.975, 1) * std / sqrt(2) = 12.706 * 0.0707 / 1.414 = 0.635
-    assert "| 25% | rex | 0.001 | 1.3 ± 0.071 | ±0.64 | 2 | 1 | 0 |  |" in md
-    assert "|  | cosine | 0.001 | 1.35 ± 0 | ±0 | 2 | 2 | +0.05 (+3.8%) |  |" in md
-    assert "|  | linear |  | inf |  | 0 | 3 | inf | diverged (2 div) |" in md
+    # Equal means at both LRs: the lower is best, at the grid's low edge. Cosine vs rex, paired over the 2 seeds:
+    # d = (0.1, 0), t = 0.05 / (0.0707 / sqrt 2) = 1, one-sided p = 0.25 (df 1): in the best group.
+    assert "| 25% | rex | 0.001 | 1.3 ± 0.071 | ±0.64 | 2 | 1 ● | 0 |  | lr edge low |" in md
+    assert "|  | cosine | 0.001 | 1.35 ± 0 | ±0 | 2 | 2 ● | +0.05 (+3.8%) | 0.250 | lr edge low |" in md
+    assert "|  | linear |  | inf |  | 0 | 3 | inf |  | diverged (2 div) |" in md
     assert "| wsd | missing (4) | missing (4) | 4.00 |" in md
 
 

@@ -617,7 +617,7 @@ def test_piecewise_file_forms(tmp_path: Path) -> None:
 EXPECTED_NAMES = {
     "constant", "linear", "cosine", "polynomial", "step", "multistep", "exponential", "onecycle", "rex", "rex_beta",
     "wsd", "inverse_sqrt", "power", "infinite", "cyclic", "cosine_restarts", "plateau", "piecewise", "formula",
-    "cosine_inf",
+    "cosine_inf", "rex_step", "rex_exponential", "rex_onecycle",
 }
 
 
@@ -862,3 +862,16 @@ def test_check_names_the_first_bad_step_of_a_formula(text: str, step: int) -> No
 
 def test_check_is_quick_for_large_budgets() -> None:
     schedules.check({"shape": "wsd", "warmup": 0.05, "decay_shape": "1-sqrt"}, 100_000, "wsd")
+
+
+def test_rex_baselines_follow_rex_section_4_1(shipped: dict[str, dict[str, Any]]) -> None:
+    """REX §4.1: step x0.1 at 1/2 and 3/4; exp(-3 t/T); OneCycle a triangle 0.1 -> 1 at T/2 -> 0.1 (T = 100)."""
+    at = (0, 1, 25, 49, 50, 74, 75, 99)
+    step = schedules.values(shipped["rex_step"], 100)
+    assert [step[t] for t in at] == pytest.approx([1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01], rel=1e-12)
+    assert schedules.values(shipped["rex_exponential"], 100) == pytest.approx([math.exp(-3 * t / 100) for t in range(100)],
+                                                                               rel=1e-12)
+    cycle = schedules.values(shipped["rex_onecycle"], 100)
+    # torch's phase ends: the peak at update 0.5 T - 1 = 49, the floor at T - 1 = 99
+    assert [cycle[t] for t in at] == pytest.approx([0.1, 0.1 + 0.9 / 49, 0.1 + 0.9 * 25 / 49, 1, 1 - 0.9 / 50,
+                                                   1 - 0.9 * 25 / 50, 1 - 0.9 * 26 / 50, 0.1], rel=1e-12)

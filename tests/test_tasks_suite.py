@@ -183,10 +183,11 @@ def test_bad_lr_mult_is_one_message() -> None:
 
 def test_rex_study_grid() -> None:
     plan = make_plan(["+study=rex"])
-    assert plan.counts == {"task": 5, "optimizer": 2, "schedule": 8, "budget": 6, "lr_mult": 3, "seed": 3}
-    assert len(plan.runs) == 5 * 2 * 8 * 6 * 3 * 3 == 4320
+    assert plan.counts == {"task": 5, "optimizer": 2, "schedule": 9, "budget": 6, "lr_mult": 3, "seed": 3}
+    assert len(plan.runs) == 5 * 2 * 9 * 6 * 3 * 3 == 4860
+    assert {"rex_step", "rex_exponential", "rex_onecycle", "plateau"} <= {r.labels["schedule"] for r in plan.runs}
     quick = make_plan(["+study=rex_quick"])
-    assert quick.counts == {"task": 5, "optimizer": 2, "schedule": 8, "budget": 3, "lr_mult": 1, "seed": 1}
+    assert quick.counts == {"task": 5, "optimizer": 2, "schedule": 9, "budget": 3, "lr_mult": 1, "seed": 1}
     # each task's 100% budget is its own full_steps
     full = {(r.labels["task"], r.labels["optimizer"]): r.labels["steps"] for r in quick.runs if r.labels["budget"] == 1.0}
     for (task, optimizer), steps in full.items():

@@ -37,21 +37,25 @@ def report(
     sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>."),
     fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or latex instead of terminal tables."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the --format output to this file (format from its suffix if no --format)."),
-    metric: str = typer.Option("final_eval_loss", "--metric", help="final_eval_loss, best_eval_loss, final_loss, train_loss_last_k, or a logged column (its last value): grad_norm, lr, ..."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="final_eval_loss (default), eval_error, best_eval_loss, final_loss, train_loss_last_k, or a logged column (its last value): grad_norm, lr, ...; for every task. Without it, a study's `report:` block (metric per task) if it has one."),
     maximize: bool = typer.Option(False, "--maximize/--minimize", help="Higher metric is better (accuracy-like), or lower (losses, the default)."),
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
-    r_max: float = typer.Option(1.1, "--r-max", help="Performance profile: ratios to the best counted up to this factor."),
-    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: one of the report's tables by name, e.g. ranking or pivot (an unknown name lists them all)."),
+    r_max: float = typer.Option(1.1, "--r-max", help="Dolan-More profile of final-metric ratios: counted up to this factor (shown beside r_max 1.02)."),
+    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: one of the report's tables by name, e.g. ranking, contrasts or problems (an unknown name lists them all)."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
 ) -> None:
     """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule; with several optimizers, (optimizer, schedule) pairs), then
     compare them across settings: average rank per budget, Top-1/Top-3 shares, ratio to linear decay,
-    performance profile. Collects the sweep first (only runs changed since the last collect)."""
+    Dolan-More profile of final-metric ratios, paired contrasts with bootstrap CIs; marks the best group
+    (not significantly worse than the winner), identical schedules, best LRs at the grid's edge and
+    degenerate problems. Collects the sweep first (only runs changed since the last collect)."""
+    from schedsweep.plan.ranking import RankBy
     from schedsweep.results import collect as collecting
     from schedsweep.results import render
     from schedsweep.results import report as reporting
+    from schedsweep.sweep import store
 
     if fmt is None and out_file is not None:  # from the suffix: .md .csv .json .tex; Markdown otherwise
         fmt = {".csv": "csv", ".json": "json", ".tex": "latex", ".latex": "latex"}.get(out_file.suffix, "md")
@@ -61,11 +65,13 @@ def report(
         raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
     result = collecting.collect(sweep, last_k=last_k)
     _warn_collected(result)
-    runs = collecting.runs_frame(result.summary)
+    runs = reporting.collected_runs(sweep, result.summary)
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
-    rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline or "linear", r_max=r_max)
+    rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(sweep))
+    rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
+                          r_max=r_max, metric_by_task=rank_by.metric_by_task)
     from schedsweep.plan import study
 
     rep.notes.extend(study.source_notes(sweep))

@@ -25,6 +25,8 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
     axes = " × ".join(f"{k} {n}" for k, n in plan.counts.items()) or "no swept keys"
     dup = f" ({plan.duplicates} duplicate grid points planned once)" if plan.duplicates else ""
     out.print(f"plan [bold]{plan.name}[/]: {axes} = [bold]{len(plan.runs)} runs[/]{dup}")
+    for what, n in plan.merged.items():  # name what was merged: "linear_twin = linear"
+        out.print(f"  {what}: planned once ({n} grid point{'s' if n != 1 else ''})", highlight=False)
     if not full:
         return
     extras = sorted({k for r in plan.runs for k in r.labels["axes"]} - {"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})

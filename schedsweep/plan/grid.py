@@ -11,8 +11,10 @@ to it (a 10% run is a fresh run with its own full decay, as in REX).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -22,10 +24,12 @@ from schedsweep.train import optimizers, script
 from schedsweep.plan.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 from schedsweep.plan.identity import Identifier
+from schedsweep.plan import ranking
 from schedsweep.plan.point import Run, make_run, without_labels
+from schedsweep.plan.ranking import RankBy
 
 NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
-SWEEP_KEYS = ("sweep", "refinement")  # describe the sweep, not a run: removed from every run's config
+SWEEP_KEYS = ("sweep", "refinement", ranking.KEY)  # describe the sweep, not a run: removed from every run's config
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class Plan:
     overrides: tuple[str, ...]
     executor: dict[str, Any]
     refinement: dict[str, Any] | None = None  # the two-stage refinement study's settings (schedsweep.plan.study)
+    rank_by: RankBy = field(default_factory=RankBy)  # the study's report metric per task (schedsweep.plan.ranking)
     duplicates: int = 0  # grid points that resolved to an already planned run
+    merged: dict[str, int] = field(default_factory=dict)  # "linear_twin = linear" -> grid points planned once
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
     share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.sharing.branching); not in run ids
 
@@ -66,6 +72,7 @@ def make_plan(
         base, base_names = c.compose(fixed, config_name)
         given = {o.key_or_group for o in parsed}
         refinement = base.pop("refinement", None)
+        rank_by = RankBy.parse(base.pop(ranking.KEY, None))
         axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
         for axis in axes:
             if axis.key in NOT_SWEEPABLE:
@@ -75,7 +82,7 @@ def make_plan(
             if axis.group:
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
-        runs, duplicates = _expand(c, fixed, axes, config_name, (base, base_names))
+        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names))
     _validate(runs, check_imports)
     return Plan(
         name=name or default_name(runs),
@@ -85,7 +92,9 @@ def make_plan(
         overrides=tuple(overrides),
         executor=base.get("executor", {}),
         refinement=refinement,
-        duplicates=duplicates,
+        rank_by=rank_by,
+        duplicates=sum(merged.values()),
+        merged=merged,
         counts={a.key: len(a.values) for a in axes},
         share_prefix=_share_prefix(base),
     )
@@ -133,11 +142,11 @@ def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axi
 
 def _expand(
     c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]]
-) -> tuple[list[Run], int]:
+) -> tuple[list[Run], dict[str, int]]:
     group_axes = [a for a in axes if a.group]
     value_axes = [a for a in axes if not a.group]
     runs: dict[str, Run] = {}
-    duplicates = 0
+    merged: Counter[str] = Counter()
     identifier = Identifier(tasks.identity_params, optimizers.identity_params)
     for choice, (cfg, names) in zip(
         itertools.product(*(a.values for a in group_axes)), _group_configs(c, fixed, group_axes, config_name, base)
@@ -156,10 +165,32 @@ def _expand(
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
             run = make_run(point, names, swept, identifier)
             if run.id in runs:
-                duplicates += 1
+                runs[run.id], what = _merge(runs[run.id], run)
+                merged[what] += 1
             else:
                 runs[run.id] = run
-    return list(runs.values()), duplicates
+    return list(runs.values()), dict(merged)
+
+
+def _merge(kept: Run, again: Run) -> tuple[Run, str]:
+    """A grid point whose run is already planned: the kept run, and what the two differ in ("b = a").
+
+    When they differ only in the schedule's name (a copy of linear.yaml under another name), the kept
+    run lists that name in `aliases`, so the report can list the schedule as the same as the kept one
+    (schedsweep.results.identical) instead of letting it vanish.
+    """
+    names = [k for k in ("task", "optimizer", "schedule") if again.labels[k] != kept.labels[k]]
+    swept = [k for k, v in again.labels["axes"].items() if k not in names and kept.labels["axes"].get(k) != v]
+    if names == ["schedule"] and not swept:
+        name = str(again.labels["schedule"])
+        if name not in kept.aliases:
+            kept = dataclasses.replace(kept, aliases=(*kept.aliases, name))
+        return kept, f"{name} = {kept.labels['schedule']}"
+    if not names and not swept:
+        return kept, "the same grid point twice"
+    left = ", ".join([*(f"{k}={again.labels[k]}" for k in names), *(f"{k}={again.labels['axes'][k]}" for k in swept)])
+    right = ", ".join([*(f"{k}={kept.labels[k]}" for k in names), *(f"{k}={kept.labels['axes'].get(k)}" for k in swept)])
+    return kept, f"{left} = {right}"
 
 
 def _group_configs(

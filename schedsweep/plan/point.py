@@ -21,13 +21,16 @@ class Run:
     labels: dict[str, Any]  # task/optimizer/schedule names, budget, steps, lr, seed, swept values
     log: dict[str, Any]  # log intervals: never change the result
     identity: dict[str, Any] = field(default_factory=dict)  # the normalised spec the id hashes
+    aliases: tuple[str, ...] = ()  # other schedule names whose grid points are this run (planned once)
 
     def record(self) -> dict[str, Any]:
-        return {"id": self.id, "spec": self.spec, "identity": self.identity, "labels": self.labels, "log": self.log}
+        record = {"id": self.id, "spec": self.spec, "identity": self.identity, "labels": self.labels, "log": self.log}
+        return record | ({"aliases": list(self.aliases)} if self.aliases else {})
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Run":
-        return cls(record["id"], record["spec"], record["labels"], record["log"], record.get("identity") or {})
+        return cls(record["id"], record["spec"], record["labels"], record["log"], record.get("identity") or {},
+                   tuple(record.get("aliases") or ()))
 
 
 def budget_steps(budget: Any, full_steps: Any) -> int:

@@ -4,27 +4,40 @@ Each function takes the ranked frame of schedsweep.results.report.rank (one row 
 schedule; the setting columns are the ones before `budget`) and returns a DataFrame:
 
 - `rank_by_budget`: REX Fig. 1 - a schedule's rank averaged over settings, per budget fraction.
-- `top_k`: REX Table 1 - the share of problems where a schedule is Top-1 / Top-3, low (<= 25% of the
-  full budget) and high (> 25%) budgets apart.
+- `top_k`: REX Table 1 - the share of problems where a schedule is Top-1 / Top-3, low (< 25% of the
+  full budget: 1, 5, 10%) and high (>= 25%: 25, 50, 100%) budgets apart.
 - `ratio_to_baseline` and `ratio_summary`: the refinement paper (Defazio et al. 2023) - each
   schedule's final metric over linear decay's, per problem.
-- `performance_ratios`, `profile` and `profile_scores`: AlgoPerf (Dahl et al. 2023) - the share of
-  problems where a schedule is within a factor tau of the best, and its integral up to r_max.
+- `performance_ratios`, `profile` and `profile_scores`: a Dolan-More performance profile (Dolan and
+  More, Math. Programming 2002) of *final-metric* ratios - the share of problems where a schedule's final
+  metric is within a factor tau of the best, and its integral up to r_max, normalised as AlgoPerf
+  normalises its score. It is not AlgoPerf's profile (Dahl et al. 2023, arXiv 2306.07179), which
+  profiles the *time to reach a target* with r_max = 4: final metrics of tuned schedules differ by
+  percents, not multiples, so the report shows it at r_max = 1.1 and 1.02 instead.
 
-A *problem* is one (setting, budget) cell: REX's "experimental setting", AlgoPerf's "workload".
+A *problem* is one (setting, budget) cell: REX's "experimental setting".
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-LOW_BUDGET = 0.25  # REX Table 1: "Low budget (<=25%)" vs "High budget (>25%)"
-# Within 10% of the best loss. AlgoPerf integrates time ratios to r_max = 4; tuned schedules' final
-# losses differ by percents, not multiples, so r_max = 4 would score every schedule close to 1.
+LOW_BUDGET = 0.25  # REX Table 1 (its caption): "Low" = 1, 5, 10% (< 25%), "High" = 25, 50, 100% (>= 25%)
+# Within 10% of the best final metric. AlgoPerf integrates *time* ratios to r_max = 4; tuned schedules'
+# final losses differ by percents, not multiples, so r_max = 4 would score every schedule close to 1.
 R_MAX = 1.1
+R_MAX_2 = 1.02  # the second r_max every report shows: within 2%
 PROFILE_POINTS = 100  # AlgoPerf's compute_performance_profiles(num_points=100)
+
+
+def budget_label(budget: Any) -> str:
+    """'25%' for a fraction of the full run, '500 steps' for an absolute budget (ints are >= 2)."""
+    value = float(budget)
+    return f"{value * 100:g}%" if value <= 1 else f"{int(value)} steps"
 
 
 def setting_of(ranked: pd.DataFrame) -> list[str]:
@@ -48,14 +61,23 @@ def fraction_notes(ranked: pd.DataFrame) -> list[str]:
             "(the run records hold steps, not full_steps) in the by-budget and Top-k tables."]
 
 
+def distinct(ranked: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are competitors of their own: without those `same_as` another schedule."""
+    if "same_as" not in ranked.columns:
+        return ranked
+    return ranked[ranked["same_as"].fillna("").eq("")]
+
+
 def rank_by_budget(ranked: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """REX Fig. 1: each schedule's rank averaged over every setting, per budget fraction.
 
     Index: (*by, schedule). Columns: one per budget fraction (float, ascending) with the average
     rank there, then "all" (the average over every problem) and "n" (problems). A schedule is
     averaged over the problems where it was planned; missing and diverged results count with the
-    ranks `rank` gave them (last). Rows sorted by *by, then "all", then schedule.
+    ranks `rank` gave them (last); a `same_as` row (the same LR sequence as an earlier schedule) is
+    left out, counted once as its original. Rows sorted by *by, then "all", then schedule.
     """
+    ranked = distinct(ranked)
     frame = ranked.assign(fraction=budget_fraction(ranked))
     keys = [*by, "schedule"]
     wide = frame.groupby([*keys, "fraction"], sort=False)["rank"].mean().unstack("fraction")
@@ -71,26 +93,46 @@ def rank_by_budget(ranked: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFra
 def top_k(ranked: pd.DataFrame, low: float = LOW_BUDGET, ks: tuple[int, ...] = (1, 3)) -> pd.DataFrame:
     """REX Table 1: % of problems where each schedule is Top-k, for low, high and all budgets.
 
-    Low budgets have fraction <= `low`, high ones > `low`. Top-k means rank <= k with a finite mean
+    Low budgets have fraction < `low`, high ones >= `low` (REX Table 1: 25% is a high budget).
+    A schedule identical to another at a budget (`same_as`) is that schedule there: the problem
+    counts for the original only. With a `best_group` column (schedsweep.results.significance),
+    {low,high,all}_best is the share of problems where the schedule is in the best group. Top-k means rank <= k with a finite mean
     (a tie for first is a Top-1 for each tied schedule, so a column may sum past 100%). Shares are
     over the problems where the schedule was planned (n_low, n_high, n_all); NaN where there are none.
-    Columns: low_top1, low_top3, n_low, high_top1, high_top3, n_high, all_top1, all_top3, n_all.
+    Columns: low_top1, low_top3, [low_best,] n_low, then the same for high and all, then same_as
+    (the schedules it was identical to somewhere, "" if none).
     Rows sorted by all_top1, all_top3 (descending), schedule.
     """
+    schedules = list(dict.fromkeys(ranked["schedule"]))
+    same = _same_as_names(ranked, schedules)
+    ranked = distinct(ranked)
     fraction = budget_fraction(ranked)
     finite = np.isfinite(ranked["mean"].astype(float))
     hits = pd.DataFrame({f"top{k}": (ranked["rank"] <= k) & finite for k in ks})
+    grouped_by = [f"top{k}" for k in ks]
+    if "best_group" in ranked.columns:
+        hits["best"] = ranked["best_group"].astype(bool).to_numpy()
+        grouped_by.append("best")
     hits["schedule"] = ranked["schedule"].to_numpy()
-    parts = {"low": hits[fraction <= low], "high": hits[fraction > low], "all": hits}
-    schedules = list(dict.fromkeys(ranked["schedule"]))
+    parts = {"low": hits[fraction < low], "high": hits[fraction >= low], "all": hits}
     out = pd.DataFrame(index=pd.Index(schedules, name="schedule"))
     for name, part in parts.items():
         grouped = part.groupby("schedule", sort=False)
-        for k in ks:
-            out[f"{name}_top{k}"] = 100 * grouped[f"top{k}"].mean().reindex(schedules).astype(float)
+        for column in grouped_by:
+            out[f"{name}_{column}"] = 100 * grouped[column].mean().reindex(schedules).astype(float)
         out[f"n_{name}"] = grouped.size().reindex(schedules).fillna(0).astype(int)
+    out["same_as"] = same
     sort = [f"all_top{k}" for k in ks]
     return out.sort_values(sort, ascending=False, kind="stable")
+
+
+def _same_as_names(ranked: pd.DataFrame, schedules: list[str]) -> list[str]:
+    """Per schedule, the schedules it was identical to at some budget ("linear"; "" when none)."""
+    if "same_as" not in ranked.columns:
+        return [""] * len(schedules)
+    dups = ranked[ranked["same_as"].fillna("").ne("")]
+    names = {s: ", ".join(dict.fromkeys(g["same_as"].astype(str))) for s, g in dups.groupby("schedule", sort=False)}
+    return [names.get(s, "") for s in schedules]
 
 
 def ratio_to_baseline(ranked: pd.DataFrame, baseline: str = "linear") -> pd.DataFrame:
@@ -174,7 +216,7 @@ def problem_matrix(ranked: pd.DataFrame) -> pd.DataFrame:
 
 
 def performance_ratios(values: pd.DataFrame, maximize: bool | None = None) -> pd.DataFrame:
-    """AlgoPerf's performance ratios r = value / best value of the problem (best / value when maximizing).
+    """Dolan-More performance ratios r = value / best value of the problem (best / value when maximizing).
 
     `values`: a ranked frame, or a problems x solvers matrix (e.g. times to target, lower better). Any
     non-finite or missing value is a miss: r = inf. Problems whose best value is not finite and
@@ -213,7 +255,7 @@ def profile(ratios: pd.DataFrame, r_max: float = R_MAX, points: int = PROFILE_PO
 
 def profile_scores(ratios: pd.DataFrame, r_max: float = R_MAX, method: str = "exact",
                    points: int = PROFILE_POINTS) -> pd.DataFrame:
-    """AlgoPerf's benchmark score B_s = (1 / (r_max - 1)) * integral from 1 to r_max of rho_s(tau) dtau.
+    """The profile's score B_s = (1 / (r_max - 1)) * integral from 1 to r_max of rho_s(tau) dtau (AlgoPerf's normalisation).
 
     "exact" integrates the step function: B_s = mean over problems of max(0, r_max - r) / (r_max - 1).
     "trapezoid" is AlgoPerf's code: np.trapezoid of rho on linspace(1, r_max, points), over r_max - 1

@@ -5,7 +5,7 @@
 - `lr`: the learning rates actually used (the logged lr column) per budget, one line per schedule;
 - `avg_rank`: average rank vs budget across settings, one panel per optimizer (REX Fig. 1);
 - `sensitivity`: final metric vs peak LR per schedule, per budget (robustness, not just the best point);
-- `profile`: the performance profile rho_s(tau) (AlgoPerf).
+- `profile`: the Dolan-More performance profile rho_s(tau) of final-metric ratios.
 
 Import this module only when drawing: matplotlib is slow to import and the CLI's --help must be instant.
 Per-setting figures show the first MAX_SETTINGS settings (rows); `Figures.notes` says what was left out.
@@ -178,7 +178,7 @@ def profile(rep: Report, colors: dict[str, Any]) -> bytes:
     ax.set_xlabel("τ (ratio to the best result of the problem)", fontsize=8)
     ax.set_ylabel("share of problems within τ", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
-    return _finish(fig, axes, f"Performance profile (AlgoPerf), r_max = {rep.r_max:g}")
+    return _finish(fig, axes, f"Dolan-More profile of final-metric ratios, r_max = {rep.r_max:g}")
 
 
 # ---- helpers

@@ -20,17 +20,17 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from schedsweep.results import caveats, contrasts
+from schedsweep.results.text import FORMATS, IN_BEST, sections_text  # noqa: F401 - FORMATS re-exported (cli)
+from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
 from schedsweep.results.report import pivot as pivot_of
 
-FORMATS = ("md", "csv", "json", "latex")
-TABLES = ("ranking", "pivot", "budgets", "topk", "ratios", "ratio_summary", "profile", "pairs")
+TABLES = ("ranking", "pivot", "budgets", "budgets_by_optimizer", "topk", "ratios", "ratio_summary", "profile", "pairs", "contrasts", "problems")
 WINNER = "bold green"
 NO_SCORE = "dim"
-RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "mark")
-LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-                 "±": r"$\pm$", "≤": r"$\le$", "≥": r"$\ge$", "τ": r"$\tau$"}
+RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "p", "mark")
+
 
 
 @dataclass
@@ -52,12 +52,6 @@ class Section:
         return column < self.left or self.headers[column] == "mark"
 
 
-def budget_label(budget: Any) -> str:
-    """'25%' for a fraction of the full run, '500 steps' for an absolute budget (ints are >= 2)."""
-    value = float(budget)
-    return f"{value * 100:g}%" if value <= 1 else f"{int(value)} steps"
-
-
 def fraction_label(fraction: float) -> str:
     return f"{fraction * 100:.3g}%"
 
@@ -70,8 +64,10 @@ def setting_sections(ranked: pd.DataFrame, pivot: pd.DataFrame) -> list[Section]
     metric = _metric_name(ranked)
     out: list[Section] = []
     for title, part, grid in _settings(ranked, pivot):
-        ranking = Section(title, f"ranked by {metric}: best peak LR per schedule, mean ± std and 95% CI over seeds",
-                          list(RANK_HEADERS), left=2)
+        ranking = Section(title, f"ranked by {metric}: best peak LR per schedule, mean ± std and 95% CI over seeds; "
+                          f"rank {IN_BEST}: in the best group (not significantly worse than the winner at 5%: p, one-sided, "
+                          "of a paired t-test over seeds, Welch's without shared seeds); lr edge: best LR at the "
+                          "grid's edge", list(RANK_HEADERS), left=2)
         for _, rows in part.groupby("budget", sort=False):
             for i, row in enumerate(rows.to_dict("records")):
                 cells = _ranking_cells(row)
@@ -102,24 +98,27 @@ def report_sections(rep: Report) -> list[Section]:
     better = "higher" if rep.maximize else "lower"
     metric = _metric_name(rep.ranked)
 
-    grid = rep.by_budget
-    fractions = [c for c in grid.columns if c not in ("all", "n")]
-    section = Section("Average rank per budget (REX Fig. 1)",
-                      f"rank of each schedule by {metric} averaged over {n_settings} setting(s); 1 is best",
-                      ["schedule", *map(fraction_label, fractions), "all", "problems"])
-    for i, (schedule, row) in enumerate(zip(grid.index, grid.to_dict("records"))):
-        section.rows.append([str(schedule), *[_num(row[f], ".2f") for f in fractions], _num(row["all"], ".2f"), str(row["n"])])
-        if row["all"] == grid["all"].min():
-            section.bold.add(i)
-    across.append(section)
+    counted = caveats.count_note(rep.problems)
+    caption = (f"rank of each schedule by {metric} averaged over {n_settings} setting(s); 1 is best; a schedule "
+               f"identical to another at a budget counts once, as the other; over {counted}")
+    if rep.ranked["optimizer"].nunique() > 1:  # REX's Fig. 1 is per optimizer; the pooled table is not REX's
+        across.append(_rank_section("Average rank per budget and optimizer (REX Fig. 1)", caption, rep.by_optimizer))
+        across.append(_rank_section("Average rank per budget, optimizers pooled", caption, rep.by_budget))
+    else:
+        across.append(_rank_section("Average rank per budget (REX Fig. 1)", caption, rep.by_budget))
 
     top = rep.top_k
     section = Section("Top-1 / Top-3 shares (REX Table 1)",
-                      "% of problems (setting x budget) where the schedule ranks first / in the first three; "
-                      "low budgets are <= 25% of the full run; (n) problems",
-                      ["schedule", "low (≤25%)", "high (>25%)", "overall"])
+                      "% of problems (setting x budget) where the schedule ranks first / in the first three / is in "
+                      "the best group (not significantly worse than the winner); low budgets are < 25% of the full "
+                      "run (REX: 1, 5, 10%); a schedule identical to another at a budget counts once, as the other; "
+                      f"(n) problems; over {counted}",
+                      ["schedule", "low (<25%)", "high (≥25%)", "overall"])
     for i, (schedule, row) in enumerate(zip(top.index, top.to_dict("records"))):
-        section.rows.append([str(schedule), *[_share(row, g) for g in ("low", "high", "all")]])
+        shares = [_share(row, g) for g in ("low", "high", "all")]
+        if row.get("same_as") and not row["n_all"]:  # identical to another schedule at every budget
+            shares[-1] = f"= {row['same_as']}"
+        section.rows.append([str(schedule), *shares])
         if row["all_top1"] == top["all_top1"].max():
             section.bold.add(i)
     across.append(section)
@@ -144,15 +143,21 @@ def report_sections(rep: Report) -> list[Section]:
         across.append(section)
 
     perf = rep.performance
-    section = Section(f"Performance profile score (AlgoPerf), r_max = {rep.r_max:g}",
+    other = rep.performance_2.reindex(perf.index)
+    section = Section(f"Dolan-More profile of final-metric ratios, r_max = {rep.r_max:g} and {rep.r_max_2:g}",
                       f"share of problems within a factor τ of the best {metric}, integrated over τ in [1, r_max] "
-                      "and divided by r_max - 1: 1 = best everywhere",
-                      ["schedule", "score", "problems", "best", f"within {rep.r_max:g}x"])
+                      "and divided by r_max - 1: 1 = best everywhere (not AlgoPerf's profile, which is of times to a "
+                      f"target, with r_max = 4); over {counted}",
+                      ["schedule", f"score ({rep.r_max:g})", f"score ({rep.r_max_2:g})", "problems", "best",
+                       f"within {rep.r_max:g}x"])
     for i, (schedule, row) in enumerate(zip(perf.index, perf.to_dict("records"))):
-        section.rows.append([str(schedule), _num(row["score"], ".3f"), str(row["n"]), str(row["best"]), str(row["within"])])
+        section.rows.append([str(schedule), _num(row["score"], ".3f"), _num(other.loc[schedule, "score"], ".3f"),
+                             str(row["n"]), str(row["best"]), str(row["within"])])
         if row["score"] == perf["score"].max():
             section.bold.add(i)
     across.append(section)
+    if len(rep.contrasts):
+        across.append(_contrast_section(rep, counted))
     for section in across:
         section.across = True
     pairs = setting_sections(rep.pairs, pivot_of(rep.pairs)) if len(rep.pairs) else []
@@ -171,9 +176,10 @@ def rich_table(section: Section) -> Table:
     title = f"{section.title}\n{section.caption}"
     # Without a minimum width rich wraps the title to a narrow table's width, one word per line.
     width = min(100, max(map(len, title.splitlines())) + 2)
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", min_width=width, pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", min_width=width, pad_edge=False,
+                  padding=(0, 1), collapse_padding=True)
     for i, header in enumerate(section.headers):
-        table.add_column(header, justify="left" if section.is_label(i) else "right", no_wrap=section.is_label(i) and i > 0)
+        table.add_column(header, justify="left" if section.is_label(i) else "right", no_wrap=i > 0)
     for i, row in enumerate(section.rows):
         style = WINNER if i in section.bold else NO_SCORE if i in section.dim else None
         table.add_row(*[Text(c) for c in row], style=style, end_section=i in section.breaks)
@@ -189,7 +195,7 @@ def to_text(ranked: pd.DataFrame, pivot: pd.DataFrame, fmt: str) -> str:
         doc = {"metric": ranked.attrs.get("metric"), "maximize": bool(ranked.attrs.get("maximize", False)),
                "ranking": _records(ranked), "pivot": _pivot_records(pivot)}
         return json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    return _sections_text(setting_sections(ranked, pivot), fmt)
+    return sections_text(setting_sections(ranked, pivot), fmt)
 
 
 def report_text(rep: Report, fmt: str, table: str | None = None) -> str:
@@ -203,7 +209,7 @@ def report_text(rep: Report, fmt: str, table: str | None = None) -> str:
                "ranking": _records(rep.ranked), "pivot": _pivot_records(rep.pivot), "notes": rep.notes,
                **{name: _records(frame) for name, frame in raw_tables(rep).items() if name not in ("ranking", "pivot")}}
         return json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    text = _sections_text(report_sections(rep), fmt)
+    text = sections_text(report_sections(rep), fmt)
     if fmt == "latex":
         text = "% schedsweep report: tables use booktabs (\\usepackage{booktabs})\n\n" + text
     if rep.notes:
@@ -221,48 +227,16 @@ def raw_tables(rep: Report) -> dict[str, pd.DataFrame]:
         "ranking": rep.ranked,
         "pivot": pivot.reset_index(),
         "budgets": budgets.reset_index(),
+        "budgets_by_optimizer": rep.by_optimizer.rename(
+            columns=lambda c: fraction_label(c) if isinstance(c, float) else c).reset_index(),
         "topk": rep.top_k.reset_index(),
         "ratios": rep.ratios.reset_index(),
         "ratio_summary": rep.ratio_summary.reset_index(),
         "profile": rep.performance.reset_index(),
         "pairs": rep.pairs,
+        "contrasts": rep.contrasts,
+        "problems": rep.problems,
     }
-
-
-def _sections_text(sections: list[Section], fmt: str) -> str:
-    if fmt == "md":
-        return "".join(_markdown(s) for s in sections)
-    if fmt == "latex":
-        return "".join(_latex(s) for s in sections)
-    raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
-
-
-def _markdown(section: Section) -> str:
-    def line(cells: list[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    sep = ["---" if section.is_label(i) else "---:" for i in range(len(section.headers))]
-    rows = [line(section.headers), line(sep), *map(line, section.rows)]
-    return "\n".join([f"## {section.title}", "", section.caption + ".", "", *rows, "", ""])
-
-
-def _latex(section: Section) -> str:
-    spec = "".join("l" if section.is_label(i) else "r" for i in range(len(section.headers)))
-    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex(section.title)}: {_tex(section.caption)}}}",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex(h) for h in section.headers) + r" \\", r"\midrule"]
-    for i, row in enumerate(section.rows):
-        cells = [_tex(c) for c in row]
-        if i in section.bold:
-            cells = [rf"\textbf{{{c}}}" if c else c for c in cells]
-        lines.append(" & ".join(cells) + r" \\")
-        if i in section.breaks and i != len(section.rows) - 1:
-            lines.append(r"\midrule")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", "", ""]
-    return "\n".join(lines)
-
-
-def _tex(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
 # ---- cells
@@ -294,15 +268,24 @@ def _wins(row: dict[str, Any]) -> bool:
 def _ranking_cells(row: dict[str, Any]) -> list[str]:
     mean, std = row["mean"], row["std"]
     spread = _num(mean) if pd.isna(std) or not math.isfinite(mean) else f"{mean:.4g} ± {std:.2g}"
+    best = f" {IN_BEST}" if row.get("best_group") is True or row.get("best_group") is np.True_ else ""
     return [budget_label(row["budget"]), str(row["schedule"]), _num(row["best_lr"], ".3g"), spread, _ci(row["ci95"]),
-            str(row["n"]), str(row["rank"]), _gap(row["gap"], row["gap_pct"]), _notes(row)]
+            str(row["n"]), f"{row['rank']}{best}", _gap(row["gap"], row["gap_pct"]), _p(row.get("p_vs_best")), _notes(row)]
+
+
+def _p(p: Any) -> str:
+    if p is None or pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _notes(row: dict[str, Any]) -> str:
     """The mark, then what else happened to this schedule's runs: '(1 div, 2 miss)'."""
     counts = [(row["n_diverged"], "div"), (row["n_failed"], "fail"), (row["n_missing"], "miss")]
     counts = [f"{n} {what}" for n, what in counts if n]
-    return " ".join([row["mark"], f"({', '.join(counts)})" if counts else ""]).strip()
+    same = f"= {row['same_as']}" if row.get("same_as") else ""
+    edge = f"lr edge {row['lr_edge']}" if row.get("lr_edge") else ""
+    return " ".join([same, row["mark"], f"({', '.join(counts)})" if counts else "", edge]).strip()
 
 
 def _pivot_cell(row: pd.Series, budget: Any) -> str:
@@ -315,7 +298,34 @@ def _share(row: dict[str, Any], group: str) -> str:
     n = int(row[f"n_{group}"])
     if n == 0:
         return ""
-    return f"{row[f'{group}_top1']:.0f} / {row[f'{group}_top3']:.0f} ({n})"
+    best = f" / {row[f'{group}_best']:.0f}" if f"{group}_best" in row else ""
+    return f"{row[f'{group}_top1']:.0f} / {row[f'{group}_top3']:.0f}{best} ({n})"
+
+
+def _rank_section(title: str, caption: str, grid: pd.DataFrame) -> Section:
+    fractions = [c for c in grid.columns if c not in ("all", "n")]
+    keys = list(grid.index.names) if grid.index.nlevels > 1 else ["schedule"]
+    section = Section(title, caption, [*keys, *map(fraction_label, fractions), "all", "problems"], left=len(keys))
+    best = grid.groupby(level=0)["all"].transform("min") if grid.index.nlevels > 1 else grid["all"].min()
+    for i, (key, row) in enumerate(zip(grid.index, grid.to_dict("records"))):
+        labels = [str(k) for k in key] if isinstance(key, tuple) else [str(key)]
+        section.rows.append([*labels, *[_num(row[f], ".2f") for f in fractions], _num(row["all"], ".2f"), str(row["n"])])
+        if row["all"] == (best.iloc[i] if isinstance(best, pd.Series) else best):
+            section.bold.add(i)
+    return section
+
+
+def _contrast_section(rep: Report, counted: str) -> Section:
+    section = Section("Paired contrasts across problems",
+                      f"mean over problems of 100 (A - B) / |B| of {_metric_name(rep.ranked)} (negative: A "
+                      "lower), 95% bootstrap interval over settings and seeds (paired seeds); a better = problems "
+                      f"where A's mean is better; no verdict under {contrasts.MIN_SETTINGS} settings; of {counted}",
+                      ["contrast", "settings", "problems", "a better", "A - B (%)", "95% interval", "verdict"])
+    for row in rep.contrasts.to_dict("records"):
+        section.rows.append([row["contrast"], str(row["settings"]), str(row["problems"]), str(row["a_better"]),
+                             f"{row['diff_pct']:+.2f}",
+                             f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", row["verdict"]])
+    return section
 
 
 def _pivot_records(pivot: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from schedsweep.results import collect, compare
+from schedsweep.results import caveats, collect, compare, contrasts, identical, significance
+from schedsweep.results.pivot import AVG_RANK, PIVOT_FIELDS, pivot  # noqa: F401 - AVG_RANK, PIVOT_FIELDS re-exported
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED
@@ -33,13 +33,12 @@ METRICS = ("final_eval_loss", "final_loss", "best_eval_loss")
 # Any logged column ranks by its last logged value; these names are what a user would type.
 METRIC_ALIASES = {"eval_loss": "final_eval_loss", "loss": "final_loss", "last_k_loss": "train_loss_last_k",
                   **{c: f"final_{c}" for c in collect.FINAL_OF}}
+TASK_METRIC = "final_task_metric"  # each task's own metric in one column (task_metric)
 RANKABLE = (*METRICS, "train_loss_last_k", *(f"final_{c}" for c in collect.FINAL_OF), "wall_s", "gpu_hours", "samples_seen")
 LABELS = collect.LABELS
 STATUS_COLUMNS = ("status", "final_eval_loss", "final_loss", "best_eval_loss", "steps_done", "wall_s", "error")
 CELL_STATS = ("best_lr", "mean", "std", "ci95", "n", "n_runs", "n_diverged", "n_failed", "n_missing", "mark")
-RANK_COLUMNS = (*CELL_STATS, "rank", "gap", "gap_pct")
-PIVOT_FIELDS = ("mean", "rank", "mark")
-AVG_RANK = ("avg_rank", "")
+RANK_COLUMNS = (*CELL_STATS, "rank", "gap", "gap_pct", "same_as", "best_group", "p_vs_best", "p_test", "lr_edge")
 # Marks: "" a full result; "partial" some seeds of the best LR unfinished; "diverged" no LR has a
 # finite mean; "failed"/"missing" no finished run (failed wins: resubmission is needed, not patience).
 # In the pivot only, "absent" is a schedule the plan never ran at a budget its setting has.
@@ -57,7 +56,8 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
 
     Columns: id, task, optimizer, schedule, budget, steps, lr, seed, one column per setting key
     (named as the key, e.g. `task.d_model`), then status, final_eval_loss, final_loss,
-    best_eval_loss, steps_done, wall_s, error. `budget` keeps the user's spelling (object dtype:
+    best_eval_loss, steps_done, wall_s, error, _lr_digest (schedsweep.results.identical; a copy of a run
+    follows for each schedule name the plan merged into it). `budget` keeps the user's spelling (object dtype:
     0.25 is a fraction, 500 is steps); `steps` is the resolved step count that orders budgets.
     """
     records = store.read_plan(Path(sweep_dir))
@@ -66,7 +66,13 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     for column in STATUS_COLUMNS:
         frame[column] = [getattr(s, column) for s in statuses]
     losses = {k: float for k in ("final_eval_loss", "final_loss", "best_eval_loss", "wall_s")}
-    return frame.astype({**losses, "steps_done": int})
+    return identical.attach(frame.astype({**losses, "steps_done": int}), records)
+
+
+def collected_runs(sweep_dir: Path, summary: pd.DataFrame) -> pd.DataFrame:
+    """The runs `report` ranks: the collected summary (collect.runs_frame) with the plan's schedule
+    digests and the schedule names it planned once (schedsweep.results.identical)."""
+    return identical.attach(collect.runs_frame(summary), store.read_plan(Path(sweep_dir)))
 
 
 def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
@@ -79,6 +85,9 @@ def pair_optimizers(runs: pd.DataFrame) -> pd.DataFrame:
     """
     several = runs.groupby("task", sort=False)["optimizer"].transform("nunique") > 1
     out = runs[several].copy()
+    if identical.DIGEST in out.columns:  # one LR sequence under two optimizers is two competitors
+        digest = out[identical.DIGEST]
+        out[identical.DIGEST] = (digest.astype(str) + "|" + out["optimizer"].astype(str)).where(digest.notna(), None)
     out.loc[several, "schedule"] = out.loc[several, "optimizer"].astype(str) + "/" + out.loc[several, "schedule"].astype(str)
     out.loc[several, "optimizer"] = "(compared)"
     return out
@@ -134,8 +143,14 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
 
     Columns: setting columns, budget, steps, schedule, best_lr, mean, std (ddof=1, NaN when n == 1),
     ci95, n (finished seeds at best_lr), n_runs, n_diverged, n_failed, n_missing (pending, running,
-    or done without this metric), mark, rank, gap, gap_pct. Sorted by setting (plan order), steps,
-    rank, schedule. `.attrs` holds the metric column and maximize.
+    or done without this metric), mark, rank, gap, gap_pct, then:
+    same_as: the first schedule (plan order) with the same LR sequence at this budget, else ""
+    (schedsweep.results.identical); such a row is ranked as that schedule (it takes its rank, and no
+    other schedule ranks behind it for it); best_group, p_vs_best, p_test: in the best group (not
+    significantly worse than the winner), the one-sided p-value and its test ("paired t", "Welch t",
+    "" without one) (schedsweep.results.significance); lr_edge: "low" / "high" when best_lr is the
+    lowest / highest of the >= 2 LRs the cell ran with, else "". Sorted by setting (plan order),
+    steps, rank, schedule. `.attrs` holds the metric column and maximize.
     """
     column = metric_column(runs, metric)
     frame, setting, per_lr = _per_lr(runs, column, maximize)
@@ -161,15 +176,24 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     t = np.array([t_quantile(n - 1) for n in cells["n"]])
     cells["ci95"] = t * cells["std"] / np.sqrt(cells["n"].where(cells["n"] > 0))
 
-    finite_mean = cells["mean"].where(found)
+    # A schedule with another's LR sequence (identical.same_as) is that schedule: ranked without it, it takes its rank.
+    problem = ["_sid", "budget", "steps"]
+    cells["same_as"] = identical.same_as(cells.assign(**{identical.DIGEST: by_cell[identical.DIGEST].first()
+                                                         .reindex(cells["_cid"]).to_numpy()}), problem)
+    distinct = cells["same_as"].eq("")
     diverged = cells["mark"] == "diverged"
-    cells = cells.assign(_finite=finite_mean, _t0=found, _t1=diverged)
-    by_budget = cells.groupby(["_sid", "budget", "steps"], sort=False)
+    cells = cells.assign(_finite=cells["mean"].where(found & distinct), _t0=found & distinct, _t1=diverged & distinct)
+    by_budget = cells.groupby(problem, sort=False)
     n_finite = by_budget["_t0"].transform("sum")
     n_diverged = by_budget["_t1"].transform("sum")
-    cells["rank"] = np.select([found, diverged], [by_budget["_finite"].rank(method="min"), n_finite + 1],
+    cells["rank"] = np.select([cells["_t0"], cells["_t1"]], [by_budget["_finite"].rank(method="min"), n_finite + 1],
                               n_finite + n_diverged + 1).astype(int)
+    cells["rank"] = identical.original_values(cells, problem, "rank")
     best_mean = by_budget["_finite"].transform("min")
+    cells["_pid"] = by_budget.ngroup()
+    cells = cells.join(significance.best_groups(cells.assign(_finite=cells["mean"].where(found)),
+                                                significance.seed_scores(frame, cells), "_pid"))
+    cells["lr_edge"] = caveats.lr_edges(frame, cells)
     cells["gap"] = cells["mean"] - best_mean
     cells["gap_pct"] = 100 * cells["gap"] / best_mean.abs().where(best_mean != 0)
     sign = -1.0 if maximize else 1.0
@@ -224,67 +248,14 @@ def winners(ranked: pd.DataFrame) -> pd.DataFrame:
     return ranked[(ranked["rank"] == 1) & np.isfinite(ranked["mean"])].reset_index(drop=True)
 
 
-def pivot(ranked: pd.DataFrame) -> pd.DataFrame:
-    """REX's table: per setting, one row per schedule, one column group per budget, and avg_rank.
-
-    Index: (*setting columns, schedule). Columns: a MultiIndex (budget, field) with field in
-    mean | rank | mark for every budget (ordered by steps), then ("avg_rank", ""). avg_rank is the
-    mean of a schedule's ranks over its setting's budgets; a schedule the plan never ran at one of
-    them counts there as rank = number of schedules in the setting (mark "absent"), so like missing
-    runs it counts against the schedule. Cells of budgets a setting does not have are NaN. Rows are
-    sorted by setting (plan order), avg_rank, schedule.
-    """
-    setting = setting_columns(ranked)
-    sid = ranked.groupby(setting, sort=False, dropna=False).ngroup()
-    # Budgets by steps (the fewest where tasks differ); in plain Python, as groupby would turn 500 into 500.0.
-    steps_of: dict[Any, int] = {}
-    for b, steps in zip(ranked["budget"], ranked["steps"]):
-        steps_of[b] = min(int(steps), steps_of.get(b, int(steps)))
-    budgets = sorted(steps_of, key=steps_of.__getitem__)
-    rows: list[tuple[tuple[Any, ...], list[Any]]] = []
-    order: list[tuple[int, float, str]] = []
-    for s, part in ranked.groupby(sid, sort=False):
-        worst = part["schedule"].nunique()
-        present = set(part["budget"])
-        for schedule, g in part.groupby("schedule", sort=False):
-            have = {b: (m, r, k) for b, m, r, k in zip(g["budget"], g["mean"], g["rank"], g["mark"])}
-            values: list[Any] = []
-            ranks: list[float] = []
-            for b in budgets:
-                if b in have:
-                    cell = have[b]
-                elif b in present:
-                    cell = (math.nan, worst, "absent")
-                else:
-                    cell = (math.nan, math.nan, None)
-                values.extend(cell)
-                if not pd.isna(cell[1]):
-                    ranks.append(float(cell[1]))
-            avg = sum(ranks) / len(ranks)
-            rows.append(((*part[setting].iloc[0], schedule), [*values, avg]))
-            order.append((int(s), avg, str(schedule)))
-    rows = [row for _, row in sorted(zip(order, rows), key=lambda pair: pair[0])]
-    names = [*setting, "schedule"]
-    index_arrays = [list(a) for a in zip(*(key for key, _ in rows))] or [[] for _ in names]
-    columns = pd.MultiIndex.from_tuples(
-        [(b, f) for b in budgets for f in PIVOT_FIELDS] + [AVG_RANK], names=["budget", "field"]
-    )
-    table = pd.DataFrame(
-        [values for _, values in rows],
-        index=pd.MultiIndex.from_arrays(index_arrays, names=names),
-        columns=columns,
-    )
-    table.attrs = dict(ranked.attrs)
-    return table
-
-
 @dataclass
 class Report:
     """Every table of `schedsweep report`, computed; schedsweep.results.render and .html only format them."""
 
     ranked: pd.DataFrame
     pivot: pd.DataFrame
-    by_budget: pd.DataFrame
+    by_budget: pd.DataFrame  # optimizers pooled
+    by_optimizer: pd.DataFrame  # REX Fig. 1: per optimizer
     top_k: pd.DataFrame
     ratios: pd.DataFrame
     ratio_summary: pd.DataFrame
@@ -292,46 +263,92 @@ class Report:
     profile: pd.DataFrame
     sensitivity: pd.DataFrame
     pairs: pd.DataFrame  # (optimizer, schedule) pairs ranked per budget where a task has several optimizers
+    contrasts: pd.DataFrame  # paired contrasts across problems, bootstrap CIs (schedsweep.results.contrasts)
+    problems: pd.DataFrame  # one row per problem, degenerate ones marked (schedsweep.results.caveats)
+    performance_2: pd.DataFrame  # the profile scores at the second r_max (compare.R_MAX_2)
     metric: str
     maximize: bool
     baseline: str
     r_max: float
+    r_max_2: float = compare.R_MAX_2
     notes: list[str] = field(default_factory=list)
 
 
+def task_metric(runs: pd.DataFrame, metric: str, by_task: dict[str, str]) -> tuple[pd.DataFrame, str]:
+    """The runs with TASK_METRIC: each task's metric (by_task, else `metric`), and a label that says which.
+
+    A study ranks each task by its own metric (schedsweep.plan.ranking): REX ranks by test error, the
+    VAE by loss. Every task's values are in one column, so one ranking covers every setting.
+    """
+    values = pd.Series(np.nan, index=runs.index, dtype=float)
+    used: dict[str, str] = {}
+    for task in dict.fromkeys(runs["task"]):
+        column = metric_column(runs, by_task.get(str(task), metric))
+        rows = runs["task"] == task
+        values[rows] = runs.loc[rows, column].astype(float)
+        used[str(task)] = column
+    default = metric_column(runs, metric) if any(str(t) not in by_task for t in used) else None
+    others = ", ".join(f"{t}: {c}" for t, c in used.items() if c != default)
+    label = "; ".join([*([default] if default else []), *([others] if others else [])])
+    return runs.assign(**{TASK_METRIC: values}), label
+
+
 def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
-          r_max: float = compare.R_MAX, low: float = compare.LOW_BUDGET) -> Report:
-    """Rank, then every cross-setting table (schedsweep.results.compare) over the same ranking."""
+          r_max: float = compare.R_MAX, low: float = compare.LOW_BUDGET,
+          metric_by_task: dict[str, str] | None = None) -> Report:
+    """Rank, then every cross-setting table (schedsweep.results.compare) over the same ranking.
+
+    metric_by_task: task -> metric for the tasks not ranked by `metric` (`task_metric`).
+    """
     if not r_max > 1:
         raise ConfigError(f"--r-max must be greater than 1 (got {r_max:g}).")
+    label = None
+    if metric_by_task:
+        runs, label = task_metric(runs, metric, metric_by_task)
+        metric = TASK_METRIC
     ranked = rank(runs, metric, maximize)
+    column = ranked.attrs["metric"]
+    if label:
+        ranked.attrs["metric"] = label
     notes: list[str] = []
     ratios = compare.ratio_to_baseline(ranked, baseline)
     notes += ratios.attrs.get("notes", [])
     perf = compare.performance_ratios(ranked)
     notes += perf.attrs.get("notes", [])
+    problems = caveats.problems(ranked)
+    seeds = contrasts.seed_scores(ranked, best_runs(runs, ranked), column)
+    r_max_2 = compare.R_MAX_2 if r_max != compare.R_MAX_2 else compare.R_MAX
     return Report(
         ranked=ranked,
         pivot=pivot(ranked),
         by_budget=compare.rank_by_budget(ranked),
+        by_optimizer=compare.rank_by_budget(ranked, by=("optimizer",)),
         top_k=compare.top_k(ranked, low=low),
         ratios=ratios,
         ratio_summary=compare.ratio_summary(ratios, maximize),
         performance=compare.profile_scores(perf, r_max),
         profile=compare.profile(perf, r_max),
         sensitivity=lr_sensitivity(runs, metric, maximize),
-        pairs=_pairs(runs, metric, maximize),
+        pairs=_pairs(runs, metric, maximize, label),
+        contrasts=contrasts.contrasts(ranked, seeds, baseline, maximize),
+        problems=problems,
+        performance_2=compare.profile_scores(perf, r_max_2),
         metric=ranked.attrs["metric"],
         maximize=maximize,
         baseline=baseline,
         r_max=r_max,
-        notes=notes + compare.fraction_notes(ranked),
+        r_max_2=r_max_2,
+        notes=notes + compare.fraction_notes(ranked) + significance.no_test_note(ranked)
+        + caveats.edge_note(ranked, compare.budget_label) + caveats.degenerate_note(problems, compare.budget_label),
     )
 
 
-def _pairs(runs: pd.DataFrame, metric: str, maximize: bool) -> pd.DataFrame:
+def _pairs(runs: pd.DataFrame, metric: str, maximize: bool, label: str | None) -> pd.DataFrame:
     paired = pair_optimizers(runs)
-    return rank(paired, metric, maximize) if len(paired) else rank(runs, metric, maximize).iloc[0:0]
+    ranked = rank(paired, metric, maximize) if len(paired) else rank(runs, metric, maximize).iloc[0:0]
+    if label:
+        ranked.attrs["metric"] = label
+    return ranked
 
 
 def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
@@ -345,6 +362,8 @@ def _per_lr(runs: pd.DataFrame, column: str, maximize: bool) -> tuple[pd.DataFra
     status = runs["status"]
     value = (-1.0 if maximize else 1.0) * runs[column].astype(float)
     score = value.where(status == DONE).mask(status == DIVERGED, np.inf)
+    if identical.DIGEST not in runs.columns:  # without the plan's specs: no schedule is known identical
+        runs = runs.assign(**{identical.DIGEST: None})
     frame = runs.assign(_score=score, _div=status == DIVERGED, _fail=status == FAILED, _na=score.isna(),
                         _sid=runs.groupby(setting, sort=False, dropna=False).ngroup())
     frame["_cid"] = frame.groupby(["_sid", "budget", "steps", "schedule"], sort=False, dropna=False).ngroup()

@@ -112,6 +112,11 @@ class Sweep:
         with sweep.lock():
             known = store.read_plan(sweep.path) if store.is_sweep(sweep.path) else []
             known_ids = {r["id"] for r in known}
+            aliases = {r.id: r.aliases for r in plan.runs if r.aliases}
+            for record in known:  # a schedule planned once into a run of an earlier launch: record its name
+                extra = [a for a in aliases.get(record["id"], ()) if a not in (record.get("aliases") or [])]
+                if extra:
+                    record["aliases"] = [*(record.get("aliases") or []), *extra]
             records = known + [r.record() for r in plan.runs if r.id not in known_ids]
             store.write_plan(sweep.path, records)
             files.write_text(sweep.path / store.SWEEP_CONFIG, _sweep_yaml(plan))
@@ -249,15 +254,18 @@ class Sweep:
 
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
-    def report(self, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
+    def report(self, metric: str | None = None, maximize: bool = False, baseline: str = "linear",
                r_max: float = 1.1, last_k: int = 20) -> Any:
-        """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep."""
-        from schedsweep.results import collect
+        """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep, by
+        `metric` for every task, or (None) by the study's metric per task (schedsweep.plan.ranking)."""
+        from schedsweep.plan.ranking import RankBy
         from schedsweep.plan import study
         from schedsweep.results import report as reporting
 
-        runs = collect.runs_frame(self.collect(last_k).summary)
-        rep = reporting.build(runs, metric=metric, maximize=maximize, baseline=baseline, r_max=r_max)
+        runs = reporting.collected_runs(self.path, self.collect(last_k).summary)
+        rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(self.path))
+        rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline, r_max=r_max,
+                              metric_by_task=rank_by.metric_by_task)
         rep.notes.extend(study.source_notes(self.path))
         return rep
 
@@ -302,7 +310,7 @@ def _held(path: Path) -> bool:
 
 def _sweep_yaml(plan: Plan) -> str:
     doc = {"name": plan.name, "overrides": list(plan.overrides), "axes": {a.key: list(a.values) for a in plan.axes},
-           "executor": plan.executor, "config": plan.base}
+           "executor": plan.executor, "config": plan.base, "report": plan.rank_by.as_dict()}
     return yaml.safe_dump(doc, sort_keys=False)
 
 

@@ -46,14 +46,23 @@ SUBMITIT = ".submitit"
 
 def read_executor(sweep_dir: Path) -> dict[str, Any]:
     """The executor settings of the sweep's latest launch (sweep.yaml); {} when unreadable."""
+    return _sweep_section(sweep_dir, "executor")
+
+
+def read_rank_by(sweep_dir: Path) -> dict[str, Any]:
+    """The study's report block of the sweep's latest launch (sweep.yaml; schedsweep.plan.ranking); {} when none."""
+    return _sweep_section(sweep_dir, "report")
+
+
+def _sweep_section(sweep_dir: Path, key: str) -> dict[str, Any]:
     import yaml
 
     try:
         data = yaml.safe_load((sweep_dir / SWEEP_CONFIG).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
-    executor = data.get("executor") if isinstance(data, dict) else None
-    return executor if isinstance(executor, dict) else {}
+    section = data.get(key) if isinstance(data, dict) else None
+    return section if isinstance(section, dict) else {}
 
 
 def now() -> str:

@@ -25,6 +25,13 @@ Two optional methods make a task fit real training (schedsweep.train.groups and 
     batches(start: int = 0) -> Iterator[Any]
         The same stream from batch `start` on, so a resumed run need not replay it.
 
+A third optional method logs held-out metrics beside the loss, each one more metrics column:
+
+    eval_metrics(model) -> dict[str, float]
+        e.g. {"eval_error": fraction of the held-out set misclassified} (the built-in classification
+        tasks), called after `evaluate` under the same no_grad and eval mode. `report --metric
+        eval_error` ranks by its last value, as REX ranks by test error.
+
 Optionally, a static or class method `check_params(params: dict) -> None` raises TaskError for bad
 values (wrong ranges, inconsistent sizes). `resolve` calls it at plan time, before any run starts, so
 it must be cheap: no models, no reading of data.

@@ -157,6 +157,12 @@ class CharLM:
             total = sum(self.loss(model, batch).item() for batch in self.eval_windows)
         return total / len(self.eval_windows)
 
+    def eval_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        """eval_error: the fraction of held-out next characters whose arg-max prediction is wrong."""
+        with evaluating(model):
+            wrong = sum((model(x).argmax(dim=-1) != y).float().mean().item() for x, y in self.eval_windows)
+        return {"eval_error": wrong / len(self.eval_windows)}
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: x + Attn(LN(x)), then x + MLP(LN(x))."""

@@ -120,6 +120,11 @@ class Classifier:
         with evaluating(model):
             return F.cross_entropy(model(self.x_eval), self.y_eval).item()
 
+    def eval_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        """eval_error: the fraction of the held-out points whose arg-max class is wrong (REX ranks by test error)."""
+        with evaluating(model):
+            return {"eval_error": (model(self.x_eval).argmax(dim=1) != self.y_eval).float().mean().item()}
+
 
 def make_data(
     n_features: int, n_classes: int, n: int, noise: float, data_seed: int

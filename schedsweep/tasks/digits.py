@@ -78,6 +78,11 @@ class Digits:
         with evaluating(model):
             return F.cross_entropy(model(self.x_eval), self.y_eval).item()
 
+    def eval_metrics(self, model: nn.Module) -> dict[str, float]:
+        """eval_error: the fraction of the held-out images whose arg-max digit is wrong (REX ranks by test error)."""
+        with evaluating(model):
+            return {"eval_error": (model(self.x_eval).argmax(dim=1) != self.y_eval).float().mean().item()}
+
 
 
 @functools.lru_cache(maxsize=1)  # the loop builds a task per run; reading the bundled CSV takes ~10 ms

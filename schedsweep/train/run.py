@@ -318,9 +318,9 @@ def train(
                 if writer is not None:
                     writer.append(last)
                 return diverged(last["step"])
-            eval_loss = _evaluate(task, model, optimizer, precision)
+            eval_loss, extra = _evaluate(task, model, optimizer, precision)
             recorder.evaluated(run, eval_loss)
-            last |= {"eval_loss": eval_loss, "wall_s": time.perf_counter() - start}
+            last |= {"eval_loss": eval_loss, **extra, "wall_s": time.perf_counter() - start}
             if writer is not None:
                 writer.append(last)
             if not math.isfinite(eval_loss):
@@ -350,12 +350,16 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
     return status
 
 
-def _evaluate(task: tasks.Task, model: torch.nn.Module, optimizer: optimizers.Optimizers, precision: loop.Precision) -> float:
-    """The held-out loss at the weights a user would keep (schedule-free: its averaged weights, as its authors require)."""
+def _evaluate(task: tasks.Task, model: torch.nn.Module, optimizer: optimizers.Optimizers,
+              precision: loop.Precision) -> tuple[float, dict[str, float]]:
+    """The held-out loss, and the task's optional held-out metrics (eval_error), at the weights a user would
+    keep (schedule-free: its averaged weights, as its authors require)."""
     optimizer.eval()
     try:
         with tasks.evaluating(model), precision.autocast():
-            return float(task.evaluate(model))
+            metrics_of = getattr(task, "eval_metrics", None)
+            extra = metrics_of(model) if callable(metrics_of) else {}
+            return float(task.evaluate(model)), {str(k): float(v) for k, v in extra.items()}
     finally:
         optimizer.train()
 

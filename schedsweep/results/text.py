@@ -1,0 +1,47 @@
+"""Report sections as Markdown or LaTeX text (schedsweep.results.render builds the sections)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FORMATS = ("md", "csv", "json", "latex")
+IN_BEST = "●"  # the ranking's mark of the best group: not significantly worse than the winner (95%)
+LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+                 "±": r"$\pm$", "≤": r"$\le$", "≥": r"$\ge$", "τ": r"$\tau$", IN_BEST: r"$\bullet$"}
+
+
+def sections_text(sections: list[Any], fmt: str) -> str:
+    if fmt == "md":
+        return "".join(_markdown(s) for s in sections)
+    if fmt == "latex":
+        return "".join(_latex(s) for s in sections)
+    raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+
+
+def _markdown(section: Any) -> str:
+    def line(cells: list[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    sep = ["---" if section.is_label(i) else "---:" for i in range(len(section.headers))]
+    rows = [line(section.headers), line(sep), *map(line, section.rows)]
+    return "\n".join([f"## {section.title}", "", section.caption + ".", "", *rows, "", ""])
+
+
+def _latex(section: Any) -> str:
+    spec = "".join("l" if section.is_label(i) else "r" for i in range(len(section.headers)))
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex(section.title)}: {_tex(section.caption)}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex(h) for h in section.headers) + r" \\", r"\midrule"]
+    for i, row in enumerate(section.rows):
+        cells = [_tex(c) for c in row]
+        if i in section.bold:
+            cells = [rf"\textbf{{{c}}}" if c else c for c in cells]
+        lines.append(" & ".join(cells) + r" \\")
+        if i in section.breaks and i != len(section.rows) - 1:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", "", ""]
+    return "\n".join(lines)
+
+
+def _tex(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
