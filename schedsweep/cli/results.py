@@ -51,11 +51,10 @@ def report(
     Dolan-More profile of final-metric ratios, paired contrasts with bootstrap CIs; marks the best group
     (not significantly worse than the winner), identical schedules, best LRs at the grid's edge and
     degenerate problems. Collects the sweep first (only runs changed since the last collect)."""
-    from schedsweep.plan.ranking import RankBy
-    from schedsweep.results import collect as collecting
     from schedsweep.results import render
     from schedsweep.results import report as reporting
     from schedsweep.sweep import store
+    from schedsweep.sweep.api import Sweep
 
     if fmt is None and out_file is not None:  # from the suffix: .md .csv .json .tex; Markdown otherwise
         fmt = {".csv": "csv", ".json": "json", ".tex": "latex", ".latex": "latex"}.get(out_file.suffix, "md")
@@ -63,19 +62,10 @@ def report(
         raise SchedsweepError(f"unknown format {fmt!r}; choose one of: {', '.join(render.FORMATS)}.")
     if table is not None and (fmt != "csv" or table not in render.TABLES):
         raise SchedsweepError(f"--table selects one table for --format csv: one of {', '.join(render.TABLES)}.")
-    result = collecting.collect(sweep, last_k=last_k)
+    folder = Sweep(store.require_sweep(sweep))
+    result = folder.collect(last_k)
     _warn_collected(result)
-    runs = reporting.collected_runs(sweep, result.summary)
-    if baseline is not None and baseline not in set(runs["schedule"]):
-        raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
-                              f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
-    rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(sweep))
-    rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
-                          r_max=r_max, metric_by_task=rank_by.metric_by_task)
-    from schedsweep.plan import study
-
-    rep.notes.extend(study.source_notes(sweep))
-    rep.notes.extend(collecting.sharing_notes(result.summary))
+    rep = folder.report(metric, maximize, baseline, r_max, last_k, collected=result)
     if fmt is None:
         for section in render.report_sections(rep):
             out.print(render.rich_table(section))
@@ -89,7 +79,7 @@ def report(
             _write(out_file, text)
             err.print(f"wrote {out_file}")
     if plots is not None or html is not None:
-        _figures_and_page(sweep, result, runs, rep, plots, html)
+        _figures_and_page(sweep, result, reporting.collected_runs(sweep, result.summary), rep, plots, html)
 
 
 def _warn_collected(result: Any) -> None:

@@ -254,19 +254,27 @@ class Sweep:
 
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
-    def report(self, metric: str | None = None, maximize: bool = False, baseline: str = "linear",
-               r_max: float = 1.1, last_k: int = 20) -> Any:
-        """The ranking and comparison tables (schedsweep.results.report.Report) of the collected sweep, by
-        `metric` for every task, or (None) by the study's metric per task (schedsweep.plan.ranking)."""
-        from schedsweep.plan.ranking import RankBy
+    def report(self, metric: str | None = None, maximize: bool = False, baseline: str | None = None,
+               r_max: float = 1.1, last_k: int = 20, collected: Any = None) -> Any:
+        """What `schedsweep report` prints, computed (schedsweep.results.report.Report): the ranking and the
+        comparison tables of the collected sweep, by `metric` for every task, or (None) by the study's metric
+        per task (schedsweep.plan.ranking), with the notes. `collected`: this sweep's collect(), when the
+        caller has it already (the CLI warns about unreadable runs first)."""
         from schedsweep.plan import study
+        from schedsweep.plan.ranking import RankBy
+        from schedsweep.results import collect as collecting
         from schedsweep.results import report as reporting
 
-        runs = reporting.collected_runs(self.path, self.collect(last_k).summary)
+        collected = collected if collected is not None else self.collect(last_k)
+        runs = reporting.collected_runs(self.path, collected.summary)
+        if baseline is not None and baseline not in set(runs["schedule"]):
+            raise ResultsError(f"--baseline {baseline!r} is not a schedule of this sweep; "
+                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
         rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(self.path))
-        rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline, r_max=r_max,
-                              metric_by_task=rank_by.metric_by_task)
+        rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
+                              r_max=r_max, metric_by_task=rank_by.metric_by_task)
         rep.notes.extend(study.source_notes(self.path))
+        rep.notes.extend(collecting.sharing_notes(collected.summary))
         return rep
 
     def spawn(self) -> int:
