@@ -70,8 +70,11 @@ def report(
     rep.notes.extend(study.source_notes(sweep))
     rep.notes.extend(collecting.sharing_notes(result.summary))
     if fmt is None:
+        from schedsweep.results import widths
+
         for section in render.report_sections(rep):
-            out.print(render.rich_table(section))
+            for table in widths.fit(section, out.width, render.rich_table):
+                out.print(table)
         for note in rep.notes:
             out.print(f"[dim]note: {note}[/]", highlight=False)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,7 +18,9 @@ COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bri
 
 
 def counts_line(state: Any) -> str:
-    return " · ".join(f"[{c}]{s} {state.get(s, 0)}[/]" for s, c in COLORS.items())
+    """The states that have runs, e.g. 'done 3 · running 2 · pending 7' ('pending 0' when there are none)."""
+    shown = [(s, c) for s, c in COLORS.items() if state.get(s, 0)] or [(PENDING, COLORS[PENDING])]
+    return " · ".join(f"[{c}]{s} {state.get(s, 0)}[/]" for s, c in shown)
 
 
 def print_plan(out: Console, plan: Any, full: bool) -> None:
@@ -52,8 +56,11 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
 
     from schedsweep.sweep import eta
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
+    # The bar takes the width the other columns leave (expand); the elapsed time only where there is room.
+    elapsed = [TimeElapsedColumn()] if console.width >= 100 else []
+    wide = console.is_terminal  # off a terminal the console is 10,000 columns wide (cli.app._console)
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None if wide else 40), MofNCompleteColumn(),
+                  *elapsed, TextColumn("eta {task.fields[eta]}"), console=console, transient=False, expand=wide) as bar:
         task = bar.add_task("starting", total=None, eta="?")
         estimate = eta.Estimate.of(sweep_dir)  # the runs this launch will train
 
@@ -65,27 +72,92 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
         yield update
 
 
-def status_view(path: Path, sweep_status: Any) -> Group:
-    """The counts line, then one row per run that is not done (with its step, Slurm job and error)."""
-    from rich.table import Table
-
+def status_view(path: Path, sweep_status: Any, width: int = 10_000) -> Group:
+    """The counts line, then one row per run that is not done (its step, its Slurm job), then each error
+    on its own lines: a table no wider than `width` (results.widths) whose numbers are never cut."""
+    from schedsweep.results import widths
+    from schedsweep.results.render import Section
     from schedsweep.train import metrics
     from schedsweep.sweep import store
 
-    table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job", "error")
+    section = Section("", "", ["run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job"], left=2)
+    errors = []
     for view in sweep_status.runs:
         st = view.status
         if st.status == DONE:
             continue
         lab = view.record["labels"]
         run = store.run_dir(path, view.record["id"])
-        step = st.steps_done if st.status in FINAL else metrics.reached(run / store.METRICS) or 0
-        error = (st.error or "").strip().splitlines()[-1:] or [""]
-        table.add_row(view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
-                      str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip(), error[0][:80])
-    head = Text.from_markup(f"{path}: {len(sweep_status.runs)} runs · " + counts_line(sweep_status.counts)
-                            + (" (all finished)" if sweep_status.finished else ""))
-    return Group(head, table) if table.row_count else Group(head)
+        # A failed run's status may predate its last metric part (it failed between writes): the furthest step.
+        reached = metrics.reached(run / store.METRICS) or 0
+        step = st.steps_done if st.status in (DONE, DIVERGED) else max(st.steps_done or 0, reached)
+        section.rows.append([view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
+                             str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
+        error = (st.error or "").strip().splitlines()[-1:]
+        if error:
+            errors.append(Text(f"{view.record['id']} ({st.status} at step {step}): {error[0]}", style=COLORS[st.status]))
+    if not any(row[-1] for row in section.rows):  # no Slurm job: no column
+        section.headers.pop()
+        section.rows = [row[:-1] for row in section.rows]
+    counts = sweep_status.counts
+    if sweep_status.finished and counts.get(INTERRUPTED):
+        tail = " (not finished: launch the same command again to resume the interrupted runs)"
+    elif sweep_status.finished:
+        tail = " (all finished)"
+    else:
+        tail = ""
+    head = Text.from_markup(f"{path}: {len(sweep_status.runs)} runs · " + counts_line(counts) + tail)
+    if not section.rows:
+        return Group(head)
+    return Group(head, *widths.fit(section, width, _plain_table), *errors)
+
+
+def print_failures(out: Console, path: Path, sweep_status: Any, new: int, argv: list[str]) -> None:
+    """After a launch with failures: how many, the first error, and the commands to see and retry them."""
+    import shlex
+
+    failed = [v for v in sweep_status.runs if v.status.status == FAILED]
+    out.print(f"[red]{new} run(s) failed in this launch[/] ({len(failed)} failed in the sweep).", highlight=False)
+    if failed:
+        first = failed[0]
+        error = (first.status.error or "no error recorded").strip().splitlines()[-1]
+        out.print(f"first error, run {first.record['id']} at step {first.status.steps_done}: {error}",
+                  highlight=False, markup=False)
+    retry = [*argv, "--retry-failed"] if "--retry-failed" not in argv else argv
+    out.print(f"see them: schedsweep status {shlex.quote(str(path))}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"retry them: schedsweep {shlex.join(retry)}", highlight=False, markup=False, soft_wrap=True)
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: Path, error: OSError) -> str:
+    """What a launch that ran out of disk says: the folder, what the sweep takes, and that a relaunch resumes."""
+    import shutil
+
+    from schedsweep.sweep import store
+
+    used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+    runs = store.read_plan(path) if (path / store.PLAN).is_file() else []
+    done = sum(1 for r in runs if store.read_status(store.run_dir(path, r["id"])).status in (DONE, DIVERGED))
+    free = shutil.disk_usage(path if path.is_dir() else path.parent).free if path.parent.is_dir() else 0
+    need = ""
+    if done and len(runs) > done:
+        need = f"; at about {used / done / 2**20:.2g} MiB per finished run, the {len(runs) - done} others need about " \
+               f"{used / done * (len(runs) - done) / 2**20:.2g} MiB more"
+    return (f"the disk holding '{path}' is full ({os.strerror(error.errno)}): the launch stopped. The sweep takes "
+            f"{used / 2**20:.2g} MiB there ({done} of {len(runs)} runs finished), {free / 2**20:.2g} MiB are free{need}. "
+            "Nothing finished is lost: free some space and run "
+            "the same command again; it resumes every unfinished run from its checkpoint.")
+
+
+def _plain_table(section: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(*section.headers)
+    for row in section.rows:
+        table.add_row(*row)
+    return table
 
 
 def print_sharing(out: Console, plan: Any, full: bool) -> None:
