@@ -61,6 +61,7 @@ def report(
     result = collecting.collect(sweep, last_k=last_k)
     _warn_collected(result)
     runs = collecting.runs_frame(result.summary)
+    _require_results(sweep, runs)
     if baseline is not None and baseline not in set(runs["schedule"]):
         raise SchedsweepError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                               f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
@@ -86,6 +87,17 @@ def report(
             err.print(f"wrote {out_file}")
     if plots is not None or html is not None:
         _figures_and_page(sweep, result, runs, rep, plots, html)
+
+
+def _require_results(sweep: Path, runs: Any) -> None:
+    """A ranking needs at least one finished run (done or diverged); else say what the runs are."""
+    from schedsweep.sweep.status import SETTLED
+
+    if runs["status"].isin(list(SETTLED)).any():
+        return
+    counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+    raise SchedsweepError(f"no run of '{sweep}' has finished ({counts}): there is nothing to rank. "
+                          f"See why with: schedsweep status {sweep}")
 
 
 def _warn_collected(result: Any) -> None:
