@@ -28,6 +28,7 @@ def launch(
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again, from their checkpoints (done and diverged runs are kept)."),
     no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Shared prefixes in full: why runs cannot share, every branch tree."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
     from schedsweep import executors
@@ -38,7 +39,7 @@ def launch(
     plan = Sweep.plan(overrides or [], config_dir=config_dir, config_name=config_name, name=name, check_imports=not dry_run)
     settings = executors.check(dict(plan.executor))
     views.print_plan(out, plan, dry_run)
-    views.print_sharing(out, plan, dry_run)
+    views.print_sharing(out, plan, verbose)
     if dry_run:
         return
     try:

@@ -161,14 +161,15 @@ def _plain_table(section: Any) -> Any:
 
 
 def print_sharing(out: Console, plan: Any, full: bool) -> None:
-    """The shared-prefix line; with `full` (--dry-run) every tree: trunk, fork steps, branches (at most 20 trees)."""
+    """The shared-prefix line; with `full` (--verbose) why runs could not share, and every tree: trunk, fork
+    steps, branches (at most 20 trees)."""
     from schedsweep.sharing import branching
 
     if not plan.share_prefix:
         out.print("  every run trains from step 0 (share_prefix=false)")
         return
     sharing = branching.plan_trees(plan.runs, True)
-    out.print(f"  {sharing.line()}")
+    out.print(f"  {sharing.line(why=full)}")
     if not full:
         return
     runs = {r.id: r for r in plan.runs}
