@@ -12,6 +12,7 @@ Every kept cell is then drawn at its full width (no wrapping, no ellipsis).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
@@ -19,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 # Least useful first: spreads and counts that --format md/csv still carry.
-LOW_PRIORITY = ("95% CI", "gap", "n", "problems", "job", "equal", "best", "worst", "error", "seed", "steps")
+LOW_PRIORITY = ("95% CI", "gap", "n", "problems", "job", "command", "equal", "best", "worst", "error", "seed", "steps")
+NUMBER = re.compile(r"[-+]?\d+(?:\.(\d+))?(?:e[-+]?\d+)?")
 
 
 def natural_width(table: Table) -> int:
@@ -42,6 +44,7 @@ def fit(section: Any, width: int, drawn: Callable[[Any], Table]) -> list[Table]:
         table.min_width = min(table.min_width or 0, width) or None  # a long title must not widen it past the terminal
         return table
 
+    section = one_precision(section)
     table = draw(section)
     if natural_width(table) <= width:
         return [_whole(table)]
@@ -65,6 +68,33 @@ def fit(section: Any, width: int, drawn: Callable[[Any], Table]) -> list[Table]:
             chunks.append([i])
     return [_whole(draw(_columns(section, labels + chunk, dropped, part=(n, len(chunks)))))
             for n, chunk in enumerate(chunks, 1)]
+
+
+def one_precision(section: Any) -> Any:
+    """Every value column with one number of decimals per number slot: '0.997', '0.9986', '0.92' become
+    '0.9970', '0.9986', '0.9200'. Cells are grouped by their text around the numbers ('a ± b', 'a (r)'); a
+    slot with a number in e-notation, or with no decimals anywhere, is left as it is."""
+    rows = [list(row) for row in section.rows]
+    for col in range(section.left, len(section.headers)):
+        if section.is_label(col):
+            continue
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            if NUMBER.search(row[col]):
+                groups.setdefault(NUMBER.sub("#", row[col]), []).append(i)
+        for members in groups.values():
+            numbers = [[m.group(0) for m in NUMBER.finditer(rows[i][col])] for i in members]
+            for slot in range(len(numbers[0])):
+                texts = [n[slot] for n in numbers]
+                places = max(len(t.partition(".")[2]) for t in texts)
+                if any("e" in t for t in texts) or places == 0:
+                    continue
+                for n, t in zip(numbers, texts):
+                    n[slot] = format(float(t), f"{'+' if t[0] == '+' else ''}.{places}f")
+            for i, n in zip(members, numbers):
+                parts = NUMBER.split(rows[i][col])[::2]  # the text around the numbers (split also yields groups)
+                rows[i][col] = "".join(p + q for p, q in zip(parts, [*n, ""]))
+    return replace(section, rows=rows)
 
 
 def _columns(section: Any, keep: Sequence[int], dropped: Sequence[str], part: tuple[int, int] | None = None) -> Any:
