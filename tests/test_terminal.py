@@ -11,7 +11,7 @@ import terminal
 from test_collect import make_logged_sweep
 from test_report import Run
 
-from schedsweep.results import collect, render, widths
+from schedsweep.results import collect, render
 from schedsweep.results.report import build
 
 BUDGETS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1)  # seven pivot columns with long schedule names: wider than 80
@@ -33,7 +33,7 @@ def test_report_in_a_terminal_never_cuts_or_breaks_a_number(tmp_path: Path, colu
     assert "…" not in screen.text
     assert max(map(len, screen.lines)) <= columns
     sections = render.report_sections(build(collect.runs_frame(collect.collect(sweep).summary)))
-    ranking, grid = widths.one_precision(sections[0]), widths.one_precision(sections[1])  # as the terminal shows them
+    ranking, grid = sections[0], sections[1]
     spreads = [row[ranking.headers.index("mean ± std")] for row in ranking.rows]
     assert len(spreads) == 12 and all("±" in s for s in spreads)
     for cell in spreads:  # "1.024 ± 0.014" on one line, never "1.024 ±" / "0.014"

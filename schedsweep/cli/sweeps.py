@@ -54,7 +54,9 @@ def launch(
         err.print("interrupted: running runs were checkpointed and stopped; relaunch the same command to resume them.")
         raise typer.Exit(130) from None
     except OSError as e:  # a full disk: one message, not a traceback from whichever writer hit it first
-        if e.errno not in views.DISK_FULL:
+        from schedsweep.sweep import store
+
+        if not store.disk_full(e):
             raise
         raise SchedsweepError(views.disk_full(results / plan.name, e)) from None
     if final is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-from schedsweep.sweep.status import DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, PENDING, REQUEUED, RUNNING
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING
 
 COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bright_magenta", PENDING: "white",
           FAILED: "red", DIVERGED: "yellow"}
@@ -126,9 +125,6 @@ def print_failures(out: Console, path: Path, sweep_status: Any, new: int, argv: 
     retry = [*argv, "--retry-failed"] if "--retry-failed" not in argv else argv
     out.print(f"see them: schedsweep status {shlex.quote(str(path))}", highlight=False, markup=False, soft_wrap=True)
     out.print(f"retry them: schedsweep {shlex.join(retry)}", highlight=False, markup=False, soft_wrap=True)
-
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def disk_full(path: Path, error: OSError) -> str:

@@ -75,7 +75,14 @@ def _check_optimize(selection: Selection, budget: str) -> int:
     groups = selection.groups()
     if len(groups) != 1:
         labels = "; ".join(", ".join(f"{k}={v}" for k, v in key.items()) for key, _, _ in groups)
-        narrow = " ".join(f"--fit {k}={v}" for k, v in groups[0][0].items() if selection.done[k].nunique() > 1)
+        keys, others = [], [key for key, _, _ in groups[1:]]  # the fewest keys that single out the first group
+        for k, v in groups[0][0].items():
+            if any(o[k] != v for o in others):
+                keys.append(k)
+                others = [o for o in others if o[k] == v]
+            if not others:
+                break
+        narrow = " ".join(f"--fit {k}={groups[0][0][k]}" for k in keys)
         raise PredictError(f"--optimize needs one setting and peak LR, but the fit has {len(groups)} ({labels}); "
                            f"narrow it to values of this sweep, e.g. {narrow}.")
     return parse_budget(budget, full_steps_of(groups[0][1]))

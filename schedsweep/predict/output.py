@@ -30,8 +30,8 @@ def show(console: Console, groups: list[Group]) -> None:
             console.print(f"[yellow]warning:[/] {note}", highlight=False)
         console.print("parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in law.params.items()), highlight=False)
         for problem in degenerate(law):
-            console.print(f"[bold yellow]degenerate parameter:[/] {problem} (fitted units): the law fits these curves "
-                          "by an artefact; its predictions away from them are not to be trusted", highlight=False)
+            console.print(f"[bold yellow]degenerate parameter:[/] {problem}: the law fits these curves by an artefact; "
+                          "its predictions away from them are not to be trusted", highlight=False)
         if group.validation is not None:
             style = "green" if group.validation.verdict == RANKS else "bold red" if not group.validation.ranks else "yellow"
             console.print(f"[{style}]{group.validation.line()}[/]", highlight=False)

@@ -101,13 +101,14 @@ def _result(method: str, error: float, ranks: pd.DataFrame) -> Validation:
 def degenerate(law: Law) -> list[str]:
     """The fitted parameters at a bound of their domain or run away from their start, each with why."""
     out = []
+    shown = law.params  # the values `predict` prints (the LR's own units); the checks are on the fitted ones
     for name, value in law.raw.items():
         if name == "lam" and not AT_ZERO < value < 1 - AT_ZERO:
-            out.append(f"lam={value:.4g} is at its bound ({'1' if value > 0.5 else '0'})")
+            out.append(f"lam={shown[name]:.4g} is at its bound {'1' if value > 0.5 else '0'}")
         elif name in ("A", "B", "C", "alpha", "beta", "gamma") and abs(value) <= AT_ZERO:
-            out.append(f"{name}={value:.3g} is at its bound 0")
+            out.append(f"{name}={shown[name]:.4g} is at its bound 0")
         elif name in STARTS and abs(value) >= RUNAWAY * STARTS[name]:
-            out.append(f"{name}={value:.3g} is {abs(value) / STARTS[name]:.2g} x its start {STARTS[name]:g}")
+            out.append(f"{name}={shown[name]:.4g} has run away: {abs(value) / STARTS[name]:.2g} x its starting value")
         elif name == "L0" and value < 0:
             out.append(f"L0={value:.4g} puts the loss's floor below 0")
     return out

@@ -12,7 +12,6 @@ Every kept cell is then drawn at its full width (no wrapping, no ellipsis).
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
@@ -21,16 +20,14 @@ from rich.table import Table
 
 # Least useful first: spreads and counts that --format md/csv still carry.
 LOW_PRIORITY = ("95% CI", "gap", "n", "problems", "job", "command", "equal", "best", "worst", "error", "seed", "steps")
-NUMBER = re.compile(r"[-+]?\d+(?:\.(\d+))?(?:e[-+]?\d+)?")
 
 
 def natural_width(table: Table) -> int:
     """The width `table` takes when nothing is wrapped (its title apart)."""
     bare = Table(*[c.header for c in table.columns], box=table.box, pad_edge=table.pad_edge,
                  show_edge=table.show_edge, padding=table.padding)
-    for i, column in enumerate(table.columns):
-        for cell in column.cells:
-            bare.columns[i]._cells.append(cell)
+    for row in zip(*[list(column.cells) for column in table.columns]):
+        bare.add_row(*row)
     return Console(width=100_000).measure(bare).maximum
 
 
@@ -38,18 +35,26 @@ def fit(section: Any, width: int, drawn: Callable[[Any], Table]) -> list[Table]:
     """`section` (a render.Section) drawn as one or more tables no wider than `width`.
 
     `drawn` turns a section into a rich Table (render.rich_table). Label columns (the first
-    `section.left`) are never dropped."""
+    `section.left`) are never dropped. Before any column goes, a table too wide loses its edge padding
+    and its empty value columns (a CI with one seed)."""
+    tight = False
+
     def draw(s: Any) -> Table:
         table = drawn(s)
         table.min_width = min(table.min_width or 0, width) or None  # a long title must not widen it past the terminal
+        if tight:
+            table.show_edge = False
         return table
 
-    section = one_precision(section)
     table = draw(section)
     if natural_width(table) <= width:
         return [_whole(table)]
-    keep = list(range(len(section.headers)))
+    tight = True
+    keep = [i for i in range(len(section.headers))
+            if i < section.left or any(row[i] for row in section.rows) or not section.rows]
     dropped: list[str] = []
+    if natural_width(draw(_columns(section, keep, dropped))) <= width:
+        return [_whole(draw(_columns(section, keep, dropped)))]
     for header in LOW_PRIORITY:
         cols = [i for i in keep if section.headers[i] == header and i >= section.left]
         if not cols:
@@ -68,33 +73,6 @@ def fit(section: Any, width: int, drawn: Callable[[Any], Table]) -> list[Table]:
             chunks.append([i])
     return [_whole(draw(_columns(section, labels + chunk, dropped, part=(n, len(chunks)))))
             for n, chunk in enumerate(chunks, 1)]
-
-
-def one_precision(section: Any) -> Any:
-    """Every value column with one number of decimals per number slot: '0.997', '0.9986', '0.92' become
-    '0.9970', '0.9986', '0.9200'. Cells are grouped by their text around the numbers ('a ± b', 'a (r)'); a
-    slot with a number in e-notation, or with no decimals anywhere, is left as it is."""
-    rows = [list(row) for row in section.rows]
-    for col in range(section.left, len(section.headers)):
-        if section.is_label(col):
-            continue
-        groups: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
-            if NUMBER.search(row[col]):
-                groups.setdefault(NUMBER.sub("#", row[col]), []).append(i)
-        for members in groups.values():
-            numbers = [[m.group(0) for m in NUMBER.finditer(rows[i][col])] for i in members]
-            for slot in range(len(numbers[0])):
-                texts = [n[slot] for n in numbers]
-                places = max(len(t.partition(".")[2]) for t in texts)
-                if any("e" in t for t in texts) or places == 0:
-                    continue
-                for n, t in zip(numbers, texts):
-                    n[slot] = format(float(t), f"{'+' if t[0] == '+' else ''}.{places}f")
-            for i, n in zip(members, numbers):
-                parts = NUMBER.split(rows[i][col])[::2]  # the text around the numbers (split also yields groups)
-                rows[i][col] = "".join(p + q for p, q in zip(parts, [*n, ""]))
-    return replace(section, rows=rows)
 
 
 def _columns(section: Any, keep: Sequence[int], dropped: Sequence[str], part: tuple[int, int] | None = None) -> Any:

@@ -154,7 +154,9 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
             status = script.run(path, record, dist, stop)
         else:
             status = train(record, path, dist, writer, state, stop, until)
-    except Exception:
+    except Exception as e:
+        if store.disk_full(e):  # not the run's failure: the launch stops and a relaunch resumes it from its checkpoint
+            raise
         status = store.RunStatus(FAILED, error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
             store.atomic_write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
