@@ -76,6 +76,8 @@ def report(
         for section in render.report_sections(rep):
             for table in widths.fit(section, out.width, render.rich_table):
                 out.print(table)
+                if not table.show_edge:  # a table fitted to a narrow terminal has no blank edge rows: one line apart
+                    out.print()
         for note in rep.notes:
             out.print(f"[dim]note: {note}[/]", highlight=False)
     else:
