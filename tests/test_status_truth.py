@@ -35,6 +35,7 @@ def _training(sweep: Path) -> bool:
     return any((sweep / "runs").glob("*/metrics/progress.json"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_reported_as_sigint_and_the_sweep_is_not_all_finished(tmp_path: Path) -> None:
     sweep = tmp_path / "results" / "c"
     sent = []
@@ -59,6 +60,7 @@ def test_ctrl_c_is_reported_as_sigint_and_the_sweep_is_not_all_finished(tmp_path
     assert max(map(len, shown.lines)) <= 80 and "…" not in shown.text
 
 
+@pytest.mark.slow
 def test_a_launch_with_failures_names_them_and_status_shows_the_failed_step(tmp_path: Path) -> None:
     (tmp_path / "failing.py").write_text(FAILING)
     command = f"task.command={PY} failing.py bad,{PY} failing.py good"
@@ -84,6 +86,7 @@ def test_report_with_no_finished_run_refuses_with_exit_2(tmp_path: Path) -> None
     assert "rank" not in proc.stdout  # no table at all
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 @pytest.mark.parametrize("executor", ["debug", "local"])
 def test_a_full_disk_ends_the_launch_with_one_message_and_a_relaunch_resumes(tmp_path: Path, executor: str) -> None:

@@ -47,6 +47,7 @@ def test_report_in_a_terminal_never_cuts_or_breaks_a_number(tmp_path: Path, colu
         assert "(continued)" not in screen.text
 
 
+@pytest.mark.slow
 def test_progress_line_keeps_its_bar_counts_and_eta_at_80_columns(tmp_path: Path) -> None:
     screen = terminal.run(["launch", "task=quadratic", "full_steps=20", "schedule=linear,cosine", "budget=1.0",
                            "seed=0,1,2", "executor=debug", "--name", "p"], 80, tmp_path)
