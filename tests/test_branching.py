@@ -193,7 +193,7 @@ def test_bad_share_prefix_is_one_message(args: list[str], message: str) -> None:
 def test_dry_run_shows_the_trees_and_the_steps_saved() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "schedsweep", "launch", "schedule=wsd", "schedule.warmup=20", "budget=0.1,0.5,1.0",
-         "full_steps=300", "seed=0,1", "--dry-run"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+         "full_steps=300", "seed=0,1", "--dry-run", "-v"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     # Budgets of 30, 150 and 300 steps: forks at 25 and 121; 2 x (300 + 5 + 29) of 2 x 480 trained.
     assert "2 branch trees share their prefixes: 668 of 960 steps trained (-30%)" in proc.stdout

@@ -181,7 +181,7 @@ def test_a_sweep_larger_than_max_array_size_is_exported_as_arrays_that_status_sh
     _wait(lambda: any(v.job.startswith(f"{jobs[1]}_") and v.job_state == "RUNNING" for v in sweep.status().runs),
           300, "the second array's tasks to show in status")
     _wait(lambda: set(statuses(sweep.path).values()) == {"done"}, 400, "every run to finish")
-    assert f"{n} runs · done {n} ·" in cli("status", "results/big", cwd=tmp_path).stdout
+    assert f"{n} runs · done {n} (all finished)" in cli("status", "results/big", cwd=tmp_path).stdout
     runs = [store.run_dir(sweep.path, r["id"]) for r in store.read_plan(sweep.path)]
     expected = [f"{jobs[0]}_{i}" for i in range(n - 2)] + [f"{jobs[1]}_{i}" for i in range(2)]
     assert [claims.attempts(r)[0]["job"] for r in runs] == expected  # run OFFSET+i trained by task i of its array

@@ -3,6 +3,6 @@ packages). Heavy imports happen inside commands so `schedsweep --help` stays ins
 print one paragraph and exit 2."""
 
 from schedsweep.cli.app import app, err, main, out
-from schedsweep.cli import results, schedules, sweeps  # noqa: E402,F401 - their commands join `app`
+from schedsweep.cli import listing, results, schedules, sweeps  # noqa: E402,F401 - their commands join `app`
 
 __all__ = ["app", "err", "main", "out"]

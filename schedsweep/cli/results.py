@@ -67,8 +67,13 @@ def report(
     _warn_collected(result)
     rep = folder.report(metric, maximize, baseline, r_max, last_k, collected=result)
     if fmt is None:
+        from schedsweep.results import widths
+
         for section in render.report_sections(rep):
-            out.print(render.rich_table(section))
+            for table in widths.fit(section, out.width, render.rich_table):
+                out.print(table)
+                if not table.show_edge:  # a table fitted to a narrow terminal has no blank edge rows: one line apart
+                    out.print()
         for note in rep.notes:
             out.print(f"[dim]note: {note}[/]", highlight=False)
     else:
@@ -133,9 +138,9 @@ def predict(
     law: str = typer.Option("mpl", "--law", help="mpl (Multi-Power Law) or tissue (scaling law with LR annealing)."),
     optimize: bool = typer.Option(False, "--optimize", help="Write the schedule that minimises the predicted final loss."),
     budget: str = typer.Option("1.0", "--budget", help="Budget of --optimize (fraction of full_steps, or steps)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Name of the --optimize schedule (conf/schedule/NAME.yaml)."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="YAML to write (default: conf/schedule/NAME.yaml here)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the --optimize schedule (OUT/schedule/NAME.yaml)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Conf folder for the --optimize schedule: OUT/schedule/NAME.yaml, used with --config-dir OUT (default: ./schedules)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing schedule file; write it even when the validation says the law does not rank the sweep's schedules."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of predicted and actual curves (default: SWEEP/predicted/curves-LAW.png)."),
     config_dir: Optional[Path] = ConfigDir,
 ) -> None:

@@ -45,19 +45,40 @@ def refine(
 
 @schedules_app.command("list")
 @friendly
-def schedules_list(config_dir: Optional[Path] = ConfigDir) -> None:
-    """Every schedule in conf/schedule/: name, shape, parameters, description and source."""
+def schedules_list(
+    config_dir: Optional[Path] = ConfigDir,
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Every parameter (defaults too) and each schedule's source."),
+) -> None:
+    """Every schedule in conf/schedule/: name, shape, the parameters it sets apart from its shape's defaults,
+    and its description (-v: every parameter and the source)."""
     from rich.table import Column, Table
 
+    from schedsweep import schedules
     from schedsweep.plan.config import composer
 
-    table = Table("name", "shape", Column("parameters", overflow="fold"), "description", "source", show_lines=True)
+    defaults = {name: info.parameters for name, info in schedules.shapes().items()}
+    columns = ["name", "shape", Column("parameters", overflow="fold"), "description"] + (["source"] if verbose else [])
+    table = Table(*columns, show_lines=verbose)
     with composer(config_dir) as c:
         for name in c.options("schedule"):
             spec = _schedule_spec(c, name, resolve=False)  # power's max_lr shows as ${optimizer.lr}
-            params = ", ".join(f"{k}={v}" for k, v in spec.items() if k not in ("shape", "description", "source"))
-            table.add_row(name, str(spec.get("shape")), params, str(spec.get("description", "")), str(spec.get("source", "")))
+            shape = str(spec.get("shape"))
+            params = {k: v for k, v in spec.items() if k not in ("shape", *schedules.LABEL_KEYS)}
+            if not verbose:  # only what this schedule sets apart from its shape
+                params = {k: v for k, v in params.items() if not _is_default(v, defaults.get(shape, {}), k)}
+            row = [name, shape, ", ".join(f"{k}={v}" for k, v in params.items()), str(spec.get("description", ""))]
+            table.add_row(*row, *([str(spec.get("source", ""))] if verbose else []))
     out.print(table)
+
+
+def _is_default(value: Any, defaults: dict[str, Any], key: str) -> bool:
+    if key not in defaults:
+        return False
+    default = defaults[key]
+    try:
+        return float(value) == float(default)
+    except (TypeError, ValueError):
+        return value == default
 
 
 @schedules_app.command("show")

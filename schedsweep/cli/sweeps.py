@@ -29,6 +29,7 @@ def launch(
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again, from their checkpoints (done and diverged runs are kept)."),
     no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Shared prefixes in full: why runs cannot share, every branch tree."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
     from schedsweep.executors.settings import parse
@@ -43,25 +44,32 @@ def launch(
                       check_imports=not dry_run or touches_optimizer)
     settings = parse(plan.executor)
     views.print_plan(out, plan, dry_run)
-    views.print_sharing(out, plan, dry_run)
+    views.print_sharing(out, plan, verbose)
     if dry_run:
         return
-    sweep, prepared = _create(plan, results, retry_failed)
-    if no_submit:
-        out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
-        return
     try:
+        sweep, prepared = _create(plan, results, retry_failed)
+        if no_submit:
+            out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
+            return
         final = _execute(sweep, settings, wait)
         if plan.refinement is not None:
             final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
     except KeyboardInterrupt:
         err.print("interrupted: running runs were checkpointed and stopped; relaunch the same command to resume them.")
         raise typer.Exit(130) from None
+    except OSError as e:  # a full disk: one message, not a traceback from whichever writer hit it first
+        from schedsweep.sweep import store
+
+        if not store.disk_full(e):
+            raise
+        raise SchedsweepError(views.disk_full(results / plan.name, e)) from None
     if final is None:
         return
     out.print(views.counts_line(final))
     out.print(f"next: schedsweep report {sweep.path}")
     if final.get(FAILED, 0) > prepared.skipped.get(FAILED, 0):  # runs that failed in this launch
+        views.print_failures(out, sweep.path, sweep.status(), final[FAILED] - prepared.skipped.get(FAILED, 0), sys.argv[1:])
         raise typer.Exit(1)
 
 
@@ -134,12 +142,12 @@ def status(
 
     folder = Sweep(store.require_sweep(sweep))
     if not watch:
-        out.print(views.status_view(folder.path, folder.status(), show_all))
+        out.print(views.status_view(folder.path, folder.status(), out.width, show_all))
         return
     with Live(console=out, auto_refresh=False) as live:
         while True:
             state = folder.status()
-            live.update(views.status_view(folder.path, state, show_all), refresh=True)
+            live.update(views.status_view(folder.path, state, out.width, show_all), refresh=True)
             if state.finished:
                 return
             time.sleep(interval)

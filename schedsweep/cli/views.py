@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -9,14 +10,16 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-from schedsweep.sweep.status import DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, PENDING, REQUEUED, RUNNING, STATES
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING, STATES
 
 COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bright_magenta", PENDING: "white",
           FAILED: "red", DIVERGED: "yellow"}
 
 
 def counts_line(state: Any) -> str:
-    return " · ".join(f"[{c}]{s} {state.get(s, 0)}[/]" for s, c in COLORS.items())
+    """The states that have runs, e.g. 'done 3 · running 2 · pending 7' ('pending 0' when there are none)."""
+    shown = [(s, c) for s, c in COLORS.items() if state.get(s, 0)] or [(PENDING, COLORS[PENDING])]
+    return " · ".join(f"[{c}]{s} {state.get(s, 0)}[/]" for s, c in shown)
 
 
 def print_plan(out: Console, plan: Any, full: bool) -> None:
@@ -54,8 +57,11 @@ def progress_bar(console: Console, sweep_dir: Path) -> Iterator[Callable[[Any, d
 
     from schedsweep.sweep import eta
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta {task.fields[eta]}"), console=console, transient=False) as bar:
+    # The bar takes the width the other columns leave (expand); the elapsed time only where there is room.
+    elapsed = [TimeElapsedColumn()] if console.width >= 100 else []
+    wide = console.is_terminal  # off a terminal the console is 10,000 columns wide (cli.app._console)
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None if wide else 40), MofNCompleteColumn(),
+                  *elapsed, TextColumn("eta {task.fields[eta]}"), console=console, transient=False, expand=wide) as bar:
         task = bar.add_task("starting", total=None, eta="?")
         estimate = eta.Estimate.of(sweep_dir)  # the runs this launch will train
 
@@ -71,63 +77,118 @@ ATTENTION = (FAILED, INTERRUPTED, RUNNING, REQUEUED)  # the runs `status` lists 
 SHOWN = 20  # attention rows shown without --all
 
 
-def status_view(path: Path, sweep_status: Any, show_all: bool = False) -> Group:
-    """The counts line, the counts per setting (task, optimizer), then the runs that need attention
-    (failed, interrupted, running, requeued: at most SHOWN), or with `show_all` one row per run."""
+def status_view(path: Path, sweep_status: Any, width: int = 10_000, show_all: bool = False) -> Group:
+    """The counts line; the counts per setting (task, optimizer) when there are several; the runs that need
+    attention (failed, interrupted, running, requeued: at most SHOWN), or with `show_all` every run, in a
+    table no wider than `width` whose numbers are never cut (results.widths); then each error on its own lines."""
     from collections import Counter
 
-    from rich.table import Table
+    from schedsweep.results import widths
+    from schedsweep.results.render import Section
+    from schedsweep.sweep import store
+    from schedsweep.train import metrics
 
     runs = sweep_status.runs
-    head = Text.from_markup(f"{path}: {len(runs)} runs · " + counts_line(sweep_status.counts)
-                            + (" (all finished)" if sweep_status.finished else ""))
-    parts: list[Any] = [head]
+    counts = sweep_status.counts
+    if sweep_status.finished and counts.get(INTERRUPTED):
+        tail = " (not finished: launch the same command again to resume the interrupted runs)"
+    elif sweep_status.finished:
+        tail = " (all finished)"
+    else:
+        tail = ""
+    parts: list[Any] = [Text.from_markup(f"{path}: {len(runs)} runs · " + counts_line(counts) + tail)]
     by_setting: dict[tuple[str, str], Counter[str]] = {}
     for view in runs:
         lab = view.record["labels"]
         by_setting.setdefault((lab["task"], lab["optimizer"]), Counter())[view.status.status] += 1
     if len(by_setting) > 1:
         states = [s for s in STATES if any(c[s] for c in by_setting.values())]
-        settings = Table("task", "optimizer", *states, title="runs per setting", title_justify="left")
-        for (task, optimizer), counts in sorted(by_setting.items()):
-            settings.add_row(task, optimizer, *(str(counts[s]) for s in states))
-        parts.append(settings)
-    shown = runs if show_all else sorted((v for v in runs if v.status.status in ATTENTION),
-                                          key=lambda v: ATTENTION.index(v.status.status))
-    if shown:
-        parts.append(_run_table(path, shown if show_all else shown[:SHOWN]))
-        if not show_all and len(shown) > SHOWN:
-            parts.append(Text(f"... {len(shown) - SHOWN} more that need attention; --all lists every run"))
-    return Group(*parts)
-
-
-def _run_table(path: Path, views: list[Any]) -> Any:
-    from rich.table import Table
-
-    from schedsweep.sweep import store
-    from schedsweep.train import metrics
-
-    table = Table("run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job", "error")
-    for view in views:
+        per_setting = Section("runs per setting", "", ["task", "optimizer", *states], left=2)
+        per_setting.rows = [[task, optimizer, *(str(c[s]) for s in states)] for (task, optimizer), c in sorted(by_setting.items())]
+        parts.extend(widths.fit(per_setting, width, _plain_table))
+    shown = list(runs) if show_all else sorted((v for v in runs if v.status.status in ATTENTION),
+                                                key=lambda v: ATTENTION.index(v.status.status))
+    more = 0 if show_all else max(0, len(shown) - SHOWN)
+    shown = shown if show_all else shown[:SHOWN]
+    section = Section("", "", ["run id", "schedule", "budget", "optimizer", "lr", "seed", "status", "step", "job"], left=2)
+    errors = []
+    for view in shown:
         st = view.status
         lab = view.record["labels"]
         run = store.run_dir(path, view.record["id"])
-        step = st.steps_done if st.status in FINAL or st.status == PENDING else metrics.reached(run / store.METRICS) or 0
-        error = (st.error or "").strip().splitlines()[-1:] or [""]
-        table.add_row(view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
-                      str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip(), error[0][:80])
+        # A failed run's status may predate its last metric part (it failed between writes): the furthest step.
+        reached = metrics.reached(run / store.METRICS) or 0 if st.status != PENDING else 0
+        step = st.steps_done if st.status in (DONE, DIVERGED) else max(st.steps_done or 0, reached)
+        section.rows.append([view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
+                             str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
+        error = (st.error or "").strip().splitlines()[-1:]
+        if error:
+            errors.append(Text(f"{view.record['id']} ({st.status} at step {step}): {error[0]}", style=COLORS[st.status]))
+    if not any(row[-1] for row in section.rows):  # no Slurm job: no column
+        section.headers.pop()
+        section.rows = [row[:-1] for row in section.rows]
+    if section.rows:
+        parts.extend([*widths.fit(section, width, _plain_table), *errors])
+    if more:
+        parts.append(Text(f"... {more} more that need attention; --all lists every run"))
+    return Group(*parts)
+
+
+def print_failures(out: Console, path: Path, sweep_status: Any, new: int, argv: list[str]) -> None:
+    """After a launch with failures: how many, the first error, and the commands to see and retry them."""
+    import shlex
+
+    failed = [v for v in sweep_status.runs if v.status.status == FAILED]
+    out.print(f"[red]{new} run(s) failed in this launch[/] ({len(failed)} failed in the sweep).", highlight=False)
+    if failed:
+        first = failed[0]
+        error = (first.status.error or "no error recorded").strip().splitlines()[-1]
+        out.print(f"first error, run {first.record['id']} at step {first.status.steps_done}: {error}",
+                  highlight=False, markup=False)
+    retry = [*argv, "--retry-failed"] if "--retry-failed" not in argv else argv
+    out.print(f"see them: schedsweep status {shlex.quote(str(path))}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"retry them: schedsweep {shlex.join(retry)}", highlight=False, markup=False, soft_wrap=True)
+
+
+def disk_full(path: Path, error: OSError) -> str:
+    """What a launch that ran out of disk says: the folder, what the sweep takes, and that a relaunch resumes."""
+    import shutil
+
+    from schedsweep.sweep import store
+
+    used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+    runs = store.read_plan(path) if (path / store.PLAN).is_file() else []
+    done = sum(1 for r in runs if store.read_status(store.run_dir(path, r["id"])).status in (DONE, DIVERGED))
+    free = shutil.disk_usage(path if path.is_dir() else path.parent).free if path.parent.is_dir() else 0
+    need = ""
+    if done and len(runs) > done:
+        need = f"; at about {used / done / 2**20:.2g} MiB per finished run, the {len(runs) - done} others need about " \
+               f"{used / done * (len(runs) - done) / 2**20:.2g} MiB more"
+    return (f"the disk holding '{path}' is full ({os.strerror(error.errno)}): the launch stopped. The sweep takes "
+            f"{used / 2**20:.2g} MiB there ({done} of {len(runs)} runs finished), {free / 2**20:.2g} MiB are free{need}. "
+            "Nothing finished is lost: free some space and run "
+            "the same command again; it resumes every unfinished run from its checkpoint.")
+
+
+def _plain_table(section: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(*section.headers, title=section.title or None, title_justify="left")
+    for row in section.rows:
+        table.add_row(*row)
     return table
 
 
 def print_sharing(out: Console, plan: Any, full: bool) -> None:
-    """The shared-prefix line; with `full` (--dry-run) every tree: trunk, fork steps, branches (at most 20 trees)."""
+    """The shared-prefix line; with `full` (--verbose) why runs could not share, and every tree: trunk, fork
+    steps, branches (at most 20 trees)."""
     from schedsweep.sharing import branching
 
     if not plan.share_prefix:
         out.print("  every run trains from step 0 (share_prefix=false)")
         return
     sharing = branching.plan_trees(plan.runs, True)
-    out.print(f"  {sharing.line()}")
+    out.print(f"  {sharing.line(why=full)}")
     if not full:
         return
     runs = {r.id: r for r in plan.runs}

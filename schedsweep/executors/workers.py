@@ -18,6 +18,7 @@ signals by pid, and its death is an end of file on its stdout. Isolation from th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -30,6 +31,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from schedsweep.sweep import store
 
 SIGNAL_EVERY_S = 1.0  # a signal is re-sent until the run answers: one sent before its handler is up is ignored
 GRACE_S = 30.0  # after the first signal, the run has this long to checkpoint before it is killed
@@ -172,6 +175,8 @@ class Pool:
                 worker.started = time.monotonic()
                 return None
             worker.run_dir = None
+            if answer.get("disk_full"):  # the launcher stops with one message (cli.views.disk_full); a relaunch resumes
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir))
             return Finished(run_dir, answer["status"], answer.get("error", "")) if run_dir else None
         if worker in self._workers:
             self._workers.remove(worker)
@@ -216,24 +221,38 @@ def serve(threads: int, launcher_pid: int, commands: IO[str]) -> None:
         run_dir = Path(line.rstrip("\n"))
         answer: dict[str, Any]
         answers.write(json.dumps({"started": str(run_dir)}) + "\n")
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        with (run_dir / "logs" / "run.log").open("ab") as log:
-            os.dup2(log.fileno(), 1)
-            os.dup2(log.fileno(), 2)
-            try:
-                answer = {"status": train.main(str(run_dir), threads)}
-            except Exception:  # train.main reports training errors itself; this is its set-up failing
-                traceback.print_exc()
-                answer = {"status": None, "error": traceback.format_exc().strip().splitlines()[-1]}
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os.dup2(quiet, 1)
-                os.dup2(quiet, 2)
+        try:
+            answer = _one(run_dir, threads, train, quiet)
+        except OSError as e:  # a full disk, even for the run's log: said once by the launcher, not as a traceback
+            if not store.disk_full(e):
+                raise
+            answer = {"status": None, "error": f"OSError: {os.strerror(e.errno)}", "disk_full": True}
         try:
             answers.write(json.dumps(answer) + "\n")
         except BrokenPipeError:  # the launcher is gone (Ctrl-C): the run's status is on disk already
             return
+
+
+def _one(run_dir: Path, threads: int, train: Any, quiet: int) -> dict[str, Any]:
+    """Train one run with this process's stdout and stderr in its log; the answer to the launcher."""
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with (run_dir / "logs" / "run.log").open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            return {"status": train.main(str(run_dir), threads)}
+        except Exception as e:  # train.main reports training errors itself; this is its set-up failing
+            if store.disk_full(e):
+                raise
+            traceback.print_exc()
+            return {"status": None, "error": traceback.format_exc().strip().splitlines()[-1]}
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os.dup2(quiet, 1)
+                os.dup2(quiet, 2)
 
 
 def _die_with(launcher_pid: int) -> None:

@@ -6,12 +6,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from schedsweep import files
 from schedsweep.predict.fitting import BAD_FIT
 from schedsweep.predict.sweep import Group, rankings
+from schedsweep.predict.validate import RANKS, degenerate
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -28,6 +30,12 @@ def show(console: Console, groups: list[Group]) -> None:
         for note in law.notes:
             console.print(f"[yellow]warning:[/] {note}", highlight=False)
         console.print("parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in law.params.items()), highlight=False)
+        for problem in degenerate(law):
+            console.print(f"[bold yellow]degenerate parameter:[/] {problem}: the law fits these curves by an artefact; "
+                          "its predictions away from them are not to be trusted", highlight=False)
+        if group.validation is not None:
+            style = "green" if group.validation.verdict == RANKS else "bold red" if not group.validation.ranks else "yellow"
+            console.print(f"[{style}]{group.validation.line()}[/]", highlight=False)
         held = group.runs[~group.runs["fitted"]]
         if held.empty:
             console.print("every run of this setting was fitted: nothing held out to compare with.")
@@ -47,14 +55,18 @@ def show(console: Console, groups: list[Group]) -> None:
                 table.add_row(str(r.budget), str(r.steps), r.actual_order, r.predicted_order, _f(r.spearman, 3), "yes" if r.top1 else "no")
             console.print(table)
         if group.what_if is not None:
-            table = Table("budget", "steps", "rank", "schedule", "predicted final", title="what-if runs (never trained)")
+            table = Table("budget", "steps", "rank", "schedule", "predicted final", "note", title="what-if runs (never trained)")
             for r in group.what_if.itertuples():
-                table.add_row(str(r.budget), str(r.steps), str(r.rank), r.schedule, _f(r.predicted))
+                table.add_row(str(r.budget), str(r.steps), str(r.rank), r.schedule, _f(r.predicted), r.outside)
             console.print(table)
+            if group.what_if["outside"].astype(bool).any():
+                console.print("[bold yellow]what-ifs outside the fitted budgets are extrapolations[/]: the law was not "
+                              f"checked there; every what-if is at the group's peak LR ({group.key['lr']}).", highlight=False)
 
 
-def plot(groups: list[Group], out: Path) -> None:
-    """One row of panels per group, one panel per budget: actual curves solid, predicted dashed."""
+def plot(groups: list[Group], out: Path) -> list[tuple[float, float]]:
+    """One row of panels per group, one panel per budget: actual curves solid, predicted dashed; the y-axis
+    spans the actual curves (a prediction off the scale leaves the panel). Each panel's y-limits, in order."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,13 +84,20 @@ def plot(groups: list[Group], out: Path) -> None:
                 _, at, loss, pred = group.curves[r.id]
                 ax.plot(at, loss, color=colors[r.schedule], lw=1.2, label=f"{r.schedule}{' (fitted)' if r.fitted else ''}")
                 ax.plot(range(len(pred)), pred, color=colors[r.schedule], lw=1.2, ls="--")
+            observed = np.concatenate([group.curves[i][2] for i in group.runs.loc[group.runs["steps"] == steps, "id"]])
+            if len(observed):  # the data's range: a prediction that runs off stays off the axes, not flattening the curves
+                low, high = float(observed.min()), float(observed.max())
+                pad = 0.05 * (high - low) or 0.05 * abs(high) or 0.1
+                ax.set_ylim(low - pad, high + pad)
             ax.set_title(f"{group.label}\n{steps} steps (dashed: predicted)", fontsize=8)
             ax.set_xlabel("step")
             ax.set_ylabel("eval loss")
             ax.legend(fontsize=7)
         for col in range(len(steps_list), cols):
             axes[row, col].axis("off")
+    limits = [tuple(map(float, ax.get_ylim())) for ax in axes.ravel() if ax.axison]
     fig.tight_layout()
     with files.replacing(out) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    return limits  # type: ignore[return-value]

@@ -38,6 +38,7 @@ class Group:
     curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)  # id -> lr, steps, loss, predicted
     what_if: pd.DataFrame | None = None  # schedule, budget, steps, predicted, rank
     warmup: float = 0.0  # fraction of the budget before the fitted runs' LR peaks
+    validation: Any = None  # predict.validate.Validation, once checked
 
     @property
     def label(self) -> str:
@@ -77,25 +78,49 @@ def _same(value: Any, wanted: list[str]) -> bool:
     return False
 
 
-def predict_sweep(sweep: Path, fit_on: dict[str, list[str]], law: str = "mpl") -> list[Group]:
-    """Fit `law` per (setting, peak LR) on the selected done runs; predict every done run of the group."""
+@dataclass
+class Selection:
+    """The done runs of a sweep and which of them `--fit` chose, grouped by setting and peak LR: what a fit
+    needs, known before fitting (so that --optimize checks its arguments first)."""
+
+    sweep: Path
+    result: Any  # collect.Collected
+    done: pd.DataFrame
+    chosen: pd.Series
+    keys: list[str]
+
+    def groups(self) -> list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]]:
+        """(key, every done run of the group, its chosen runs) for each group with a chosen run."""
+        out = []
+        for values, members in self.done.groupby(self.keys, sort=False, dropna=False):
+            fitted = members[self.chosen.loc[members.index]]
+            if not fitted.empty:
+                out.append((dict(zip(self.keys, values if isinstance(values, tuple) else (values,))), members, fitted))
+        return out
+
+
+def select(sweep: Path, fit_on: dict[str, list[str]]) -> Selection:
+    """The done runs and the ones `fit_on` selects; an error naming the values that exist when it selects none."""
     result = collect.collect(sweep)
     runs = collect.runs_frame(result.summary)
     done = runs[runs["status"] == DONE]
     chosen = _matches(done, fit_on, "--fit")
     if not chosen.any():
         selection = " ".join(f"{k}={','.join(v)}" for k, v in fit_on.items())
+        have = "; ".join(f"{k}: {', '.join(map(str, dict.fromkeys(done[k])))}" for k in fit_on if k in done)
         raise PredictError(f"--fit {selection} selects no finished run of sweep '{sweep}' "
-                           f"({len(done)} of its {len(runs)} runs are done); check the names with `schedsweep report {sweep}`.")
-    keys = [*report.setting_columns(runs), "lr"]
-    rows = collect.read_rows(sweep, result.summary, list(done["id"]), CURVE_COLUMNS)
+                           f"({len(done)} of its {len(runs)} runs are done" + (f"; its done runs have {have}" if have else "")
+                           + f"); check the names with `schedsweep report {sweep}`.")
+    return Selection(sweep, result, done, chosen, [*report.setting_columns(runs), "lr"])
+
+
+def predict_sweep(sweep: Path | Selection, fit_on: dict[str, list[str]] | None = None, law: str = "mpl") -> list[Group]:
+    """Fit `law` per (setting, peak LR) on the selected done runs; predict every done run of the group."""
+    chosen = sweep if isinstance(sweep, Selection) else select(sweep, fit_on or {})
+    rows = collect.read_rows(chosen.sweep, chosen.result.summary, list(chosen.done["id"]), CURVE_COLUMNS)
     by_run = {rid: frame.sort_values("step") for rid, frame in rows.groupby("run_id")}
     groups = []
-    for values, members in done.groupby(keys, sort=False, dropna=False):
-        key = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
-        fitted = members[chosen.loc[members.index]]
-        if fitted.empty:
-            continue
+    for key, members, fitted in chosen.groups():
         curves = {rid: _curve(by_run.get(rid), rid) for rid in members["id"]}
         try:
             law_fit = fit([curves[rid] for rid in fitted["id"]], law=law)
@@ -130,13 +155,13 @@ def _evaluate(key: dict[str, Any], law: Law, members: pd.DataFrame, fitted: set[
         curve_error.append(float(np.mean(np.abs(pred[c.steps] - c.loss) / c.loss)) if len(c.steps) else np.nan)
     table["actual"], table["predicted"], table["curve_error"] = actual, predicted, curve_error
     table["rel_error"] = (table["predicted"] - table["actual"]).abs() / table["actual"]
-    full = _full_steps(members)
+    full = full_steps_of(members)
     first = curves[next(iter(sorted(fitted)))]
     warmup = float(np.argmax(first.lr)) / len(first.lr)
     return Group(key, law, full, table.reset_index(drop=True), out, warmup=warmup)
 
 
-def _full_steps(members: pd.DataFrame) -> int:
+def full_steps_of(members: pd.DataFrame) -> int:
     """Steps of the 100% budget: steps / budget of a run whose budget is a fraction, else the most steps."""
     for budget, steps in zip(members["budget"], members["steps"]):
         b = float(budget)
@@ -187,6 +212,17 @@ def parse_budget(text: str, full_steps: int) -> int:
     return steps
 
 
+def _outside(group: Group, steps: int) -> str:
+    """Why a what-if run is an extrapolation: a budget beyond the fitted runs' ('' when inside)."""
+    fitted = group.runs.loc[group.runs["fitted"], "steps"]
+    low, high = int(fitted.min()), int(fitted.max())
+    if steps < low:
+        return f"extrapolated: below the fitted budgets ({low}-{high} steps)"
+    if steps > high:
+        return f"extrapolated: beyond the fitted budgets ({low}-{high} steps)"
+    return ""
+
+
 def what_if(group: Group, what: dict[str, list[str]], config_dir: Path | None = None) -> pd.DataFrame:
     """Predict runs never trained: every schedule x budget in `what` at the group's peak LR, ranked per budget."""
     unknown = set(what) - {"schedule", "budget"}
@@ -205,7 +241,8 @@ def what_if(group: Group, what: dict[str, list[str]], config_dir: Path | None = 
             steps = parse_budget(budget, group.full_steps)
             lr = peak * schedules.check(spec, steps, name)
             rows.append({"schedule": name, "budget": budget, "steps": steps,
-                         "predicted": float(group.law.predict(lr, np.array([steps - 1]))[0])})
+                         "predicted": float(group.law.predict(lr, np.array([steps - 1]))[0]),
+                         "outside": _outside(group, steps)})
     frame = pd.DataFrame(rows)
     frame["rank"] = frame.groupby("steps")["predicted"].rank(method="min").astype(int)
     return frame.sort_values(["steps", "rank"]).reset_index(drop=True)

@@ -116,6 +116,8 @@ def curves(rep: Report, curve: pd.DataFrame, colors: dict[str, Any]) -> bytes:
                     ax.plot(g["step"], g[what], lw=1, color=colors[schedule], label=str(schedule),
                             marker="o" if what == "eval_loss" and len(g) < 30 else None, ms=2)
                 ax.set_title(f"{title}\n{budget}: {'train' if what == 'loss' else 'eval'} loss", fontsize=7)
+                ax.set_xlabel("step", fontsize=7)
+                ax.set_ylabel("train loss" if what == "loss" else "eval loss", fontsize=7)
     return _finish(fig, axes, "Loss curves at each schedule's best peak LR (mean over seeds; train loss smoothed)")
 
 
@@ -128,6 +130,9 @@ def lr_used(rep: Report, curve: pd.DataFrame, colors: dict[str, Any]) -> bytes:
             for schedule, g in panel.groupby("schedule", sort=False):
                 axes[r, c].plot(g["step"], g["lr"], lw=1, color=colors[schedule], label=str(schedule))
             axes[r, c].set_title(f"{title}\n{budget}", fontsize=7)
+            axes[r, c].set(xlabel="step", ylabel="learning rate")
+            axes[r, c].xaxis.label.set_fontsize(7)
+            axes[r, c].yaxis.label.set_fontsize(7)
     return _finish(fig, axes, "Learning rate used at each step (logged lr column, best peak LR per schedule)")
 
 
@@ -167,6 +172,7 @@ def sensitivity(rep: Report, colors: dict[str, Any]) -> bytes:
             ax.set_xscale("log")
             ax.set_title(f"{title}\n{budget}", fontsize=7)
             ax.set_xlabel("peak lr", fontsize=7)
+            ax.set_ylabel(rep.metric, fontsize=7)
     return _finish(fig, axes, f"Sensitivity: {rep.metric} vs peak LR (mean over seeds; x = diverged)")
 
 

@@ -84,17 +84,20 @@ class Sharing:
             steps[b.of].add(b.step)
         return {run: tuple(sorted(s)) for run, s in steps.items()}
 
-    def line(self) -> str:
-        """'4 branch trees share their prefixes: 3,700 of 7,800 steps trained (-47%)', plus what could not share."""
+    def line(self, why: bool = True) -> str:
+        """'4 branch trees share their prefixes: 3,700 of 7,800 steps trained (-47%)', plus what could not share
+        (with `why`, the reasons; else their count)."""
         if self.trees:
             saved = 1 - self.trained_steps / self.total_steps
             text = (f"{len(self.trees)} branch {'trees share their prefixes' if len(self.trees) > 1 else 'tree shares its prefix'}: "
                     f"{self.trained_steps:,} of {self.total_steps:,} steps trained (-{saved:.0%})")
         else:
             text = "no shared prefixes"
-        if self.unshared:
-            why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.unshared.items()))
-            text += f"; {sum(self.unshared.values())} runs could not share ({why})"
+        if self.unshared and why:
+            reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(self.unshared.items()))
+            text += f"; {sum(self.unshared.values())} runs could not share ({reasons})"
+        elif self.unshared:
+            text += f"; {sum(self.unshared.values())} runs train from step 0 (-v: why, and the trees)"
         return text
 
 

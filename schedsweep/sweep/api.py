@@ -33,7 +33,7 @@ from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
 from schedsweep.executors.settings import Settings, SlurmSettings, parse
-from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, RUNNING, is_open
+from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, RUNNING, SETTLED, is_open
 
 Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
 
@@ -267,6 +267,10 @@ class Sweep:
 
         collected = collected if collected is not None else self.collect(last_k)
         runs = reporting.collected_runs(self.path, collected.summary)
+        if not runs["status"].isin(list(SETTLED)).any():  # a ranking needs a finished run (done or diverged)
+            counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+            raise ResultsError(f"no run of '{self.path}' has finished ({counts}): there is nothing to rank. "
+                               f"See why with: schedsweep status {self.path}")
         if baseline is not None and baseline not in set(runs["schedule"]):
             raise ResultsError(f"--baseline {baseline!r} is not a schedule of this sweep; "
                                f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")

@@ -22,6 +22,7 @@ renamed into place, so a reader never sees half a file and a killed writer leave
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -137,3 +138,9 @@ def read_status(run_path: Path) -> RunStatus:
     if status.status not in STATES:
         return RunStatus(FAILED, error=f"{path}: unknown status {status.status!r}", updated="")
     return status
+
+
+def disk_full(error: BaseException) -> bool:
+    """A write failed for want of space (ENOSPC) or quota (EDQUOT): not the run's fault. A launch stops with
+    one message (cli.views.disk_full) and a relaunch resumes, rather than recording runs as failed."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -43,6 +43,7 @@ from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
+from schedsweep.train.metrics import reached as metrics_reached
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING, SETTLED
 
 
@@ -57,7 +58,10 @@ class StopFlag:
         self.signal: int | None = None
 
     def __call__(self, signum: int, frame: Any) -> None:
-        self.signal = signum
+        # Ctrl-C reaches every process of the terminal's group, and the launcher then stops its workers with
+        # SIGTERM: the SIGINT is what happened, so a later signal does not overwrite it.
+        if self.signal != signal.SIGINT:
+            self.signal = signum
 
 
 @contextmanager
@@ -151,7 +155,9 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
             status = script.run(path, record, dist, stop)
         else:
             status = train(record, path, dist, writer, state, stop, until)
-    except Exception:
+    except Exception as e:
+        if store.disk_full(e):  # not the run's failure: the launch stops and a relaunch resumes it from its checkpoint
+            raise
         status = store.RunStatus(FAILED, error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
             files.write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
@@ -165,6 +171,8 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
             elif not claims.slurm_job():  # Slurm requeues after SIGTERM itself; elsewhere the next launch resumes
                 status = replace(status, status=INTERRUPTED, error=f"stopped by {signal.Signals(stop.signal).name} "
                                  f"at step {status.steps_done}; the next launch resumes it from its checkpoint")
+        if status.status == FAILED and not status.steps_done:  # the step it failed at, as far as it logged
+            status = replace(status, steps_done=metrics_reached(path / store.METRICS) or 0)
         if status.status == FAILED and dist.world > 1:
             status = replace(status, error=(status.error or "") + _rank_errors(path))
         store.write_status(path, status)
