@@ -10,10 +10,11 @@ from typing import Any
 import matplotlib.figure
 import pytest
 import terminal
-from test_collect import make_logged_sweep
-from test_report import Run, make_sweep
+from helpers import make_logged_sweep
+from helpers import Run, make_sweep
 from typer.testing import CliRunner
 
+from schedsweep import files
 from schedsweep.cli import app
 from schedsweep.sweep import store
 
@@ -22,7 +23,7 @@ def two_sweeps(root: Path) -> None:
     make_sweep(root / "alpha", [Run("linear", 0.5, 1.0), Run("cosine", 0.5, 1.1), Run("linear", 1.0, status="failed"),
                                 Run("cosine", 1.0, status="pending")])
     make_sweep(root / "beta", [Run("wsd", 1.0, 0.9, seed=s) for s in range(3)])
-    store.append_jsonl(root / "alpha" / store.LAUNCHES, {"time": "2026-12-01T10:20:30+00:00", "argv": ["launch", "--name", "alpha"]})
+    files.append_jsonl(root / "alpha" / store.LAUNCHES, {"time": "2026-12-01T10:20:30+00:00", "argv": ["launch", "--name", "alpha"]})
 
 
 def cells(lines: list[str], *first: str) -> list[list[str]]:

@@ -15,17 +15,12 @@ from hypothesis import strategies as st
 from schedsweep import schedules
 from schedsweep.sharing import branching
 from schedsweep.errors import ScheduleError
-from schedsweep.plan.identity import run_id
 from schedsweep.plan.grid import Run, make_plan
 
-WSD = {"shape": "wsd", "warmup": 50, "decay": 0.2, "decay_shape": "linear", "final": 0.0}
-LOG = {"eval_every": 10, "checkpoint_every": None, "checkpoint_minutes": 10}
+from helpers import LOG, WSD, run
 
 
-def run(schedule: dict[str, Any], steps: int, seed: int = 0, log: dict[str, Any] = LOG) -> Run:
-    spec = {"task": {"name": "t"}, "optimizer": {"name": "sgd", "lr": 0.1}, "schedule": schedule, "steps": steps,
-            "seed": seed, "grad_clip": None}
-    return Run(run_id(spec), spec, {"schedule": schedule["shape"], "budget": steps, "steps": steps}, log)
+
 
 
 def lrs(r: Run) -> np.ndarray:

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,10 @@ import pytest
 from schedsweep import files
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import claims, store
-from test_cli import TESTS, _wait_for, cli, statuses
+from helpers import FLAKY, TESTS, _wait_for, assert_trained_once, attempts_per_seed, cli, statuses
 
 from helpers import pythonpath
 
-FLAKY = ["task=custom", "task._target_=test_cli.FlakyTask", "budget=1.0", "eval_every=100"]
 
 
 def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -30,17 +28,8 @@ def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def attempts_per_seed(log: Path) -> Counter[str]:
-    return Counter(line.split()[0] for line in log.read_text().splitlines())
 
 
-def assert_trained_once(sweep: Path, steps: int) -> None:
-    for run_id, status in statuses(sweep).items():
-        run = store.run_dir(sweep, run_id)
-        assert status == "done"
-        assert metrics.read_metrics(run / store.METRICS)["step"].to_pylist() == list(range(steps))  # one row per step
-        assert len(claims.attempts(run)) == 1
-        assert not (run / claims.FILE).exists()  # released
 
 
 @pytest.mark.slow

@@ -5,78 +5,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import store
 
-from helpers import pythonpath
-
-TESTS = Path(__file__).resolve().parent
-TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
+from helpers import TINY, _wait_for, cli, statuses
 
 
-class FlakyTask:
-    """A user's own task (the protocol in schedsweep.tasks), defined here and swept by import path.
-
-    It raises while the file named by `fail_if` exists, so a test can make a run fail for real: from
-    its `fail_after`-th training step of this process on, and only on rank `fail_rank` (all ranks if < 0).
-    While the file named by `slow_if` exists, each step sleeps 50 ms (a job a test can catch running).
-    """
-
-    def __init__(self, seed: int, width: int = 8, fail_if: str = "", fail_after: int = 0, fail_rank: int = -1,
-                 log_to: str = "", slow_if: str = "") -> None:
-        self.seed, self.width, self.fail_if, self.fail_after, self.fail_rank = seed, width, fail_if, fail_after, fail_rank
-        self.slow_if = slow_if
-        self.calls = 0
-        if log_to:  # one line per attempt at training a run (train builds the task once per attempt)
-            with open(log_to, "a") as f:
-                f.write(f"{seed} {os.getpid()}\n")
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(64, 4, generator=g)
-        self.y = self.x @ torch.randn(4, 1, generator=g)
-
-    def build_model(self) -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Linear(4, self.width), torch.nn.Tanh(), torch.nn.Linear(self.width, 1))
-
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = torch.Generator().manual_seed(self.seed)
-        while True:
-            idx = torch.randint(0, 64, (16,), generator=g)
-            yield self.x[idx], self.y[idx]
-
-    def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        self.calls += 1
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        if self.fail_if and Path(self.fail_if).exists() and self.calls > self.fail_after and self.fail_rank in (-1, rank):
-            raise RuntimeError(f"FlakyTask was told to fail (rank {rank})")
-        if self.slow_if and Path(self.slow_if).exists():
-            time.sleep(0.05)
-        x, y = batch
-        return torch.nn.functional.mse_loss(model(x), y)
-
-    def evaluate(self, model: torch.nn.Module) -> float:
-        return float(torch.nn.functional.mse_loss(model(self.x), self.y))
 
 
-def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PYTHONPATH": pythonpath(TESTS), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "schedsweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check is not None:
-        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
 
 
-def statuses(sweep: Path) -> dict[str, str]:
-    return {r["id"]: store.read_status(store.run_dir(sweep, r["id"])).status for r in store.read_plan(sweep)}
+
+
 
 
 @pytest.mark.slow
@@ -122,7 +68,7 @@ def test_local_sweep_end_to_end(tmp_path: Path) -> None:
 def test_custom_task_failures_and_retry_failed(tmp_path: Path) -> None:
     flag = tmp_path / "fail-now"
     flag.touch()
-    args = ["launch", "task=custom", "task._target_=test_cli.FlakyTask", f"+task.fail_if={flag}", "full_steps=10",
+    args = ["launch", "task=custom", "task._target_=helpers.FlakyTask", f"+task.fail_if={flag}", "full_steps=10",
             "eval_every=5", "budget=1.0", "seed=0,1", "executor=debug", "--name", "flaky"]
     cli(*args, cwd=tmp_path, check=1)  # failed runs make launch exit 1
     sweep = tmp_path / "results" / "flaky"
@@ -231,11 +177,6 @@ def test_bad_input_is_one_message_and_exit_2(tmp_path: Path, args: list[str], ex
 
 
 
-def _wait_for(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.time() + seconds
-    while not predicate():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.slow

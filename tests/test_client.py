@@ -6,7 +6,7 @@ import math
 import os
 import signal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -16,29 +16,16 @@ from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
-from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
+from schedsweep.train.script import ENV_RUN_DIR, STATE
 
-STEPS = 12
+from helpers import make_run_dir
 
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """init() installs the client's handlers (put pytest's back afterwards) and remembers its run (forget it)."""
-    monkeypatch.setattr(sweep, "_current", None)
-    saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
+STEPS = 12  # helpers.make_run_dir's default
+pytestmark = pytest.mark.usefixtures("keep_signal_handlers")
 
 
-def make_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str = "linear", steps: int = STEPS) -> Path:
-    """A run folder as `launch` writes it, and $SCHEDSWEEP_RUN_DIR pointing at it."""
-    spec = {"task": {"command": "python train.py", "files": {}}, "optimizer": {"name": "adamw", "lr": 0.1},
-            "schedule": schedules.load(schedule), "steps": steps, "seed": 3, "grad_clip": None}
-    path = tmp_path / "runs" / "r1"
-    files.write_json(path / store.RUN_RECORD, {"id": "r1", "spec": spec, "labels": {}, "log": {"eval_every": 5}})
-    monkeypatch.setenv(ENV_RUN_DIR, str(path))
-    return path
+
+
 
 
 def train(run: sweep.Run, until: int | None = None, **extra: Any) -> list[float]:

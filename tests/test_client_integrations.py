@@ -17,7 +17,9 @@ from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
-from test_client import keep_signal_handlers, make_run_dir  # noqa: F401 - the fixture is used by name
+from helpers import make_run_dir
+
+pytestmark = pytest.mark.usefixtures("keep_signal_handlers")
 
 STEPS = 10
 

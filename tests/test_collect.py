@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_report import Run, make_sweep
+from helpers import Run, make_logged_sweep, small, write_parts
 from typer.testing import CliRunner
 
 from schedsweep import files
@@ -25,46 +25,12 @@ from schedsweep.cli import app
 from schedsweep.errors import ResultsError
 from schedsweep.results.report import build, rank
 
-EVAL_EVERY = 5
 
 
-def write_parts(run_path: Path, steps: int, final: float, lr: float, part_rows: int = 7, diverge_at: int | None = None) -> pa.Table:
-    """Rows for steps 0..steps-1 (fewer if diverged): train loss falls linearly to `final + 0.1`,
-    eval every EVAL_EVERY steps and at the last step ends at `final`; lr decays linearly."""
-    n = steps if diverge_at is None else diverge_at + 1
-    t = np.arange(n)
-    loss = final + 0.1 + (1.0 - t / max(steps - 1, 1))
-    if diverge_at is not None:
-        loss[-1] = math.inf
-    is_eval = ((t + 1) % EVAL_EVERY == 0) | (t == steps - 1)
-    eval_loss = np.where(is_eval, final + (steps - 1 - t) * 0.01, np.nan)
-    table = pa.table({
-        "step": t, "lr": lr * (1 - t / steps), "loss": loss, "grad_norm": np.full(n, 0.5), "grad_norm_l1": np.full(n, 5.0),
-        "eval_loss": pa.array(eval_loss, from_pandas=True), "samples_seen": (t + 1) * 8, "wall_s": (t + 1) * 0.01,
-        "samples_per_s": np.full(n, 800.0), "inherited": np.zeros(n, dtype=bool)}, schema=metrics.SCHEMA)
-    folder = run_path / store.METRICS
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, start in enumerate(range(0, n, part_rows)):
-        pq.write_table(table.slice(start, part_rows), folder / f"part-{i:05d}.parquet")
-    return table
 
 
-def make_logged_sweep(root: Path, runs: list[Run], **kw: object) -> Path:
-    """make_sweep, plus metric parts for every run that started (done, diverged, running)."""
-    make_sweep(root, runs, **kw)
-    for record, run in zip(store.read_plan(root), runs):
-        steps = record["labels"]["steps"]
-        if run.status in ("done", "diverged", "running"):
-            final = run.loss if run.loss is not None else 1.0
-            write_parts(store.run_dir(root, record["id"]), steps if run.status != "running" else steps // 2, final,
-                        run.lr, diverge_at=steps // 2 if run.status == "diverged" else None)
-    return root
 
 
-def small(tmp_path: Path) -> Path:
-    runs = [Run(s, b, loss + b, lr=lr, seed=seed) for b in (0.01, 0.02) for s, loss in (("linear", 1.0), ("cosine", 1.2))
-            for lr in (1e-3, 3e-3) for seed in (0, 1)]
-    return make_logged_sweep(tmp_path / "sweep", runs)
 
 
 def test_summary_has_one_row_per_run_with_the_numbers_from_the_parts(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_report import Run, make_sweep
+from helpers import Run, make_sweep
 
 from schedsweep.results import compare
 from schedsweep.errors import ConfigError

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
-from test_collect import make_logged_sweep
-from test_report import Run
+from helpers import make_logged_sweep
+from helpers import Run
 from typer.testing import CliRunner
 
 from schedsweep.results import html

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from schedsweep.cli import app
 from schedsweep.errors import ResultsError
 from schedsweep.sweep.api import Sweep
-from test_collect import small
+from helpers import small
 
 
 def test_the_cli_report_is_the_library_report(tmp_path: Path) -> None:

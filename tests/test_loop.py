@@ -14,37 +14,20 @@ import pytest
 import torch
 
 from schedsweep import schedules, tasks
-from schedsweep.train import checkpoint, groups, loop, metrics, optimizers, run as train
-from schedsweep.sweep import store
-from schedsweep.train.distributed import Dist
+from schedsweep.train import checkpoint, groups, loop, optimizers
 from schedsweep.errors import ConfigError, TaskError
-from schedsweep.train.metrics import MetricsWriter
 from schedsweep.plan.grid import make_plan
 from schedsweep.plan.point import RunKeys
 from schedsweep.tasks.charlm import CharLM
 
-TINY_LM = ["task=charlm", "task.context=16", "task.d_model=16", "task.n_layers=1", "task.n_heads=2",
-           "task.batch_size=8", "task.eval_batches=2"]
-TINY_MLP = ["task=classifier", "task.n_train=512", "task.hidden=16", "task.n_eval=128"]
+from helpers import TINY_LM, TINY_MLP, numbers, run_record, train_in
 
 
-def run_record(overrides: list[str]) -> dict[str, Any]:
-    (run,) = make_plan(overrides).runs
-    return run.record()
 
 
-def train_in(tmp: Path, record: dict[str, Any], state: dict[str, Any] | None = None) -> tuple[store.RunStatus, list[dict]]:
-    """train.train() in this process; (status, the Parquet rows)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    writer = MetricsWriter(tmp / store.METRICS)
-    status = train.train(record, tmp, Dist(), writer, state, train.StopFlag())
-    writer.flush()
-    return status, metrics.read_metrics(tmp / store.METRICS).to_pylist()
 
 
-def numbers(rows: list[dict]) -> list[dict]:
-    """Rows without the timing columns, which differ between any two runs."""
-    return [{k: v for k, v in r.items() if k not in ("wall_s", "samples_per_s")} for r in rows]
+
 
 
 class Linear2:

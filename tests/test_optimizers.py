@@ -11,7 +11,7 @@ from schedsweep import tasks
 from schedsweep.train import checkpoint, groups, optimizers
 from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import make_plan
-from test_loop import TINY_LM, TINY_MLP, numbers, run_record, train_in
+from helpers import TINY_LM, TINY_MLP, numbers, run_record, train_in
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
 NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -104,7 +104,7 @@ def test_report_ranks_optimizer_schedule_pairs_per_budget_when_the_optimizer_is_
     import csv
     import io
 
-    from test_cli import cli
+    from helpers import cli
 
     cli("launch", *TINY_MLP, "optimizer=adamw,schedulefree_adamw", "schedule=cosine,constant", "budget=6,12",
         "eval_every=6", "executor=debug", "--name", "pairs", cwd=tmp_path)

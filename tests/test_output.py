@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_collect import make_logged_sweep
-from test_report import Run
+from helpers import make_logged_sweep
+from helpers import Run
 
 from schedsweep.results import collect, render
 from schedsweep.results.report import build

@@ -14,8 +14,8 @@ import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
-from test_collect import make_logged_sweep
-from test_report import Run
+from helpers import make_logged_sweep
+from helpers import Run
 from typer.testing import CliRunner
 
 from schedsweep.results import collect, plots

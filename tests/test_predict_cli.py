@@ -28,19 +28,14 @@ def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedPro
     return proc
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("predict")
-    cli("launch", *TINY, "schedule=constant,cosine,linear,wsd", "budget=0.5,1.0", "--name", "tiny", "--results", str(root), cwd=root)
-    return root / "tiny"
 
 
 @pytest.mark.slow
-def test_predict_fits_on_constant_and_cosine_and_predicts_the_other_runs(sweep: Path) -> None:
-    plot = sweep.parent / "curves.png"
-    proc = cli("predict", str(sweep), "--fit", "schedule=constant,cosine", "--fit", "budget=1.0",
-               "--what-if", "schedule=wsd,rex", "budget=0.25,2.0", "--plot", str(plot), cwd=sweep.parent)
-    groups = predict_sweep(sweep, {"schedule": ["constant", "cosine"], "budget": ["1.0"]})
+def test_predict_fits_on_constant_and_cosine_and_predicts_the_other_runs(tiny_sweep: Path) -> None:
+    plot = tiny_sweep.parent / "curves.png"
+    proc = cli("predict", str(tiny_sweep), "--fit", "schedule=constant,cosine", "--fit", "budget=1.0",
+               "--what-if", "schedule=wsd,rex", "budget=0.25,2.0", "--plot", str(plot), cwd=tiny_sweep.parent)
+    groups = predict_sweep(tiny_sweep, {"schedule": ["constant", "cosine"], "budget": ["1.0"]})
     assert len(groups) == 1
     runs = groups[0].runs
     held = runs[~runs["fitted"]]
@@ -48,7 +43,7 @@ def test_predict_fits_on_constant_and_cosine_and_predicts_the_other_runs(sweep: 
     assert held["rel_error"].max() < 0.1  # within 10% on runs the law never saw (typically ~1-3%)
     for r in held.itertuples():  # what the CLI prints is what the library computes
         assert f"{r.predicted:.4g}" in proc.stdout and f"{r.actual:.4g}" in proc.stdout
-    summary = pd.read_parquet(sweep / "collected" / "summary.parquet").set_index("run_id")
+    summary = pd.read_parquet(tiny_sweep / "collected" / "summary.parquet").set_index("run_id")
     assert np.allclose(runs["actual"], summary.loc[runs["id"], "final_eval_loss"])
     assert "what-if runs (never trained)" in proc.stdout and "400" in proc.stdout and " 50 " in proc.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -57,12 +52,12 @@ def test_predict_fits_on_constant_and_cosine_and_predicts_the_other_runs(sweep: 
 
 
 @pytest.mark.slow
-def test_the_optimised_schedule_is_written_and_launches(sweep: Path) -> None:
-    conf = sweep.parent / "mine"
+def test_the_optimised_schedule_is_written_and_launches(tiny_sweep: Path) -> None:
+    conf = tiny_sweep.parent / "mine"
     target = conf / "schedule" / "mpl_opt.yaml"
     # --force: on this tiny sweep the validation says the law does not rank the schedules (test_predict_validate)
-    proc = cli("predict", str(sweep), "--fit", "budget=1.0", "--optimize", "--budget", "1.0", "--name", "mpl_opt",
-               "--out", str(target), "--force", cwd=sweep.parent)
+    proc = cli("predict", str(tiny_sweep), "--fit", "budget=1.0", "--optimize", "--budget", "1.0", "--name", "mpl_opt",
+               "--out", str(target), "--force", cwd=tiny_sweep.parent)
     spec = yaml.safe_load(target.read_text())
     values = [v for _, v in spec["points"]]
     assert spec["shape"] == "piecewise" and spec["points"][0][0] == 0.0 and spec["points"][-1][0] == 1.0
@@ -70,9 +65,9 @@ def test_the_optimised_schedule_is_written_and_launches(sweep: Path) -> None:
     assert max(values) == 1.0 and all(b <= a + 1e-9 for a, b in zip(after, after[1:]))  # non-increasing after the warm-up
     assert "predicted final loss" in proc.stdout and f"--config-dir {conf} schedule=mpl_opt" in proc.stdout
     cli("launch", *TINY, "schedule=mpl_opt", "budget=1.0", "--config-dir", str(conf), "--name", "opt",
-        "--results", str(sweep.parent), cwd=sweep.parent)
-    cli("collect", str(sweep.parent / "opt"), cwd=sweep.parent)
-    status = pd.read_parquet(sweep.parent / "opt" / "collected" / "summary.parquet")
+        "--results", str(tiny_sweep.parent), cwd=tiny_sweep.parent)
+    cli("collect", str(tiny_sweep.parent / "opt"), cwd=tiny_sweep.parent)
+    status = pd.read_parquet(tiny_sweep.parent / "opt" / "collected" / "summary.parquet")
     assert list(status["status"]) == ["done"] and np.isfinite(status["final_eval_loss"]).all()
 
 
@@ -86,8 +81,8 @@ def test_the_optimised_schedule_is_written_and_launches(sweep: Path) -> None:
     (["budget=1.0"], "selections follow --what-if"),
     (["--fit", "schedule=constant", "--fit", "budget=1.0"], "too few runs or points"),
 ])
-def test_bad_input_is_one_message_and_exit_2(sweep: Path, args: list[str], message: str) -> None:
-    result = CliRunner().invoke(app, ["predict", str(sweep), *args])
+def test_bad_input_is_one_message_and_exit_2(tiny_sweep: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["predict", str(tiny_sweep), *args])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()) and "Traceback" not in result.output
 

@@ -8,23 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_collect import make_logged_sweep
-from test_predict_cli import cli, sweep  # noqa: F401 (the module's tiny trained sweep)
-from test_report import Run
+from helpers import make_logged_sweep
+from helpers import cli
+from helpers import Run
 
+from schedsweep.predict.sweep import predict_sweep
 from schedsweep.predict import output
 from schedsweep.predict.laws import Law
-from schedsweep.predict.sweep import predict_sweep
 from schedsweep.predict.validate import NO_RANK, degenerate, validate
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 @pytest.mark.slow
-def test_predict_prints_its_validation_before_the_ranking_and_flags_extrapolated_what_ifs(sweep: Path) -> None:  # noqa: F811
-    proc = cli("predict", str(sweep), "--fit", "schedule=constant,cosine", "--what-if", "schedule=wsd",
-               "budget=0.25,1.0", cwd=sweep.parent)
-    (group,) = predict_sweep(sweep, {"schedule": ["constant", "cosine"]})
+def test_predict_prints_its_validation_before_the_ranking_and_flags_extrapolated_what_ifs(tiny_sweep: Path) -> None:
+    proc = cli("predict", str(tiny_sweep), "--fit", "schedule=constant,cosine", "--what-if", "schedule=wsd",
+               "budget=0.25,1.0", cwd=tiny_sweep.parent)
+    (group,) = predict_sweep(tiny_sweep, {"schedule": ["constant", "cosine"]})
     check = validate(group)
     assert check.method == "4 held-out run(s)" and check.budgets == 2
     text = " ".join(proc.stdout.split())
@@ -38,20 +38,20 @@ def test_predict_prints_its_validation_before_the_ranking_and_flags_extrapolated
 
 
 @pytest.mark.slow
-def test_optimize_refuses_a_law_that_does_not_rank_the_sweep_and_force_writes_to_schedules(sweep: Path, tmp_path: Path) -> None:  # noqa: F811
-    (group,) = predict_sweep(sweep, {})
+def test_optimize_refuses_a_law_that_does_not_rank_the_sweep_and_force_writes_to_schedules(tiny_sweep: Path, tmp_path: Path) -> None:
+    (group,) = predict_sweep(tiny_sweep, {})
     assert validate(group).verdict == NO_RANK  # this tiny sweep: fitted on all 8 runs, checked on their second halves
-    refused = cli("predict", str(sweep.resolve()), "--optimize", "--name", "mine", cwd=tmp_path, check=2)
+    refused = cli("predict", str(tiny_sweep.resolve()), "--optimize", "--name", "mine", cwd=tmp_path, check=2)
     assert "--optimize refuses:" in refused.stderr and "does NOT rank" in refused.stderr and "--force" in refused.stderr
     assert not (tmp_path / "schedules").exists()
-    forced = cli("predict", str(sweep.resolve()), "--optimize", "--name", "mine", "--force", cwd=tmp_path)
+    forced = cli("predict", str(tiny_sweep.resolve()), "--optimize", "--name", "mine", "--force", cwd=tmp_path)
     assert (tmp_path / "schedules" / "schedule" / "mine.yaml").is_file()
     assert "launch it: schedsweep launch --config-dir schedules schedule=mine budget=1.0" in forced.stdout
 
 
 @pytest.mark.slow
-def test_the_curves_figure_is_scaled_to_the_actual_curves(sweep: Path, tmp_path: Path) -> None:  # noqa: F811
-    groups = predict_sweep(sweep, {"schedule": ["constant", "cosine"]})
+def test_the_curves_figure_is_scaled_to_the_actual_curves(tiny_sweep: Path, tmp_path: Path) -> None:
+    groups = predict_sweep(tiny_sweep, {"schedule": ["constant", "cosine"]})
     limits = output.plot(groups, tmp_path / "c.png")
     runs = groups[0].runs
     for (low, high), steps in zip(limits, sorted(set(runs["steps"]))):
@@ -65,6 +65,7 @@ def two_lrs(root: Path) -> Path:
                                     for s, loss in (("linear", 1.0), ("cosine", 1.1)) for lr in (1e-3, 3e-3)])
 
 
+@pytest.mark.slow
 def test_optimize_checks_its_arguments_before_fitting_and_suggests_values_of_the_sweep(tmp_path: Path) -> None:
     folder = two_lrs(tmp_path / "s")
     proc = cli("predict", str(folder), "--optimize", "--name", "mine", cwd=tmp_path, check=2)

@@ -3,6 +3,8 @@ in bash, and Python snippets that name only attributes the objects really have."
 
 from __future__ import annotations
 
+import pytest
+
 import dataclasses
 import re
 import subprocess
@@ -34,6 +36,7 @@ def shell_commands() -> list[str]:
     return commands
 
 
+@pytest.mark.slow
 def test_every_shell_command_in_the_readme_parses_in_bash() -> None:
     commands = shell_commands()
     assert len(commands) > 20

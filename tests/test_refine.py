@@ -15,7 +15,7 @@ from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
 from schedsweep.schedules.refine import RefineError, choose_norm, closed_form, median_smooth, refine_run, schedule_yaml
-from test_cli import cli
+from helpers import cli
 
 G = np.array([4, 2, 1, 1, 1, 1, 1, 1, 1, 1.0])
 

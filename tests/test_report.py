@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,52 +21,14 @@ from schedsweep.errors import ConfigError, ResultsError
 from schedsweep.results.render import budget_label, rich_tables, to_text
 from schedsweep.results.report import AVG_RANK, best_runs, load_runs, lr_sensitivity, pivot, rank, t_quantile, winners
 
-FULL_STEPS = 1000
+from helpers import Run, make_sweep
 
 
-@dataclass(frozen=True)
-class Run:
-    """One planned run and what happened to it; status "pending" writes no status.json."""
-
-    schedule: str
-    budget: float | int = 1.0
-    loss: float | None = None
-    status: str = "done"
-    lr: float = 1e-3
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def make_sweep(root: Path, runs: list[Run], swept: tuple[str, ...] = ("optimizer.lr", "seed")) -> Path:
-    records = []
-    for run in runs:
-        steps = run.budget if isinstance(run.budget, int) else round(run.budget * FULL_STEPS)
-        axes = {"schedule": run.schedule, "budget": run.budget, **run.extra}
-        axes.update({k: v for k, v in (("optimizer.lr", run.lr), ("seed", run.seed)) if k in swept})
-        labels = {"task": "charlm", "optimizer": "adamw", "schedule": run.schedule, "budget": run.budget,
-                  "steps": steps, "lr": run.lr, "seed": run.seed, "axes": axes}
-        run_id = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:12]
-        records.append({"id": run_id, "labels": labels, "spec": spec_of(run, steps), "log": {}})
-        if run.status != "pending":
-            loss = run.loss if run.status == "done" else None
-            status = store.RunStatus(run.status, steps_done=steps, final_loss=loss, final_eval_loss=loss,
-                                     best_eval_loss=loss, error="boom" if run.status == "failed" else None)
-            store.write_status(store.run_dir(root, run_id), status)
-    store.write_plan(root, records)
-    return root
 
 
-def spec_of(run: Run, steps: int) -> dict[str, Any]:
-    """The run's spec, with each `extra` key ("task.d_model") set at its place."""
-    spec: dict[str, Any] = {"task": {"_target_": "schedsweep.tasks.charlm.CharLM"}, "optimizer": {"_target_": "torch.optim.AdamW", "lr": run.lr},
-                            "schedule": {"shape": run.schedule}, "steps": steps, "seed": run.seed, "grad_clip": None}
-    for key, value in run.extra.items():
-        *sections, leaf = key.split(".")
-        node = spec
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = value
-    return spec
+
 
 
 def ranked_for(tmp_path: Path, runs: list[Run], **kw: Any) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from schedsweep.executors import sbatch
 from schedsweep.executors.settings import SlurmSettings
-from test_cli import cli
+from helpers import cli
 
 GOLDEN = Path(__file__).parent / "golden" / "array.sbatch"
 PLAN = ["launch", "executor=slurm", "task=classifier", "full_steps=20", "schedule=linear,rex", "budget=0.5,1.0",

@@ -19,9 +19,8 @@ from schedsweep.train import metrics
 from schedsweep.plan import grid as plan
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
-from test_cli import cli, statuses
+from helpers import EXAMPLE, cli, statuses
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train.py"
 PY = shlex.quote(sys.executable)
 
 

@@ -17,12 +17,11 @@ from schedsweep.train import checkpoint, metrics
 from schedsweep.executors import slurm
 from schedsweep.sweep import store
 from schedsweep.sweep.status import FINAL
-from test_cli import _wait_for as _wait
-from test_cli import cli, statuses
-from test_script import EXAMPLE
-from test_slurm import cluster  # noqa: F401 - the module fixture that skips (or fails in CI) without a cluster
+from helpers import _wait_for as _wait
+from helpers import cli, statuses
+from helpers import EXAMPLE
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
 
 
 def test_the_example_swept_on_slurm_resumes_a_requeued_run_and_is_ranked(tmp_path: Path) -> None:

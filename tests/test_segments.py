@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schedsweep.sharing import branching, segments
 from schedsweep.sharing.segments import Array, Segment
-from test_branching import WSD, run
+from helpers import WSD, run
 
 
 def records(*runs: Any) -> list[dict[str, Any]]:

@@ -17,12 +17,12 @@ from schedsweep.sharing import forks
 from schedsweep.train import metrics
 from schedsweep.executors import slurm
 from schedsweep.sweep.api import Sweep
-from test_cli import _wait_for as _wait
-from test_cli import cli, statuses
-from test_slurm import _accounting, cluster  # noqa: F401  (cluster: the module's autouse fixture, skip without a cluster)
+from helpers import _wait_for as _wait
+from helpers import cli, statuses
+from helpers import accounting as _accounting
 
-pytestmark = pytest.mark.slurm
-FLAKY = ["task=custom", "task._target_=test_cli.FlakyTask", "schedule=wsd", "schedule.warmup=5", "checkpoint_every=10"]
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
+FLAKY = ["task=custom", "task._target_=helpers.FlakyTask", "schedule=wsd", "schedule.warmup=5", "checkpoint_every=10"]
 
 
 def assert_same_as_alone(tmp_path: Path, sweep: Path, args: list[str]) -> None:

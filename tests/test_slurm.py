@@ -20,31 +20,18 @@ from schedsweep.sweep import claims, store
 from schedsweep.results import report
 from schedsweep.executors import slurm, squeue
 from schedsweep.sweep.api import Sweep
-from test_claims import FLAKY, assert_trained_once, attempts_per_seed
-from test_cli import _wait_for as _wait
-from test_cli import TESTS, cli, statuses
+from helpers import FLAKY, assert_trained_once, attempts_per_seed
+from helpers import _wait_for as _wait
+from helpers import TESTS, cli, statuses
 
-from helpers import pythonpath
+from helpers import accounting, pythonpath
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
 TINY = ["task=classifier", "task.n_train=256", "task.hidden=16", "eval_every=5", "executor=slurm"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> None:
-    try:
-        ok = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10)
-        up = ok.returncode == 0 and ok.stdout.strip() != ""
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        up = False
-    if not up:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no Slurm cluster answers: `bash tests/slurm/cluster.sh start` failed?")
-        pytest.skip("no Slurm cluster reachable (start one with: bash tests/slurm/cluster.sh start)")
 
 
-def _accounting() -> bool:
-    return subprocess.run(["sacct", "-n", "-X"], capture_output=True).returncode == 0
 
 
 def _queue_empty(sweep: Path) -> bool:
@@ -84,14 +71,14 @@ def test_relaunch_never_double_submits_and_cancel_leaves_nothing(tmp_path: Path)
     assert squeue.strip() == ""
     _wait(lambda: "failed 3" in cli("status", str(sweep), cwd=tmp_path).stdout, 60, "cancelled runs to show as failed")
     error = store.read_status(store.run_dir(sweep, store.read_plan(sweep)[0]["id"])).error
-    assert "CANCELLED" in error or ("left the queue" in error and not _accounting())
+    assert "CANCELLED" in error or ("left the queue" in error and not accounting())
 
 
 @pytest.mark.accounting
 def test_a_run_that_raises_is_failed_with_its_error(tmp_path: Path) -> None:
     flag = tmp_path / "fail-now"
     flag.touch()
-    cli("launch", "task=custom", "task._target_=test_cli.FlakyTask", f"+task.fail_if={flag}", "full_steps=10",
+    cli("launch", "task=custom", "task._target_=helpers.FlakyTask", f"+task.fail_if={flag}", "full_steps=10",
         "budget=1.0", "executor=slurm", "--wait", "--name", "raises", cwd=tmp_path, check=1)
     sweep = tmp_path / "results" / "raises"
     (status,) = [store.read_status(store.run_dir(sweep, r["id"])) for r in store.read_plan(sweep)]

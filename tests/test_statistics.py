@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_report import Run, make_sweep
+from helpers import Run, make_sweep
 from typer.testing import CliRunner
 
 from schedsweep import schedules

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import terminal
-from test_report import Run, make_sweep
+from helpers import Run, make_sweep
 
 from schedsweep.sweep import store
 
@@ -77,6 +77,7 @@ def test_a_launch_with_failures_names_them_and_status_shows_the_failed_step(tmp_
     assert "(failed at step 29): RuntimeError: the data loader broke" in " ".join(shown.lines)
 
 
+@pytest.mark.slow
 def test_report_with_no_finished_run_refuses_with_exit_2(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path / "s", [Run("linear", status="failed"), Run("cosine", status="failed")])
     proc = subprocess.run([PY, "-m", "schedsweep", "report", str(sweep)], capture_output=True, text=True, cwd=tmp_path,

@@ -359,7 +359,7 @@ def test_gpt_reads_a_uint32_token_file_through_memmap(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_data_command_writes_the_tokens_the_text_route_uses(tmp_path: Path) -> None:
-    from test_cli import cli
+    from helpers import cli
 
     text = "héllo, wörld: " * 400
     (tmp_path / "corpus.txt").write_text(text, encoding="utf-8")
@@ -386,7 +386,7 @@ def test_gpt_bad_params_are_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_gpt_tiny_preset_learns_on_the_real_loop(tmp_path: Path) -> None:
-    from test_loop import run_record, train_in
+    from helpers import run_record, train_in
 
     record = run_record(["task=gpt_tiny", "task.n_layers=1", "budget=30", "full_steps=30", "eval_every=30"])
     status, rows = train_in(tmp_path, record)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import terminal
-from test_collect import make_logged_sweep
-from test_report import Run
+from helpers import make_logged_sweep
+from helpers import Run
 
 from schedsweep.results import collect, render
 from schedsweep.results.report import build

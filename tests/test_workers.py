@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import TINY, cli, statuses
+from helpers import TINY, cli, statuses
 
 from schedsweep import executors
 from schedsweep.train import checkpoint, metrics, run as train
