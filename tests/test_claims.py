@@ -137,10 +137,9 @@ def test_ctrl_c_checkpoints_the_run_and_the_next_launch_resumes_it(tmp_path: Pat
 def test_a_ddp_rank_that_raises_stops_every_rank_as_failed(tmp_path: Path) -> None:
     flag = tmp_path / "fail-now"
     flag.touch()
-    start = time.monotonic()
-    out = cli("launch", *FLAKY, "full_steps=2000", f"+task.fail_if={flag}", "+task.fail_after=5", "+task.fail_rank=1",
+    # cli's own timeout (10 minutes) fails the test if rank 0 waits out gloo's 30-minute collective timeout
+    cli("launch", *FLAKY, "full_steps=2000", f"+task.fail_if={flag}", "+task.fail_after=5", "+task.fail_rank=1",
               "executor.tasks_per_node=2", "executor.threads_per_run=1", "--name", "rank", cwd=tmp_path, check=1)
-    assert time.monotonic() - start < 120, out.stderr  # not gloo's 30-minute timeout
     sweep = tmp_path / "results" / "rank"
     (run_id,) = statuses(sweep)
     status = store.read_status(store.run_dir(sweep, run_id))

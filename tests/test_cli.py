@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -95,8 +97,17 @@ def test_divergence_is_a_status_and_ranks_last(tmp_path: Path) -> None:
     diverged = [i for i, s in statuses(sweep).items() if s == "diverged"]
     rows = metrics.read_metrics(store.run_dir(sweep, diverged[0]) / store.METRICS)
     assert rows.num_rows < 20  # stopped early
-    md = cli("report", str(sweep), "--format", "md", cwd=tmp_path).stdout
-    assert "constant" in md and "linear" in md
+    ranking = list(csv.DictReader(io.StringIO(cli("report", str(sweep), "--format", "csv", "--table", "ranking",
+                                                  cwd=tmp_path).stdout)))
+    # each schedule ranks by its best LR (0.05, finite): the diverged LR (1e9) is no schedule's best
+    assert sorted(r["schedule"] for r in ranking) == ["constant", "linear"] and {r["best_lr"] for r in ranking} == {"0.05"}
+    # a schedule that diverged at every LR it ran ranks after both finite ones, marked
+    cli("launch", *TINY, "budget=1.0", "schedule=cosine", "optimizer=sgd", "optimizer.lr=1e9", "executor=debug",
+        "--name", "div", cwd=tmp_path, check=None)
+    ranking = list(csv.DictReader(io.StringIO(cli("report", str(sweep), "--format", "csv", "--table", "ranking",
+                                                  cwd=tmp_path).stdout)))
+    last = max(ranking, key=lambda r: float(r["rank"]))
+    assert (last["schedule"], last["mark"], float(last["rank"])) == ("cosine", "diverged", 3.0)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -647,12 +646,12 @@ def test_power_yaml_follows_the_peak_lr(shipped: dict[str, dict[str, Any]]) -> N
     assert "${optimizer.lr}" in (Path(__file__).resolve().parents[1] / "conf/schedule/power.yaml").read_text()
 
 
-def test_every_shipped_schedule_at_a_million_steps_is_quick(shipped: dict[str, dict[str, Any]]) -> None:
+def test_every_shipped_schedule_checks_a_million_steps(shipped: dict[str, dict[str, Any]]) -> None:
+    # Speed is measured in benchmarks/, not asserted on a shared machine; this checks the values at that size.
     for name, spec in shipped.items():
-        start = time.perf_counter()
         multipliers = schedules.check(spec, 1_000_000, name)
-        assert len(multipliers) == 1_000_000
-        assert time.perf_counter() - start < 1.0, name  # typically 10-100 ms
+        assert len(multipliers) == 1_000_000 and np.isfinite(multipliers).all(), name
+        assert ((multipliers >= 0) & (multipliers <= 1)).all(), name
 
 
 def test_shapes_registry() -> None:
@@ -860,8 +859,10 @@ def test_check_names_the_first_bad_step_of_a_formula(text: str, step: int) -> No
         schedules.check({"shape": "formula", "formula": text}, 2, "mine")
 
 
-def test_check_is_quick_for_large_budgets() -> None:
-    schedules.check({"shape": "wsd", "warmup": 0.05, "decay_shape": "1-sqrt"}, 100_000, "wsd")
+def test_check_of_a_large_budget_returns_every_multiplier() -> None:
+    f = schedules.check({"shape": "wsd", "warmup": 0.05, "decay_shape": "1-sqrt"}, 100_000, "wsd")
+    assert len(f) == 100_000 and f[0] == 0.0 and f[5_000] == 1.0 and f[79_999] == 1.0
+    assert f[-1] == pytest.approx(1 - (19_999 / 20_000) ** 0.5)  # 1-sqrt cooldown over the last 20%: update T-1
 
 
 def test_rex_baselines_follow_rex_section_4_1(shipped: dict[str, dict[str, Any]]) -> None:
