@@ -88,7 +88,7 @@ def test_ratio_to_linear_per_problem_and_its_summary() -> None:
             [1 / 1.1, 1.0, 0.9 / 0.8, 2 / 2.2, 2 / 1.9, 1.8 / 1.6])))), "best": 1 / 1.1, "worst": 0.9 / 0.8})
     assert (summary.loc["cosine", "n"], summary.loc["cosine", "worse"]) == (5, 4)
     none = compare.ratio_to_baseline(ranked, "wsd")
-    assert none.empty and "No problem has a finite, positive result for 'wsd'" in none.attrs["notes"][0]
+    assert none.empty and "No ratio table: 'wsd' was not swept" in none.attrs["notes"][0]  # not 'no finite result'
 
 
 # schedules.md §14.5: 3 submissions x 4 workloads, times to target (lower is better).

@@ -75,8 +75,11 @@ def test_top_k_low_budgets_are_strictly_below_25_percent(tmp_path: Path) -> None
     assert (top.loc["rex", "n_low"], top.loc["rex", "n_high"]) == (1, 2)  # 10% low; 25% and 100% high
     assert (top.loc["rex", "low_top1"], top.loc["rex", "high_top1"]) == (100.0, 50.0)
     assert top.loc["linear", "high_top1"] == 50.0
-    md = report(tmp_path, "--format", "md")
-    assert "low (<25%) | high (≥25%)" in md
+    # the cross-setting tables print from two settings on (one setting's own tables say it all)
+    two = sweep_of(tmp_path / "two", runs + [Run(r.schedule, r.budget, r.loss, extra={"optimizer": "sgd"}) for r in runs])
+    assert "low (<25%) | high (≥25%)" in report(two, "--format", "md")
+    one = sweep_of(tmp_path / "one", [r for r in runs if r.budget == 1.0])  # one problem: nothing to compare across
+    assert "low (<25%)" not in report(one, "--format", "md") and "## The answer" in report(one, "--format", "md")
 
 
 # ---- 2. Identical schedules are one competitor
@@ -203,8 +206,11 @@ def test_degenerate_problems_are_counted_and_listed(tmp_path: Path) -> None:
     assert problems["degenerate"].tolist() == ["short", "", "within noise"]
     assert problems["steps"].tolist() == [10, 500, 1000] and caveats.MIN_STEPS == 20
     md = report(sweep, "--format", "md")
-    assert "over 3 problems, 2 of them degenerate (1 under 20 steps, 1 all within noise)" in md
     assert "Degenerate problems, 2 of 3" in md and "charlm adamw 1% (10 steps: short)" in md
+    # the cross-setting tables (from two settings on) say how many of their problems are degenerate
+    two = sweep_of(tmp_path / "two", runs + [Run(r.schedule, r.budget, r.loss, seed=r.seed, extra={"optimizer": "sgd"})
+                                             for r in runs])
+    assert "over 6 problems, 4 of them degenerate (2 under 20 steps, 2 all within noise)" in report(two, "--format", "md")
 
 
 # ---- contrasts and the profile's name
@@ -225,8 +231,8 @@ def test_contrasts_bootstrap_over_settings_and_seeds(tmp_path: Path) -> None:
 
 
 def test_the_profile_is_named_for_final_metric_ratios_at_two_r_max(tmp_path: Path) -> None:
-    sweep = sweep_of(tmp_path, [Run(s, 1.0, v) for s, v in (("rex", 1.0), ("linear", 1.05))])
-    md = report(sweep, "--format", "md")
+    runs = [Run(s, 1.0, v, extra=extra) for s, v in (("rex", 1.0), ("linear", 1.05)) for extra in ({}, {"optimizer": "sgd"})]
+    md = report(sweep_of(tmp_path, runs), "--format", "md")
     assert "## Dolan-More profile of final-metric ratios, r_max = 1.1 and 1.02" in md
     assert "| linear | 0.500 | 0.000 |" in md  # 1.05: within 10% (score (1.1 - 1.05) / 0.1), not within 2%
     assert "(AlgoPerf)" not in md

@@ -67,7 +67,12 @@ def report(
     _warn_collected(result)
     rep = folder.report(metric, maximize, baseline, r_max, last_k, collected=result)
     if fmt is None:
-        from schedsweep.results import widths
+        from schedsweep.results import answer, widths
+
+        out.print("[bold]The answer[/] (the best group: schedules not significantly worse than the winner)")
+        for line in answer.sentences(rep):
+            out.print(f"  {line}", highlight=False, markup=False)
+        out.print()
 
         for section in render.report_sections(rep):
             for table in widths.fit(section, out.width, render.rich_table):

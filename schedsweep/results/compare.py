@@ -158,7 +158,10 @@ def ratio_to_baseline(ranked: pd.DataFrame, baseline: str = "linear") -> pd.Data
     ok = frame["_base"].notna() & np.isfinite(frame["_base"]) & (frame["_base"] > 0)
     notes: list[str] = []
     n_problems, n_kept = pid.nunique(), frame.loc[ok, "_pid"].nunique()
-    if n_kept == 0:
+    if not is_base.any():
+        notes.append(f"No ratio table: '{baseline}' was not swept (add schedule={baseline},... or choose another "
+                     "baseline with --baseline).")
+    elif n_kept == 0:
         notes.append(f"No problem has a finite, positive result for '{baseline}': no ratio table "
                      "(choose another baseline with --baseline).")
     elif n_kept < n_problems:

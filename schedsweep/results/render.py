@@ -160,6 +160,8 @@ def report_sections(rep: Report) -> list[Section]:
         across.append(_contrast_section(rep, counted))
     for section in across:
         section.across = True
+    if len(rep.ranked.groupby([*setting_columns(rep.ranked), "budget"], sort=False, dropna=False)) < 2:
+        across = []  # one problem (one setting at one budget): its own ranking says it all
     pairs = setting_sections(rep.pairs, pivot_of(rep.pairs)) if len(rep.pairs) else []
     return setting_sections(rep.ranked, rep.pivot) + pairs + across
 
@@ -210,6 +212,10 @@ def report_text(rep: Report, fmt: str, table: str | None = None) -> str:
                **{name: _records(frame) for name, frame in raw_tables(rep).items() if name not in ("ranking", "pivot")}}
         return json.dumps(doc, indent=1, allow_nan=False) + "\n"
     text = sections_text(report_sections(rep), fmt)
+    if fmt == "md":
+        from schedsweep.results import answer
+
+        text = "\n".join(["## The answer", "", *[f"- {line}" for line in answer.sentences(rep)], "", ""]) + text
     if fmt == "latex":
         text = "% schedsweep report: tables use booktabs (\\usepackage{booktabs})\n\n" + text
     if rep.notes:
