@@ -89,6 +89,8 @@ def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
     )
     if prepared.kept.line():
         out.print(f"  {prepared.kept.line()}")
+    if prepared.reused:
+        out.print(f"  {prepared.reused}", highlight=False)
     return sweep, prepared
 
 

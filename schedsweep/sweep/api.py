@@ -28,7 +28,7 @@ import yaml
 from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
-from schedsweep.sweep import claims, store
+from schedsweep.sweep import claims, reuse, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
@@ -45,6 +45,7 @@ class Prepared:
     to_run: int
     skipped: Counter[str]  # final statuses left alone, by status
     kept: branching.Kept  # new runs that branch from an earlier launch's forks (shared prefixes)
+    reused: str = ""  # what was reused from other sweeps of the results folder (sweep.reuse), as one line
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,14 @@ class Sweep:
             files.write_text(sweep.path / store.SWEEP_CONFIG, _sweep_yaml(plan))
             files.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
+            # Runs another sweep of `results` has finished: linked in, never trained again (sweep.reuse).
+            unsettled = [r.id for r in plan.runs if store.read_status(store.run_dir(sweep.path, r.id)).status not in FINAL]
+            reused = reuse.find(results, sweep.path, unsettled)
+            for run in plan.runs:
+                if run.id in reused:
+                    reuse.link(reused[run.id], store.run_dir(sweep.path, run.id))
+                    files.write_json(store.run_dir(sweep.path, run.id) / store.RUN_RECORD,
+                                     run.record() | {"reused_from": str(reused[run.id])})
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
@@ -140,7 +149,8 @@ class Sweep:
                     branch = kept.branches.get(run.id)
                     from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
                     files.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
-        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept)
+        return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept,
+                               reuse.summary(reused))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
