@@ -132,6 +132,8 @@ def _parameters(shape: str) -> dict[str, Any]:
     own = _defaults(_SHAPES[shape])
     if shape in _OWN_WARMUP:
         return {**SAMPLING, **own}
+    if shape == "autolrs":  # no warm-up: its search starts at update 0
+        return own
     if shape in _STATEFUL:
         return {**COMMON, **own}
     return {**COMMON, **SAMPLING, **own}
@@ -250,8 +252,8 @@ def build(spec: Mapping[str, Any], total_steps: int) -> Any:
     """
     if isinstance(spec, Mapping) and spec.get("shape") in _STATEFUL:
         shape, params = _parse(spec, total_steps)
-        warmup_start = params.pop("warmup_start")
-        warmup_steps = _warmup_steps(shape, params.pop("warmup"), warmup_start, total_steps)
+        warmup_start = params.pop("warmup_start", 0.0)
+        warmup_steps = _warmup_steps(shape, params.pop("warmup", 0.0), warmup_start, total_steps)
         return _SHAPES[shape](total_steps, warmup_steps, warmup_start, **params)
     with np.errstate(all="ignore"):
         return _vectorised(_pure(spec, total_steps))

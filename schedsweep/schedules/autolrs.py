@@ -99,7 +99,7 @@ def plan(total: int, tau: float | int, tau_max: float | int, trial_fraction: flo
             break
         require(left > cost, "autolrs", "tau", tau,
                 f"small enough that one search ({trials} trials of {trial} updates) leaves updates to train in a "
-                f"budget of {total}")
+                f"budget of {total}; for small budgets give tau as a fraction of the budget (e.g. schedule.tau=0.04)")
         n = min(length, left - cost)
         stages.append(Stage(kept, trial, n, length, held_out))
         kept, left = kept + n, left - cost - n
@@ -119,7 +119,8 @@ class AutoLRS:
     resumes with the trials it had finished.
     """
 
-    def __init__(self, total_steps: int, warmup_steps: int = 0, warmup_start: float = 0.0, *, tau: float = 1000.0, tau_max: float = 8000.0,
+    def __init__(self, total_steps: int, warmup_steps: int = 0, warmup_start: float = 0.0, *,  # always 0: no warm-up
+                 tau: float = 1000.0, tau_max: float = 8000.0,
                  trial_fraction: float = 0.1, trials: int = 10, min_lr: float = 0.01) -> None:
         name = "autolrs"
         whole = lambda v: (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0.0 < v < 1.0)  # noqa: E731
@@ -130,7 +131,6 @@ class AutoLRS:
         require(0.0 < trial_fraction <= 1.0, name, "trial_fraction", trial_fraction, "in (0, 1]")
         require(trials >= 2, name, "trials", trials, "a whole number >= 2 (the first is random, then BO)")
         require(0.0 < min_lr < 1.0, name, "min_lr", min_lr, "a ratio of the peak LR in (0, 1)")
-        require(warmup_steps == 0, name, "warmup", warmup_steps, "0: AutoLRS searches from the first update")
         self.trials, self.min_lr = trials, min_lr
         self.stages = plan(total_steps, tau, tau_max, trial_fraction, trials)
         self.kept_steps = self.stages[-1].start + self.stages[-1].length
