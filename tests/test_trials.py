@@ -17,11 +17,37 @@ from schedsweep.schedules import autolrs
 from schedsweep.sweep.status import DONE, REQUEUED
 from schedsweep.train import checkpoint, run as train
 from schedsweep.train.trials import Controller
-from test_loop import TINY_MLP, numbers, run_record, train_in
+from schedsweep.plan.grid import make_plan
+from schedsweep.sharing import branching
+from schedsweep.sweep import store
+from schedsweep.train.distributed import Dist
+from schedsweep.train.metrics import MetricsWriter, read_metrics
+
+TINY_MLP = ["task=classifier", "task.n_train=512", "task.hidden=16", "task.n_eval=128"]
 
 BUDGET = 200
 AUTOLRS = ["schedule=autolrs", "schedule.tau=40", "schedule.tau_max=80", "optimizer=adamw", f"budget={BUDGET}",
            f"full_steps={BUDGET}", "eval_every=20"]
+
+
+def run_record(overrides: list[str]) -> dict[str, Any]:
+    (run,) = make_plan(overrides).runs
+    return run.record()
+
+
+def train_in(tmp: Path, record: dict[str, Any], state: dict[str, Any] | None = None,
+             stop: train.StopFlag | None = None) -> tuple[store.RunStatus, list[dict]]:
+    """train.train() in this process; (status, the Parquet rows)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    writer = MetricsWriter(tmp / store.METRICS)
+    status = train.train(record, tmp, Dist(), writer, state, stop or train.StopFlag())
+    writer.flush()
+    return status, read_metrics(tmp / store.METRICS).to_pylist()
+
+
+def numbers(rows: list[dict]) -> list[dict]:
+    """Rows without the timing columns, which differ between any two runs."""
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "samples_per_s")} for r in rows]
 
 
 class TriesThenConstant:
@@ -95,15 +121,8 @@ def test_autolrs_stopped_mid_trial_resumes_to_the_same_result(tmp_path: Path) ->
     record = run_record([*TINY_MLP, *AUTOLRS])
     whole, whole_rows = train_in(tmp_path / "whole", record)
     path = tmp_path / "stopped"
-    path.mkdir()
-    from schedsweep.sweep import store
-    from schedsweep.train.distributed import Dist
-    from schedsweep.train.metrics import MetricsWriter
-
-    writer = MetricsWriter(path / store.METRICS)
     # the first stage's search: 10 trials of 4 updates from update 0; read 7 is the 3rd update of trial 2
-    stopped = train.train(record, path, Dist(), writer, None, StopAfter(7))
-    writer.flush()
+    stopped, _ = train_in(path, record, stop=StopAfter(7))
     assert stopped.status == REQUEUED and stopped.steps_done == 4  # one trial finished, and counted
     state = checkpoint.load(path)
     assert state["step"] == 0 and len(state["schedule"]["tried"]) == 1  # the BO history travels in the checkpoint
@@ -144,6 +163,12 @@ def test_bo_asks_a_random_lr_first_then_the_most_uncertain_one_deterministically
     second = f._ask(seed=0, stage=0)
     assert 0.01 <= second <= 1.0 and abs(math.log10(second) - math.log10(first)) > 0.5  # far from the known point
     assert second == f._ask(seed=0, stage=0)
+
+
+def test_autolrs_never_shares_a_prefix() -> None:
+    runs = make_plan([*TINY_MLP, *AUTOLRS[:3], "full_steps=2000", "budget=0.5,1.0"]).runs
+    sharing = branching.find(runs)
+    assert sharing.trees == () and sharing.unshared == {branching.STATEFUL: 2}
 
 
 def test_autolrs_is_stateful_never_a_lambda_lr_and_explains_itself() -> None:
