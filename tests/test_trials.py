@@ -13,15 +13,16 @@ import pytest
 
 from schedsweep import schedules
 from schedsweep.errors import ScheduleError
-from schedsweep.schedules import autolrs
-from schedsweep.sweep.status import DONE, REQUEUED
-from schedsweep.train import checkpoint, run as train
-from schedsweep.train.trials import Controller
 from schedsweep.plan.grid import make_plan
+from schedsweep.schedules import autolrs
 from schedsweep.sharing import branching
 from schedsweep.sweep import store
+from schedsweep.sweep.status import DONE, REQUEUED
+from schedsweep.train import checkpoint
+from schedsweep.train import run as train
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, read_metrics
+from schedsweep.train.trials import Controller
 
 TINY_MLP = ["task=classifier", "task.n_train=512", "task.hidden=16", "task.n_eval=128"]
 

@@ -82,14 +82,14 @@ class Stage:
         return max(1, self.trial // 16) if self.held_out else 0
 
 
-def _steps(value: float | int, total: int) -> int:
-    return int(value) if isinstance(value, int) else max(1, int(math.floor(value * total + 0.5)))
+def _steps(value: float, total: int) -> int:
+    return value if isinstance(value, int) else max(1, math.floor(value * total + 0.5))
 
 
-def plan(total: int, tau: float | int, tau_max: float | int, trial_fraction: float, trials: int) -> list[Stage]:
+def plan(total: int, tau: float, tau_max: float, trial_fraction: float, trials: int) -> list[Stage]:
     """The stages of a budget of `total` updates, trials included (see the module docstring)."""
     length, longest = _steps(tau, total), _steps(tau_max, total)
-    trial = max(1, int(round(length * trial_fraction)))
+    trial = max(1, round(length * trial_fraction))
     held_out, kept, left, stages = False, 0, total, []
     while left > 0:
         cost = trials * trial
@@ -123,7 +123,7 @@ class AutoLRS:
                  tau: float = 1000.0, tau_max: float = 8000.0,
                  trial_fraction: float = 0.1, trials: int = 10, min_lr: float = 0.01) -> None:
         name = "autolrs"
-        whole = lambda v: (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0.0 < v < 1.0)  # noqa: E731
+        whole = lambda v: (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0.0 < v < 1.0)
         tau = int(tau) if isinstance(tau, float) and tau >= 1 and tau == int(tau) else tau
         tau_max = int(tau_max) if isinstance(tau_max, float) and tau_max >= 1 and tau_max == int(tau_max) else tau_max
         require(whole(tau), name, "tau", tau, "a whole number of updates >= 1 or a fraction of the budget in (0, 1)")
@@ -226,7 +226,7 @@ def _clean(xs: np.ndarray, ys: np.ndarray, training: bool) -> tuple[np.ndarray, 
             break
         residual = np.abs(ys - UnivariateSpline(xs, ys, k=2)(xs))
         order = np.argsort(residual, kind="stable")
-        drop = int(round(len(residual) * 0.03)) if training else 1
+        drop = round(len(residual) * 0.03) if training else 1
         worst = set(order[len(order) - drop:].tolist()) if drop else set()
         # the authors compare an outlier's index (not its x) with the x at mid-series: kept as they wrote it
         keep = np.array([not (i in worst and i < bound) for i in range(len(xs))])

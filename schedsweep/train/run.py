@@ -291,7 +291,7 @@ def train(
             try:
                 schedule.search(step, trials.Trials(updater, task, step * accumulate, seed, run, stop, dist,
                                                     lambda: _evaluate(task, model, optimizer, precision)[0],
-                                                    lambda: (drain(), save(step))))
+                                                    lambda at=step: (drain(), save(at))))
             except trials.Preempted:
                 return _summary(REQUEUED, step, run, start)
         factor = schedule(step)

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from schedsweep.train import checkpoint, loop
 
@@ -49,7 +50,7 @@ class Controller(Protocol):
 
     def __call__(self, t: Any) -> Any: ...
     def wants_search(self, step: int) -> bool: ...
-    def search(self, step: int, trials: "Trials") -> None: ...
+    def search(self, step: int, trials: Trials) -> None: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
