@@ -90,6 +90,7 @@ def test_trials_then_restore_leave_the_run_bit_identical_to_one_that_never_tried
     assert tried.trial_steps == 24 and tried.steps_done == 12 + 24 and plain.trial_steps == 0
 
 
+@pytest.mark.slow
 def test_autolrs_spends_its_budget_on_trials_and_stages(tmp_path: Path) -> None:
     status, rows = train_in(tmp_path, run_record([*TINY_MLP, *AUTOLRS]))
     f = schedules.build(run_record([*TINY_MLP, *AUTOLRS])["spec"]["schedule"], BUDGET)
