@@ -181,3 +181,36 @@ def test_autolrs_is_stateful_never_a_lambda_lr_and_explains_itself() -> None:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ScheduleError, match="trials"):
         schedules.lambda_lr(opt, "autolrs", 40_000)
+
+
+class FakeTrials:
+    """Trials whose losses decay to 1 + (log10(factor) + 1)^2: the best LR is 0.1 x the peak."""
+
+    seed = 0
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, int, int]] = []
+
+    def run(self, factor: float, steps: int, eval_every: int = 0) -> Any:
+        from schedsweep.train.trials import TrialResult
+
+        self.asked.append((factor, steps, eval_every))
+        floor = 1.0 + (math.log10(factor) + 1.0) ** 2
+        curve = [floor + 2.0 * math.exp(-0.3 * i) for i in range(steps)]
+        return TrialResult(factor, curve, curve[eval_every - 1::eval_every] if eval_every else [])
+
+
+def test_a_search_keeps_the_lr_of_the_smallest_forecast_and_switches_to_held_out_losses() -> None:
+    f = autolrs.AutoLRS(160, tau=40, tau_max=40)  # tau' = 4 is not < 40 / 10: the second stage forecasts held-out
+    assert [(s.trial, s.held_out) for s in f.stages] == [(4, False), (4, True)] and f.stages[1].every == 1
+    trials = FakeTrials()
+    for stage in f.stages:
+        assert f.wants_search(stage.start)
+        f.search(stage.start, trials)
+        assert not f.wants_search(stage.start)
+    assert [s for _, s, _ in trials.asked] == [4] * 20 and {e for *_, e in trials.asked} == {0, 1}
+    for k, chosen in enumerate(f.chosen):
+        tried = [a[0] for a in trials.asked[10 * k: 10 * k + 10]]
+        assert chosen in tried
+        assert abs(math.log10(chosen) + 1.0) == pytest.approx(min(abs(math.log10(t) + 1.0) for t in tried), abs=0.2)
+    assert f(np.array([0, 39, 40, f.kept_steps - 1])).tolist() == [f.chosen[0], f.chosen[0], f.chosen[1], f.chosen[1]]

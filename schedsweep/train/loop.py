@@ -1,4 +1,8 @@
-"""Pieces of the training loop that are not the loop itself: precision, the data position, deferred metrics.
+"""Pieces of the training loop that are not the loop itself: one update, precision, the data position,
+deferred metrics.
+
+One update (`Updater`): the LR, accumulation, unscaling, clipping and the optimizer step, shared by the loop's
+kept updates and an adaptive schedule's trials (schedsweep.train.trials).
 
 Precision: `fp32` (no autocast), `bf16` (autocast to bfloat16, on CPU as on CUDA), `fp16` (autocast
 to float16 with a GradScaler, whose state goes into the checkpoint).

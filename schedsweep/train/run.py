@@ -14,6 +14,10 @@ or cancel, SIGINT from Ctrl-C) only sets a flag; the loop checks it at the next 
 ranks agree), writes a checkpoint, flushes the metrics and stops; on SIGUSR2 under Slurm it requeues
 its own job; outside Slurm the run is `interrupted` and the next launch resumes it. Periodic
 checkpoints bound what a hard kill loses. A run that finds a checkpoint resumes from it.
+
+Adaptive schedules (AutoLRS): before a kept update the loop lets a controller run trials that rewind
+(schedsweep.train.trials); they are paid from the budget (`trial_steps`), and a stop during them checkpoints
+the controller's finished trials and returns requeued.
 """
 
 from __future__ import annotations

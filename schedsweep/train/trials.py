@@ -63,7 +63,8 @@ class TrialResult:
 
 
 class Trials:
-    """The loop's side of the protocol at one state (kept update `start` / 'accumulate', data batch `start`)."""
+    """The loop's side of the protocol at the state before a kept update; `start` is that update's first batch
+    (update x accumulate), `seed` the run's seed (for the controller's own random choices)."""
 
     def __init__(self, updater: loop.Updater, task: Any, start: int, seed: int, run: dict[str, Any], stop: Any,
                  dist: Any, evaluate: Callable[[], float], checkpoint_now: Callable[[], None]) -> None:
