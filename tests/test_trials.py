@@ -214,3 +214,10 @@ def test_a_search_keeps_the_lr_of_the_smallest_forecast_and_switches_to_held_out
         assert chosen in tried
         assert abs(math.log10(chosen) + 1.0) == pytest.approx(min(abs(math.log10(t) + 1.0) for t in tried), abs=0.2)
     assert f(np.array([0, 39, 40, f.kept_steps - 1])).tolist() == [f.chosen[0], f.chosen[0], f.chosen[1], f.chosen[1]]
+
+
+def test_autolrs_with_a_script_task_is_refused_at_plan_time() -> None:
+    from schedsweep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only the built-in loop"):
+        make_plan(["task=script", "task.command=python train.py", "schedule=autolrs", "schedule.tau=0.1"])
