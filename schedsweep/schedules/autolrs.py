@@ -41,7 +41,8 @@ rest is evaluated at every x; then ``y = a exp(b x) + c`` with ``b = -exp(beta)`
 is the model at x = tau (training losses) or tau / val_freq (held-out losses), server.py:273-276. In the held-out
 phase a series that reaches the loss where the search began is forecast as its last value (server.py:286-288).
 Departure: for a series of 16 points or fewer, 3% rounds to 0 outliers, which the authors' slice
-``[int(round(-0.48)):]`` turns into *every* point (it empties the series); here it drops none.
+``[int(round(-0.48)):]`` turns into *every* point (it empties the series); here it drops none. A series of fewer than 4
+points (too short for a k = 2 spline) is told to BO as a diverged one (1e6).
 
 Budget (honest compute): a run of T updates pays for its trials. The stages are laid out from T when the
 schedule is built: each costs ``trials * tau'`` trial updates plus its stage; the last stage is shortened to what
