@@ -16,8 +16,8 @@ The protocol, in two halves:
   restoring: a trial reads its own ``batches(start)`` stream and the kept stream never moves. A trial
   followed by its restore leaves the run bit-identical to one that never tried (tests/test_trials.py).
 
-Compute: every trial update is added to the run's ``trial_steps`` when its trial finishes; a run's
-``steps_done`` is its kept updates plus its trial updates.
+Compute: every trial update is added to the run's ``trial_steps`` when its trial finishes (a trial whose
+loss turns non-finite stops there); a run's ``steps_done`` is its kept updates plus its trial updates.
 
 Preemption: between trial updates the loop's stop flag is checked. On a stop the trial is undone, a
 checkpoint is written (the controller's ``state_dict`` holds the trials it has finished: AutoLRS's BO
@@ -92,7 +92,7 @@ class Trials:
                     result.eval_losses.append(self.evaluate())
         finally:
             self._restore(saved)
-        self.run_numbers["trial_steps"] += steps  # what it cost, however it ended
+        self.run_numbers["trial_steps"] += len(result.losses)  # the updates taken (a diverged trial stops early)
         return result
 
     def _snapshot(self) -> dict[str, Any]:
