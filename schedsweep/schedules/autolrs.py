@@ -47,7 +47,7 @@ points (too short for a k = 2 spline) is told to BO as a diverged one (1e6).
 Budget (honest compute): a run of T updates pays for its trials. The stages are laid out from T when the
 schedule is built: each costs ``trials * tau'`` trial updates plus its stage; the last stage is shortened to what
 is left, and a remainder too small for another search plus one update joins the previous stage. So
-``kept_steps + trial_steps = T`` and AutoLRS is ranked against fixed schedules at equal compute. ``tau`` and
+``kept_steps + trial_steps = T`` (less when a diverging trial stops early) and AutoLRS is ranked against fixed schedules at equal compute. ``tau`` and
 ``tau_max`` are updates (whole numbers >= 1, as the authors') or fractions of the budget (< 1), for budgets far
 below the authors' 1000-step stages. Departures: no warm-up (the authors' optional manual warm-up,
 callback.py:55-60, is left out); the first stage's search starts at update 0; each trial reads the batches the
