@@ -221,3 +221,15 @@ def test_autolrs_with_a_script_task_is_refused_at_plan_time() -> None:
 
     with pytest.raises(ConfigError, match="only the built-in loop"):
         make_plan(["task=script", "task.command=python train.py", "schedule=autolrs", "schedule.tau=0.1"])
+
+
+def test_the_report_labels_trial_steps_and_stage_steps() -> None:
+    import pandas as pd
+
+    from schedsweep.results import caveats
+
+    runs = pd.DataFrame({"schedule": ["autolrs", "autolrs", "cosine"], "steps_done": [200, 200, 200],
+                         "trial_steps": [120, 120, 0]})
+    assert caveats.trial_note(runs) == ["autolrs: 240 of its 400 steps (60%) were trials that rewound; it is ranked "
+                                        "at equal total steps (its stage steps alone: 160)."]
+    assert caveats.trial_note(runs.drop(columns="trial_steps")) == caveats.trial_note(runs.iloc[2:]) == []
