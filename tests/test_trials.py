@@ -230,6 +230,6 @@ def test_the_report_labels_trial_steps_and_stage_steps() -> None:
 
     runs = pd.DataFrame({"schedule": ["autolrs", "autolrs", "cosine"], "steps_done": [200, 200, 200],
                          "trial_steps": [120, 120, 0]})
-    assert caveats.trial_note(runs) == ["autolrs: 240 of its 400 steps (60%) were trials that rewound; it is ranked "
-                                        "at equal total steps (its stage steps alone: 160)."]
+    assert caveats.trial_note(runs) == [("autolrs: 240 of its 400 steps (60%) were trials that rewound; it is "
+                                         "ranked at equal total steps (its stage steps alone: 160).")]
     assert caveats.trial_note(runs.drop(columns="trial_steps")) == caveats.trial_note(runs.iloc[2:]) == []
