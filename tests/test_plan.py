@@ -132,7 +132,7 @@ def test_each_distinct_optimizer_config_is_built_at_plan_time(overrides: list[st
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["schedule=nope"], "unknown schedule 'nope'. Valid schedule options: constant, cosine"),
+        (["schedule=nope"], "unknown schedule 'nope'. Valid schedule options: autolrs, constant, cosine"),
         (["schedule=linear,nope"], "unknown schedule 'nope'"),
         (["optimizer=adam"], "Valid optimizer options: adamw, lion, muon, prodigy, schedulefree_adamw, schedulefree_sgd, sgd"),
         (["task=cifar"], "unknown task 'cifar'"),

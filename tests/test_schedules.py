@@ -206,7 +206,7 @@ def test_a_schedule_is_vectorised_and_scalar(spec: dict[str, Any]) -> None:
     assert array.tolist() == pytest.approx([schedule(t) for t in range(37)], rel=1e-15, abs=0)
 
 
-@pytest.mark.parametrize("shape", sorted(schedules.shapes()))
+@pytest.mark.parametrize("shape", sorted(set(schedules.shapes()) - {"autolrs"}))  # autolrs: no search fits in 1
 def test_one_step_budget_is_f0(shape: str) -> None:
     # OneCycleLR's last phase ends at T-1 = 0, so a one-step budget is its minimum, as in torch; CLR starts at
     # its low end; infinite's cooldown and anneal round to no steps, so one step is its constant phase.
@@ -616,7 +616,7 @@ def test_piecewise_file_forms(tmp_path: Path) -> None:
 EXPECTED_NAMES = {
     "constant", "linear", "cosine", "polynomial", "step", "multistep", "exponential", "onecycle", "rex", "rex_beta",
     "wsd", "inverse_sqrt", "power", "infinite", "cyclic", "cosine_restarts", "plateau", "piecewise", "formula",
-    "cosine_inf", "rex_step", "rex_exponential", "rex_onecycle",
+    "cosine_inf", "rex_step", "rex_exponential", "rex_onecycle", "autolrs",
 }
 
 
@@ -637,7 +637,8 @@ def test_shipped_yaml_lists_every_parameter_and_passes_check(shipped: dict[str, 
     info = schedules.shapes()[spec["shape"]]
     assert set(spec) == {"shape", *schedules.LABEL_KEYS, *info.parameters}
     assert spec["description"] and spec["source"]
-    for total in (1, 2, 7, 10, 100, 1000):
+    # autolrs's authors' stages (tau = 1000 updates, 10 trials of 100) need a budget above 2000
+    for total in (2001, 20_000) if name == "autolrs" else (1, 2, 7, 10, 100, 1000):
         schedules.check(spec, total, name)
 
 
@@ -659,6 +660,7 @@ def test_shapes_registry() -> None:
     assert set(info) == {
         "constant", "linear", "cosine", "polynomial", "step", "exponential", "onecycle", "rex", "rex_beta", "wsd",
         "inverse_sqrt", "power", "infinite", "cyclic", "cosine_restarts", "piecewise", "formula", "join", "plateau",
+        "autolrs",
     }
     assert info["wsd"].parameters == {
         "warmup": 0.0, "warmup_start": 0.0, "sample_every": 0.0, "decay": 0.2, "decay_shape": "linear", "final": 0.0,

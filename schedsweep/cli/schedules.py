@@ -98,6 +98,9 @@ def schedules_show(
 
     with composer(config_dir) as c:
         spec = _schedule_spec(c, name, peak_lr)
+    if spec.get("shape") == "autolrs":
+        _show_adaptive(name, spec, steps, peak_lr)
+        return
     values = peak_lr * schedules.check(spec, steps, name)  # vectorised: 10^6 steps in well under a second
     if csv:
         import io
@@ -135,6 +138,10 @@ def schedules_plot(
 
     with composer(config_dir) as c:
         specs = {name: _schedule_spec(c, name, peak_lr) for name in names}
+    adaptive = [name for name, spec in specs.items() if spec.get("shape") == "autolrs"]
+    if adaptive:
+        raise SchedsweepError(f"{', '.join(adaptive)}: its LRs are chosen during training, so it has no curve to plot "
+                              "before a run; `schedsweep report` plots the LR each run logged (its lr figure).")
     curves = {name: peak_lr * schedules.check(spec, steps, name) for name, spec in specs.items()}
     from schedsweep.results import plots
 
@@ -144,6 +151,27 @@ def schedules_plot(
     except (OSError, ValueError) as e:
         raise SchedsweepError(f"cannot write the plot to '{out_file}': {e}") from None
     out.print(f"wrote {out_file}")
+
+
+def _show_adaptive(name: str, spec: dict[str, Any], steps: int, peak_lr: float) -> None:
+    """What `schedules show` says of an adaptive schedule: how it picks its LRs, and its stages at this budget."""
+    from rich.table import Table
+
+    from schedsweep import schedules
+
+    schedules.check(spec, steps, name)  # a budget too small for one search: one readable error
+    f = schedules.build(spec, steps)
+    trial_steps = steps - f.kept_steps
+    out.print(f"{name}: {spec.get('description', '')}\n"
+              f"Its LRs are chosen during training (Bayesian optimisation over trials that rewind), between "
+              f"{peak_lr * f.min_lr:g} and {peak_lr:g}, so there is no LR curve before a run: `schedsweep report` "
+              f"plots the LR each run logged. Of a budget of {steps} steps, {trial_steps} are trials and "
+              f"{f.kept_steps} are kept (a run's steps count both; its trial_steps, the trials).")
+    table = Table("stage", "first kept step", "trials x steps", "kept steps", "forecasts", title=f"{name} over {steps} steps")
+    for k, stage in enumerate(f.stages):
+        table.add_row(str(k), str(stage.start), f"{f.trials} x {stage.trial}", str(stage.length),
+                      f"eval loss every {stage.every}" if stage.held_out else "training loss")
+    out.print(table)
 
 
 def _schedule_spec(c: Any, name: str, peak_lr: Optional[float] = None, resolve: bool = True) -> dict[str, Any]:

@@ -72,6 +72,9 @@ class Run:
         self.eval_every = eval_every
         self.rank = int(os.environ.get("RANK", 0))
         self._f = schedules.build(self.schedule, self.steps)
+        if not callable(getattr(self._f, "observe", None)) and schedules.stateful(self._f):
+            raise SchedsweepError("schedule autolrs tries LRs and rewinds the model during training, which only the "
+                                  "built-in loop can do; a script cannot run it.")
         self._stop: int | None = None
         self._row: dict[str, Any] | None = None
         self._last = -1  # the last step logged (or closed by a checkpoint)

@@ -295,6 +295,9 @@ def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     seen: set[tuple[str, int]] = set()
     for run in runs:
         script_task = script.is_script(run.spec["task"])
+        if script_task and run.spec["schedule"].get("shape") == "autolrs":
+            raise ConfigError("schedule autolrs tries LRs and rewinds the model during training, which only the "
+                              "built-in loop can do: use it with a built-in or Python task, not task=script.")
         checks = [
             (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
             ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),

@@ -234,8 +234,8 @@ def what_if(group: Group, what: dict[str, list[str]], config_dir: Path | None = 
     rows = []
     for name in names:
         spec = schedules.load(name, peak_lr=peak, config_dir=config_dir)
-        if spec.get("shape") == "plateau":
-            raise PredictError(f"--what-if schedule {name!r} (shape plateau) sets its LR from the losses it sees; "
+        if spec.get("shape") in ("plateau", "autolrs"):
+            raise PredictError(f"--what-if schedule {name!r} (shape {spec['shape']}) sets its LR from the losses it sees; "
                                "a law of the LR cannot predict it.")
         for budget in budgets:
             steps = parse_budget(budget, group.full_steps)

@@ -101,3 +101,16 @@ def edge_note(ranked: pd.DataFrame, label: Any) -> list[str]:
     return [f"Best peak LR at the edge of its grid in {len(edge)} of {len(ranked)} cells ({n_high} at the top, "
             f"{len(edge) - n_high} at the bottom): those schedules are not tuned; extend their LR grid: "
             + "; ".join(cells) + "."]
+
+
+def trial_note(runs: pd.DataFrame) -> list[str]:
+    """One note per schedule whose runs spent steps on trials (AutoLRS): ranked at equal total steps, and
+    its kept (stage) steps alone, labelled, not ranked."""
+    if "trial_steps" not in runs.columns or not (runs["trial_steps"] > 0).any():
+        return []
+    notes = []
+    for schedule, part in runs[runs["trial_steps"] > 0].groupby("schedule", sort=True):
+        total, trials = int(part["steps_done"].sum()), int(part["trial_steps"].sum())
+        notes.append(f"{schedule}: {trials} of its {total} steps ({100 * trials / total:.0f}%) were trials that "
+                     f"rewound; it is ranked at equal total steps (its stage steps alone: {total - trials}).")
+    return notes

@@ -45,7 +45,7 @@ COLLECTED = "collected"
 SUMMARY = "summary.parquet"
 CHUNKS = "metrics"
 LAST_K = 20  # steps averaged for train_loss_last_k (fewer when a run has fewer)
-VERSION = 2  # 2: branch_of, branch_step, steps_trained, wall_s_trained
+VERSION = 3  # 2: branch_of, branch_step, steps_trained, wall_s_trained; 3: trial_steps
 
 LABELS = ("task", "optimizer", "schedule", "budget", "steps", "lr", "seed")
 REQUIRED_LABELS = ("task", "optimizer", "schedule", "budget", "steps")
@@ -53,6 +53,7 @@ MEASURES = (
     "status", "error", "steps_done", "final_eval_loss", "final_loss", "best_eval_loss", "train_loss_last_k",
     "wall_s", "gpus", "gpu_hours", "samples_seen", *(f"final_{c}" for c in FINAL_OF), "n_rows",
     *("branch_of", "branch_step", "steps_trained", "wall_s_trained"),  # shared prefixes: see _branch
+    "trial_steps",  # of steps_done, the updates an adaptive schedule's trials took and rewound (AutoLRS)
 )
 BOOKKEEPING = ("problem", "chunk", "fingerprint")  # problem: why a run's files could not be read
 RESERVED = frozenset({"id", "run_id", *LABELS, *MEASURES, *BOOKKEEPING})
@@ -268,7 +269,7 @@ def _assemble(labels: pd.DataFrame, old: pd.DataFrame | None, same: set[str], fr
         summary[column] = pd.Series([_plain(v) for v in summary[column]], dtype=object)
     summary["chunk"] = pd.Series([chunk_of.get(i) for i in ids], dtype=object)
     summary["fingerprint"] = [fingerprints.get(i, "") for i in ids]
-    counts = ("steps_done", "samples_seen", "n_rows", "branch_step", "steps_trained")
+    counts = ("steps_done", "samples_seen", "n_rows", "branch_step", "steps_trained", "trial_steps")
     numeric = [c for c in MEASURES if c not in ("status", "error", "branch_of", *counts)]
     summary["branch_of"] = pd.Series([_plain(v) for v in summary["branch_of"]], dtype=object)
     summary = summary.astype({**dict.fromkeys([*numeric, *extras], float), **dict.fromkeys(counts, int)})

@@ -58,6 +58,8 @@ def _digest(schedule: dict[str, Any], steps: int, eval_every: Any = None) -> str
         f = schedules.build(schedule, steps)
     except (SchedsweepError, TypeError, ValueError):
         return None
+    if isinstance(f, schedules.AutoLRS):  # its LRs are chosen by trials during the run
+        return None
     if isinstance(f, schedules.Plateau):
         # Never lowered within the run: its sequence is fixed (see the module docstring).
         if not isinstance(eval_every, int) or eval_every < 1 or (steps - 1) // eval_every >= f.patience + 2:

@@ -339,7 +339,8 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         r_max=r_max,
         r_max_2=r_max_2,
         notes=notes + compare.fraction_notes(ranked) + significance.no_test_note(ranked)
-        + caveats.edge_note(ranked, compare.budget_label) + caveats.degenerate_note(problems, compare.budget_label),
+        + caveats.edge_note(ranked, compare.budget_label) + caveats.degenerate_note(problems, compare.budget_label)
+        + caveats.trial_note(runs),
     )
 
 

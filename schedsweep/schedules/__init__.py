@@ -42,6 +42,7 @@ import numpy as np
 
 from schedsweep.errors import ScheduleError
 from schedsweep.schedules.base import UPPER, Piece, is_real, join, require, to_steps, unit
+from schedsweep.schedules.autolrs import AutoLRS
 from schedsweep.schedules.plateau import Plateau
 from schedsweep.schedules.shapes import FACTORIES
 
@@ -117,7 +118,7 @@ def _scaled(piece: Piece, scale: float) -> Piece:
 
 _SHAPES: dict[str, Callable[..., Any]] = FACTORIES | {"join": join_shape}
 _OWN_WARMUP = ("onecycle",)
-_STATEFUL = ("plateau",)
+_STATEFUL = ("plateau", "autolrs")  # LR set from the losses: never a pure function, never shares a prefix
 _RAW = ("points", "pieces")  # validated by their factory, not by the type of their default
 _LENGTHS = {"wsd": ("decay",), "power": ("decay",), "infinite": ("cooldown", "decay")}  # fractions of one budget
 
@@ -131,6 +132,8 @@ def _parameters(shape: str) -> dict[str, Any]:
     own = _defaults(_SHAPES[shape])
     if shape in _OWN_WARMUP:
         return {**SAMPLING, **own}
+    if shape == "autolrs":  # no warm-up: its search starts at update 0
+        return own
     if shape in _STATEFUL:
         return {**COMMON, **own}
     return {**COMMON, **SAMPLING, **own}
@@ -243,16 +246,22 @@ def _pure(spec: Any, total_steps: Any, nested: bool = False) -> Piece:
 def build(spec: Mapping[str, Any], total_steps: int) -> Any:
     """The schedule ``f(t)``, ``0 <= t < total_steps``, of a composed schedule config (label keys ignored).
 
-    A vectorised :data:`Schedule` for every shape but ``plateau``, which gives a :class:`Plateau`.
+    A vectorised :data:`Schedule` for every shape but ``plateau`` (a :class:`Plateau`) and ``autolrs`` (an
+    :class:`AutoLRS`, a controller that runs trials through the loop: schedsweep.train.trials).
     Warmup joined to the shape: ``g(0) (warmup_start + (1 - warmup_start) t/W)`` for ``t < W``, then ``g``.
     """
     if isinstance(spec, Mapping) and spec.get("shape") in _STATEFUL:
         shape, params = _parse(spec, total_steps)
-        warmup_start = params.pop("warmup_start")
-        warmup_steps = _warmup_steps(shape, params.pop("warmup"), warmup_start, total_steps)
-        return Plateau(total_steps, warmup_steps, warmup_start, **params)
+        warmup_start = params.pop("warmup_start", 0.0)
+        warmup_steps = _warmup_steps(shape, params.pop("warmup", 0.0), warmup_start, total_steps)
+        return _SHAPES[shape](total_steps, warmup_steps, warmup_start, **params)
     with np.errstate(all="ignore"):
         return _vectorised(_pure(spec, total_steps))
+
+
+def stateful(f: Any) -> bool:
+    """Whether a built schedule sets its LR from the losses it sees (plateau, autolrs): no fixed sequence."""
+    return isinstance(f, (Plateau, AutoLRS))
 
 
 def values(spec: Mapping[str, Any], total_steps: int) -> list[float]:
@@ -334,5 +343,8 @@ def lambda_lr(
     else:
         raise ScheduleError(f"lambda_lr() takes a schedule name or a spec mapping, not {schedule!r}.")
     spec = {**spec, **overrides}
+    if spec.get("shape") == "autolrs":
+        raise ScheduleError("Schedule 'autolrs' tries LRs and rewinds the model during training: it needs the "
+                            "built-in loop's trials (schedsweep.train.trials), not a LambdaLR.")
     check(spec, total_steps, name)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, build(spec, total_steps))

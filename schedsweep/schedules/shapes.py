@@ -21,6 +21,7 @@ import numpy as np
 
 from schedsweep.errors import ScheduleError
 from schedsweep.schedules.base import Piece, join, require, to_steps, unit
+from schedsweep.schedules.autolrs import AutoLRS
 from schedsweep.schedules.plateau import Plateau
 from schedsweep.schedules.tabulated import formula, piecewise
 
@@ -334,4 +335,4 @@ def cosine_restarts(
 FACTORIES: dict[str, Callable[..., Any]] = {
     f.__name__: f for f in (constant, linear, cosine, polynomial, step, exponential, onecycle, rex, rex_beta, wsd,
                             inverse_sqrt, power, infinite, cyclic, cosine_restarts, piecewise, formula)
-} | {"plateau": Plateau}
+} | {"plateau": Plateau, "autolrs": AutoLRS}

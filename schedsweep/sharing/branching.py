@@ -6,7 +6,7 @@ LR multipliers are exactly equal over updates 0..k-1. The multipliers are comput
 :mod:`schedsweep.schedules`, never guessed from a shape's name: WSD with a warm-up in steps agrees up to
 its cooldown, a step schedule up to the shorter run's first milestone, a constant schedule everywhere,
 cosine nowhere.
-Stateful schedules (plateau) never branch: their LR depends on the losses, not on the step alone.
+Stateful schedules (plateau, autolrs) never branch: their LR depends on the losses, not on the step alone.
 
 The planner forms trees. Within a group of runs that differ only in budget, runs are taken longest
 first; each run forks from the longer run it shares the longest prefix with (ties: the longer one), at
@@ -125,7 +125,7 @@ def find(runs: Iterable[Any]) -> Sharing:
         members.sort(key=lambda r: -int(r.spec["steps"]))
         total += sum(int(r.spec["steps"]) for r in members)
         built = [schedules.build(r.spec["schedule"], int(r.spec["steps"])) for r in members]
-        if hasattr(built[0], "observe"):  # its LR is not a function of the step alone
+        if schedules.stateful(built[0]):  # its LR is not a function of the step alone
             trained += sum(int(r.spec["steps"]) for r in members)
             if len(members) > 1:
                 unshared[STATEFUL] += len(members)
@@ -201,7 +201,7 @@ def from_kept(fresh: Sequence[Any], sharing: Sharing, earlier: Sequence[tuple[An
             continue
         steps = int(run.spec["steps"])
         f = schedules.build(run.spec["schedule"], steps)
-        if hasattr(f, "observe"):
+        if schedules.stateful(f):
             continue
         mine = np.asarray(f(np.arange(steps, dtype=np.float64)))
         best, parent, shares = 0, None, False

@@ -114,6 +114,7 @@ class RunStatus:
     best_eval_loss: float | None = None
     wall_s: float = 0.0
     requeues: int = 0
+    trial_steps: int = 0  # of steps_done, the updates an adaptive schedule's trials took and rewound (AutoLRS)
     error: str | None = None
     host: str | None = None  # where a running run runs (pid on host)
     pid: int | None = None

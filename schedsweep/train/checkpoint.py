@@ -21,11 +21,14 @@ from schedsweep import files
 FILE = "checkpoint.pt"
 
 
+def rng_state() -> dict[str, Any]:
+    """The torch, Python (and CUDA) RNG states: what restore_rng puts back."""
+    return ({"torch": torch.get_rng_state(), "python": random.getstate()}
+            | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}))
+
+
 def save(run_path: Path, state: dict[str, Any]) -> None:
-    state = state | {
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}
-        | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})
-    }
+    state = state | {"rng": rng_state()}
     with files.replacing(run_path / FILE) as tmp:
         torch.save(state, tmp)
 

@@ -1,4 +1,8 @@
-"""Pieces of the training loop that are not the loop itself: precision, the data position, deferred metrics.
+"""Pieces of the training loop that are not the loop itself: one update, precision, the data position,
+deferred metrics.
+
+One update (`Updater`): the LR, accumulation, unscaling, clipping and the optimizer step, shared by the loop's
+kept updates and an adaptive schedule's trials (schedsweep.train.trials).
 
 Precision: `fp32` (no autocast), `bf16` (autocast to bfloat16, on CPU as on CUDA), `fp16` (autocast
 to float16 with a GradScaler, whose state goes into the checkpoint).
@@ -26,6 +30,7 @@ from typing import Any, Iterator
 import torch
 
 from schedsweep.errors import ConfigError
+from schedsweep.train import distributed
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -62,6 +67,67 @@ class Precision:
         for part in parts:
             self.scaler.step(part)
         self.scaler.update()
+
+
+@dataclass
+class Updater:
+    """One optimizer update at a given LR multiplier: the loop's kept steps and a controller's trials
+    (schedsweep.train.trials) both take it, so a trial step is exactly a training step.
+
+    ``update(batches, factor)`` sets every group to ``peak_lr * factor``, accumulates, unscales, clips and
+    steps; it returns (mean loss, gradient L2 norm, L1 norm) as tensors and the samples seen.
+    """
+
+    task: Any
+    net: torch.nn.Module
+    optimizer: Any
+    precision: Precision
+    params: list[torch.Tensor]
+    clip: float | None
+    dist: Any
+    device: torch.device
+    accumulate: int = 1
+
+    def update(self, batches: Iterator[Any], factor: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["peak_lr"] * factor
+        self.optimizer.zero_grad()
+        loss_sum, n, accumulate, dist = None, 0, self.accumulate, self.dist
+        for micro in range(accumulate):
+            batch = distributed.to_device(distributed.shard(next(batches), dist), self.device)
+            # DDP all-reduces gradients on the last micro-batch's backward only
+            quiet = self.net.no_sync() if dist.world > 1 and micro < accumulate - 1 else contextlib.nullcontext()
+            with quiet:
+                with self.precision.autocast():
+                    loss = self.task.loss(self.net, batch)
+                self.precision.backward(loss / accumulate if accumulate > 1 else loss)
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+            n += _batch_size(batch) * dist.world
+        assert loss_sum is not None
+        mean_loss = loss_sum / accumulate if accumulate > 1 else loss_sum
+        if dist.world > 1:
+            mean_loss = mean_loss.double()
+            torch.distributed.all_reduce(mean_loss)  # on the device: no host synchronisation
+            mean_loss /= dist.world
+        self.precision.unscale(self.optimizer.parts)
+        grads = [p.grad for p in self.params if p.grad is not None]
+        l2 = torch.nn.utils.get_total_norm(grads, 2.0)
+        l1 = torch.nn.utils.get_total_norm(grads, 1.0)
+        if self.clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.params, self.clip, l2)
+        self.precision.step(self.optimizer.parts)
+        return mean_loss, l2, l1, n
+
+
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the leading dimension of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)) and batch:
+        return _batch_size(batch[0])
+    return 1
 
 
 def read_every(device: torch.device, log_every: int) -> int:

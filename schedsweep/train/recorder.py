@@ -10,7 +10,8 @@ from typing import Any
 
 
 def fresh() -> dict[str, Any]:
-    return {"samples": 0, "loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "wall_s": 0.0}
+    return {"samples": 0, "loss": math.nan, "eval_loss": math.nan, "best_eval": math.nan, "wall_s": 0.0,
+            "trial_steps": 0}  # updates an adaptive schedule's trials took (schedsweep.train.trials), then undid
 
 
 def evaluated(numbers: dict[str, Any], eval_loss: float) -> None:

@@ -14,11 +14,14 @@ or cancel, SIGINT from Ctrl-C) only sets a flag; the loop checks it at the next 
 ranks agree), writes a checkpoint, flushes the metrics and stops; on SIGUSR2 under Slurm it requeues
 its own job; outside Slurm the run is `interrupted` and the next launch resumes it. Periodic
 checkpoints bound what a hard kill loses. A run that finds a checkpoint resumes from it.
+
+Adaptive schedules (AutoLRS): before a kept update the loop lets a controller run trials that rewind
+(schedsweep.train.trials); they are paid from the budget (`trial_steps`), and a stop during them checkpoints
+the controller's finished trials and returns requeued.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -38,7 +41,7 @@ import torch
 
 from schedsweep import files
 from schedsweep import schedules, tasks
-from schedsweep.train import checkpoint, recorder, distributed, groups, loop, optimizers, script
+from schedsweep.train import checkpoint, recorder, distributed, groups, loop, optimizers, script, trials
 from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
@@ -227,6 +230,10 @@ def train(
     net: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     if spec.get("compile"):
         net = torch.compile(net)  # type: ignore[assignment]  # training forward only; evaluation stays eager
+    updater = loop.Updater(task, net, optimizer, precision, params, clip, dist, device, accumulate)
+    # An adaptive schedule (AutoLRS) spends part of the budget on trials: the loop keeps `kept_steps` updates.
+    searching = isinstance(schedule, trials.Controller)
+    kept = schedule.kept_steps if searching else steps
 
     start = time.perf_counter() - run["wall_s"]
     last_save = time.monotonic()
@@ -266,7 +273,7 @@ def train(
         return _summary(PENDING, first, run, start)
     optimizer.train()
     net.train()
-    for step in range(first, steps):
+    for step in range(first, kept):
         if step > first and ((step - first) % read_every == 0 or step in fork_steps):
             bad = drain()
             if bad is not None:
@@ -284,37 +291,19 @@ def train(
                 return _summary(REQUEUED, step, run, start)
             if step == until:  # this segment's end: the next segment and the fork's branches go on from here
                 return _summary(PENDING, step, run, start)
+        if searching and schedule.wants_search(step):  # an adaptive schedule's trials (schedsweep.train.trials)
+            try:
+                schedule.search(step, trials.Trials(updater, task, step * accumulate, seed, run, stop, dist,
+                                                    lambda: _evaluate(task, model, optimizer, precision)[0],
+                                                    lambda at=step: (drain(), save(at))))
+            except trials.Preempted:
+                return _summary(REQUEUED, step, run, start)
         factor = schedule(step)
-        for group in optimizer.param_groups:
-            group["lr"] = group["peak_lr"] * factor
-        optimizer.zero_grad()
-        loss_sum, n = None, 0
-        for micro in range(accumulate):
-            batch = distributed.to_device(distributed.shard(next(batches), dist), device)
-            # DDP all-reduces gradients on the last micro-batch's backward only
-            quiet = net.no_sync() if dist.world > 1 and micro < accumulate - 1 else contextlib.nullcontext()
-            with quiet:
-                with precision.autocast():
-                    loss = task.loss(net, batch)
-                precision.backward(loss / accumulate if accumulate > 1 else loss)
-            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-            n += _batch_size(batch) * dist.world
-        mean_loss = loss_sum / accumulate if accumulate > 1 else loss_sum
-        if dist.world > 1:
-            mean_loss = mean_loss.double()
-            torch.distributed.all_reduce(mean_loss)  # on the device: no host synchronisation
-            mean_loss /= dist.world
-        precision.unscale(optimizer.parts)
-        grads = [p.grad for p in params if p.grad is not None]
-        l2 = torch.nn.utils.get_total_norm(grads, 2.0)
-        l1 = torch.nn.utils.get_total_norm(grads, 1.0)
-        if clip is not None:
-            torch.nn.utils.clip_grads_with_norm_(params, clip, l2)
-        precision.step(optimizer.parts)
+        mean_loss, l2, l1, n = updater.update(batches, factor)
         run["samples"] += n
         pending.add({"step": step, "lr": peak * factor, "samples_seen": run["samples"], "samples": n,
                      "wall_s": time.perf_counter() - start}, mean_loss, l2, l1)
-        if step == steps - 1 or (step + 1) % log["eval_every"] == 0:
+        if step == kept - 1 or (step + 1) % log["eval_every"] == 0:
             rows, bad = pending.read()
             for row in rows[:-1]:
                 run["loss"] = row["loss"]
@@ -338,7 +327,7 @@ def train(
     bad = drain()
     if bad is not None:
         return diverged(bad)
-    return _summary(DONE, steps, run, start)
+    return _summary(DONE, kept, run, start)
 
 
 def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
@@ -372,22 +361,13 @@ def _evaluate(task: tasks.Task, model: torch.nn.Module, optimizer: optimizers.Op
         optimizer.train()
 
 
-def _batch_size(batch: Any) -> int:
-    """Samples in a batch: the leading dimension of its first tensor."""
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.dim() else 1
-    if isinstance(batch, dict):
-        batch = list(batch.values())
-    if isinstance(batch, (list, tuple)) and batch:
-        return _batch_size(batch[0])
-    return 1
-
-
-def _summary(status: str, steps_done: int, run: dict[str, Any], start: float) -> store.RunStatus:
+def _summary(status: str, step: int, run: dict[str, Any], start: float) -> store.RunStatus:
+    """The status at kept step `step`; steps_done counts every update, an adaptive schedule's trials too."""
     return store.RunStatus(
         status,
-        steps_done=steps_done,
+        steps_done=step + run["trial_steps"],
         **recorder.losses(run),
         wall_s=time.perf_counter() - start,
         requeues=run["requeues"],
+        trial_steps=run["trial_steps"],
     )
