@@ -46,6 +46,7 @@ def launch(
     views.print_plan(out, plan, dry_run)
     views.print_sharing(out, plan, verbose)
     if dry_run:
+        views.print_estimate(out, plan, settings, results)
         return
     try:
         sweep, prepared = _create(plan, results, retry_failed)

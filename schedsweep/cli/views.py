@@ -179,6 +179,21 @@ def _plain_table(section: Any) -> Any:
     return table
 
 
+def print_estimate(out: Console, plan: Any, settings: Any, results: Path) -> None:
+    """A dry run's time estimate, from finished runs of the same tasks in the results folder."""
+    from schedsweep.executors import cpus
+    from schedsweep.sweep import eta
+
+    workers = settings.array_parallelism if settings.kind == "slurm" else (
+        settings.parallel(cpus()) if settings.kind == "local" else 1)
+    seconds, basis = eta.plan_estimate(list(plan.runs), results, workers)
+    if seconds is None:
+        out.print(f"  time: no estimate ({basis})", highlight=False)
+    else:
+        queue = " plus queue waits" if settings.kind == "slurm" else ""
+        out.print(f"  time: about {eta.clock(seconds)}{queue} ({basis})", highlight=False)
+
+
 def print_sharing(out: Console, plan: Any, full: bool) -> None:
     """The shared-prefix line; with `full` (--verbose) why runs could not share, and every tree: trunk, fork
     steps, branches (at most 20 trees)."""

@@ -130,7 +130,7 @@ class Sweep:
                 if run.id in reused:
                     reuse.link(reused[run.id], store.run_dir(sweep.path, run.id))
                     files.write_json(store.run_dir(sweep.path, run.id) / store.RUN_RECORD,
-                                     run.record() | {"reused_from": str(reused[run.id])})
+                                     run.record() | {"reused_from": str(reused[run.id].resolve())})
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]

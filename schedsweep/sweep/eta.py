@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from schedsweep import files
 from schedsweep.train import metrics
 from schedsweep.sweep import store
-from schedsweep.sweep.status import FINAL, PENDING, RUNNING, STOPPED
+from schedsweep.sweep.status import DONE, FINAL, PENDING, RUNNING, STOPPED
 
 
 
@@ -97,3 +97,40 @@ def clock(seconds: float | None) -> str:
         return "?"
     whole = int(round(seconds))
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+SAMPLED = 300  # finished runs read at most to time a task: enough for a median, quick on any results folder
+
+
+def seconds_per_step(results: Path, tasks: set[str]) -> dict[str, tuple[float, int]]:
+    """task -> (median seconds per step, runs timed) over finished runs of any sweep in `results`."""
+    import statistics
+
+    timed: dict[str, list[float]] = {t: [] for t in tasks}
+    seen = 0
+    for status_file in results.glob(f"*/{store.RUNS}/*/{store.STATUS}"):
+        if seen >= SAMPLED:
+            break
+        try:
+            st = store.read_status(status_file.parent)
+            task = files.read_json(status_file.parent / store.RUN_RECORD)["labels"]["task"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if task in timed and st.status == DONE and st.steps_done > 0 and st.wall_s > 0:
+            timed[task].append(st.wall_s / st.steps_done)
+            seen += 1
+    return {t: (statistics.median(v), len(v)) for t, v in timed.items() if v}
+
+
+def plan_estimate(runs: list[Any], results: Path, workers: int) -> tuple[float | None, str]:
+    """Seconds a plan's runs would take on `workers` parallel workers, from finished runs of the same tasks
+    in `results` (their seconds per step x the steps planned / workers; shared prefixes and start-up not
+    counted), and what the figure rests on; (None, why) without a finished run of some task."""
+    tasks = {str(r.labels["task"]) for r in runs}
+    rates = seconds_per_step(results, tasks) if results.is_dir() else {}
+    missing = sorted(tasks - set(rates))
+    if missing:
+        return None, f"no finished run of task {', '.join(missing)} in {results}/ to time it by yet"
+    seconds = sum(rates[str(r.labels["task"])][0] * int(r.labels["steps"]) for r in runs) / max(1, workers)
+    basis = ", ".join(f"{t}: {rate * 1000:.3g} ms/step over {n} run(s)" for t, (rate, n) in sorted(rates.items()))
+    return seconds, f"{basis}; {workers} worker(s); shared prefixes and start-up not counted"
