@@ -255,11 +255,12 @@ class Sweep:
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
     def report(self, metric: str | None = None, maximize: bool = False, baseline: str | None = None,
-               r_max: float = 1.1, last_k: int = 20, collected: Any = None) -> Any:
+               r_max: float = 1.1, last_k: int = 20, collected: Any = None, fit_lr: bool = False) -> Any:
         """What `schedsweep report` prints, computed (schedsweep.results.report.Report): the ranking and the
         comparison tables of the collected sweep, by `metric` for every task, or (None) by the study's metric
         per task (schedsweep.plan.ranking), with the notes. `collected`: this sweep's collect(), when the
-        caller has it already (the CLI warns about unreadable runs first)."""
+        caller has it already (the CLI warns about unreadable runs first). fit_lr: lr* per cell
+        (schedsweep.results.lr_fit)."""
         from schedsweep.plan import study
         from schedsweep.plan.ranking import RankBy
         from schedsweep.results import collect as collecting
@@ -276,7 +277,7 @@ class Sweep:
                                f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
         rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(self.path))
         rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
-                              r_max=r_max, metric_by_task=rank_by.metric_by_task)
+                              r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr)
         rep.notes.extend(study.source_notes(self.path))
         rep.notes.extend(collecting.sharing_notes(collected.summary))
         return rep
