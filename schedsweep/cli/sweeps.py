@@ -30,6 +30,8 @@ def launch(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again, from their checkpoints (done and diverged runs are kept)."),
     no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Shared prefixes in full: why runs cannot share, every branch tree."),
+    extend_lr: bool = typer.Option(False, "--extend-lr", help="After the runs, give every (setting, budget, schedule) whose best LR is at an edge of its LRs the next grid point beyond it (diverged = too high), and train those; round after round."),
+    extend_rounds: int = typer.Option(3, "--extend-rounds", min=1, help="At most this many --extend-lr rounds per launch."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
     from schedsweep.executors.settings import parse
@@ -45,6 +47,9 @@ def launch(
     settings = parse(plan.executor)
     views.print_plan(out, plan, dry_run)
     views.print_sharing(out, plan, verbose)
+    if extend_lr:
+        out.print(f"--extend-lr: then up to {extend_rounds} round(s) of one more LR beyond the edge for each "
+                  "(setting, budget, schedule) whose best LR is at an edge of its LRs")
     if dry_run:
         return
     try:
@@ -55,6 +60,8 @@ def launch(
         final = _execute(sweep, settings, wait)
         if plan.refinement is not None:
             final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
+        if extend_lr:
+            final = _extend_lr(plan, sweep, settings, wait, retry_failed, final, extend_rounds)
     except KeyboardInterrupt:
         err.print("interrupted: running runs were checkpointed and stopped; relaunch the same command to resume them.")
         raise typer.Exit(130) from None
@@ -122,6 +129,38 @@ def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: O
         out.print(f"refinement stage 2: [bold]{added.runs[0].labels['schedule']}[/] "
                   f"({added.runs[0].spec['schedule']['shape']}, see {sweep.path / 'refined'})")
     return _execute(sweep, settings, wait)
+
+
+def _extend_lr(plan: Any, sweep: Any, settings: Any, wait: Optional[bool], retry_failed: bool, final: Any,
+               rounds: int) -> Any:
+    """`--extend-lr` (schedsweep.sweep.extend): plan and train a round of edge LRs until none is at an edge."""
+    import dataclasses
+
+    from schedsweep.sweep import extend
+
+    for number in range(1, rounds + 1):
+        if final is None:
+            out.print("--extend-lr: the grid is extended once these runs have finished; run this same command again then.")
+            return None
+        found = extend.edges(sweep.path)
+        if not found:
+            out.print(f"--extend-lr: no best LR at an edge of its grid{f' after {number - 1} round(s)' if number > 1 else ''}.")
+            return final
+        added = extend.plan_runs(sweep.path, found)
+        if not added:  # cannot happen unless the plan already has them: stop rather than loop
+            return final
+        n = extend.log_round(sweep.path, found, added)
+        ours = f" (the sweep's round {n})" if n != number else ""
+        out.print(f"--extend-lr round {number}{ours}: {len(added)} run(s) for {len(found)} cell(s) at an edge:")
+        for edge in found:
+            out.print(f"  {edge.line()}", highlight=False)
+        sweep, _ = _create(dataclasses.replace(plan, runs=tuple(added)), sweep.path.parent, retry_failed)
+        final = _execute(sweep, settings, wait)
+    left = extend.edges(sweep.path) if final is not None else []
+    if left:
+        out.print(f"--extend-lr: stopped at the round limit ({rounds}); {len(left)} cell(s) still at an edge: "
+                  + "; ".join(e.line() for e in left) + ". Relaunch to go on.", highlight=False)
+    return final
 
 
 @app.command()

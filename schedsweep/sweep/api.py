@@ -28,7 +28,7 @@ import yaml
 from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
-from schedsweep.sweep import claims, store
+from schedsweep.sweep import claims, extend, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
@@ -279,6 +279,7 @@ class Sweep:
         rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
                               r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr)
         rep.notes.extend(study.source_notes(self.path))
+        rep.notes.extend(extend.notes(self.path))
         rep.notes.extend(collecting.sharing_notes(collected.summary))
         return rep
 
