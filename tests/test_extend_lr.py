@@ -84,3 +84,11 @@ def test_a_moved_run_is_the_run_the_planner_would_make(tmp_path: Path) -> None:
     moved = extend.moved(low, 0.03, Identifier(tasks.identity_params, optimizers.identity_params))
     assert moved.id == high.id and moved.spec == high.spec and moved.labels["lr"] == 0.03
     assert isinstance(moved, Run)
+
+
+@pytest.mark.slow
+def test_diverged_lrs_count_as_too_high(tmp_path: Path) -> None:
+    # Momentum SGD on the quadratic is stable below lr 0.063: 0.3 and 0.9 both diverge, so the grid grows downwards.
+    text = launch(tmp_path, "optimizer=sgd", "optimizer.lr=0.3,0.9", "--extend-lr", "--extend-rounds", "2")
+    assert "every LR diverged (0.3) -> lr 0.1" in text and "every LR diverged (0.1) -> lr 0.0333333" in text
+    assert lrs(tmp_path / "r" / "s") == [0.0333333, 0.1, 0.3, 0.9]
