@@ -9,6 +9,8 @@ problem (setting, budget) with the full sweep:
   worse, schedsweep.results.significance);
 * best LR: the full winner's schedule has its best LR within one grid step (of that cell's full LR grid) of
   the full sweep's; also over every cell;
+* regret: how much worse the full winner's schedule is at the pruned sweep's best LR than at its own
+  (100 (mean - best) / |best|, the full sweep's means at that budget): a miss in a flat valley costs ~0;
 * steps: the steps of the runs the pruned sweep trains / the full sweep's (without prefix sharing).
 
 Targets (issue 21): at most 40% of the steps, winner right in >= 95% of problems, best LR within one step
@@ -55,6 +57,7 @@ def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str) -> pd.DataFram
     fp = full.assign(_cell=_key(full, [*setting, "budget", "schedule"]), _problem=_key(full, [*setting, "budget"]))
     pp = pruned.assign(_cell=_key(pruned, [*setting, "budget", "schedule"]), _problem=_key(pruned, [*setting, "budget"]))
     best_lr = dict(zip(pp["_cell"], pp["best_lr"]))
+    mean_at = {(c, float(lr)): m for c, lr, m in zip(_key(sens, [*setting, "budget", "schedule"]), sens["lr"], sens["mean"])}
     steps = runs.assign(_p=_key(runs, [*setting, "budget"]), _kept=mask)
     rows = []
     for problem, part in fp.groupby("_problem", sort=False):
@@ -67,10 +70,19 @@ def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str) -> pd.DataFram
         here = steps[steps["_p"] == problem]
         rows.append({"problem": problem, "winner": ", ".join(winners["schedule"].astype(str)),
                      "pruned_winner": ", ".join(sorted(mine_win)), "winner_ok": bool(mine_win) and mine_win <= group,
+                     "same_winner": mine_win == set(winners["schedule"].astype(str)),
                      "lr_ok": win_cell is not None and _near(grids[win_cell["_cell"]], win_cell["best_lr"], best_lr.get(win_cell["_cell"])),
                      "cells_lr_ok": sum(cells_ok), "cells": len(cells_ok),
+                     "regret_pct": _regret(win_cell, best_lr, mean_at),
                      "steps": int(here.loc[here["_kept"], "steps"].sum()), "full_steps": int(here["steps"].sum())})
     return pd.DataFrame(rows)
+
+
+def _regret(cell: Any, best_lr: dict[str, float], mean_at: dict[tuple[str, float], float]) -> float:
+    """100 (mean at the pruned sweep's best LR - the full sweep's best mean) / |best|, of the full winner's schedule."""
+    if cell is None or best_lr.get(cell["_cell"]) is None or not np.isfinite(best_lr[cell["_cell"]]):
+        return float("nan")
+    return 100 * (mean_at[(cell["_cell"], float(best_lr[cell["_cell"]]))] - cell["mean"]) / abs(cell["mean"])
 
 
 def _near(grid: list[float], full: float, pruned: Any) -> bool:
@@ -85,9 +97,12 @@ def _key(frame: pd.DataFrame, columns: list[str]) -> list[str]:
 
 def summary(table: pd.DataFrame) -> str:
     n = len(table)
-    return (f"{n} problems: winner right {100 * table['winner_ok'].mean():.0f}%, best LR within one step "
+    return (f"{n} problems: winner in the full best group {100 * table['winner_ok'].mean():.0f}% (the same "
+            f"winner {100 * table['same_winner'].mean():.0f}%), best LR within one step "
             f"{100 * table['lr_ok'].mean():.0f}% (all cells: {100 * table['cells_lr_ok'].sum() / max(1, table['cells'].sum()):.0f}%), "
-            f"steps {100 * table['steps'].sum() / table['full_steps'].sum():.0f}% of the full sweep's")
+            f"steps {100 * table['steps'].sum() / table['full_steps'].sum():.0f}% of the full sweep's; the winner's "
+            f"metric at the pruned best LR worse by {table['regret_pct'].median():.2f}% (median), "
+            f"{table['regret_pct'].max():.2f}% (max)")
 
 
 def main() -> None:
