@@ -57,7 +57,7 @@ def launch(
         if no_submit:
             out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
             return
-        final = _execute(sweep, settings, wait)
+        final = _execute_pruned(sweep, settings, wait, plan.prune_lr) if plan.prune_lr else _execute(sweep, settings, wait)
         if plan.refinement is not None:
             final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
         if extend_lr:
@@ -99,10 +99,10 @@ def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
     return sweep, prepared
 
 
-def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
-    """Run or submit every unfinished run; the final counts, or None when not waiting for them."""
+def _execute(sweep: Any, settings: Any, wait: Optional[bool], hold: Any = ()) -> Any:
+    """Run or submit every unfinished run (but those in `hold`); the final counts, or None when not waiting for them."""
     if settings.kind == "slurm":
-        sweep.launch(settings, wait=False)
+        sweep.launch(settings, wait=False, hold=hold)
         out.print(sweep.queued().line())
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
@@ -114,7 +114,27 @@ def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
         out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep.path}")
         return None
     with views.progress_bar(err, sweep.path) as update:
-        return sweep.launch(settings, progress=update)
+        return sweep.launch(settings, progress=update, hold=hold)
+
+
+def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -> Any:
+    """prune_lr (schedsweep.sweep.prune): decide what the settled rungs allow, train what is not held, again."""
+    from schedsweep.sweep import prune
+
+    if settings.kind != "slurm" and wait is False:
+        raise SchedsweepError("prune_lr decides between budgets in the launching process: launch it locally without --no-wait.")
+    before: set[str] | None = None
+    while True:
+        held = prune.decide(sweep.path, *sweep.ranked_runs(), eta)
+        if held and held == before:  # the rungs below them cannot settle (failed runs)
+            out.print(f"prune_lr: {len(held)} run(s) wait on smaller budgets with failed runs; retry those with --retry-failed.")
+            return final
+        final = _execute(sweep, settings, wait, held)
+        if not held or final is None:
+            if held:
+                out.print("prune_lr: the larger budgets are decided once these runs have finished; run this same command again then.")
+            return final
+        before = held
 
 
 def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: Optional[Path], config_name: str,
@@ -142,7 +162,7 @@ def _extend_lr(plan: Any, sweep: Any, settings: Any, wait: Optional[bool], retry
         if final is None:
             out.print("--extend-lr: the grid is extended once these runs have finished; run this same command again then.")
             return None
-        found = extend.edges(sweep.path)
+        found = extend.edges(*sweep.ranked_runs())
         if not found:
             out.print(f"--extend-lr: no best LR at an edge of its grid{f' after {number - 1} round(s)' if number > 1 else ''}.")
             return final
@@ -156,7 +176,7 @@ def _extend_lr(plan: Any, sweep: Any, settings: Any, wait: Optional[bool], retry
             out.print(f"  {edge.line()}", highlight=False)
         sweep, _ = _create(dataclasses.replace(plan, runs=tuple(added)), sweep.path.parent, retry_failed)
         final = _execute(sweep, settings, wait)
-    left = extend.edges(sweep.path) if final is not None else []
+    left = extend.edges(*sweep.ranked_runs()) if final is not None else []
     if left:
         out.print(f"--extend-lr: stopped at the round limit ({rounds}); {len(left)} cell(s) still at an edge: "
                   + "; ".join(e.line() for e in left) + ". Relaunch to go on.", highlight=False)

@@ -66,20 +66,12 @@ def next_lr(lrs: list[float], upward: bool) -> float:
     return float(f"{(value if upward else 1 / value):.6g}")
 
 
-def edges(sweep_dir: Path) -> list[Edge]:
-    """The cells of the sweep to extend now (module docstring), in ranking order."""
-    from schedsweep.plan.ranking import RankBy
-    from schedsweep.results import collect
+def edges(runs: Any, metric: str) -> list[Edge]:
+    """The cells to extend now (module docstring), in ranking order, of a sweep's runs ranked by `metric`
+    (Sweep.ranked_runs)."""
     from schedsweep.results import report as reporting
     from schedsweep.results.compare import budget_label
 
-    summary = collect.collect(sweep_dir).summary
-    runs = reporting.collected_runs(sweep_dir, summary)
-    rank_by = RankBy.parse(store.read_rank_by(sweep_dir))
-    metric = rank_by.metric
-    if rank_by.metric_by_task:
-        runs, _ = reporting.task_metric(runs, metric, rank_by.metric_by_task)
-        metric = reporting.TASK_METRIC
     ranked = reporting.rank(runs, metric)
     setting = reporting.setting_columns(ranked)
     keys = [*setting, "budget", "steps", "schedule"]
