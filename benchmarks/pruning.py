@@ -16,7 +16,8 @@ problem (setting, budget) with the full sweep:
 Targets (issue 21): at most 40% of the steps, winner right in >= 95% of problems, best LR within one step
 in >= 90%.
 
-Run: .venv/bin/python benchmarks/pruning.py results/SWEEP --eta 3 [--rule issue|top|pair|all] [--problems]
+Run: .venv/bin/python benchmarks/pruning.py results/SWEEP --eta 3 [--rule issue|top|pair|halve|all] [--problems]
+     .venv/bin/python benchmarks/pruning.py results/FULL --pruned results/PRUNED   (online: what prune_lr trained)
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def load(sweep: Path) -> tuple[pd.DataFrame, str]:
     return runs, rank_by.metric
 
 
-def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str) -> pd.DataFrame:
-    """One row per problem: winner_ok, lr_ok (the full winner's cell), cells_lr_ok / cells, steps, full_steps."""
+def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str, online: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per problem: winner_ok, lr_ok (the full winner's cell), cells_lr_ok / cells, steps, full_steps.
+    `online`: the runs of a sweep launched with prune_lr (its own results), instead of the rule's replay."""
     full = reporting.rank(runs, metric)
     setting = reporting.setting_columns(full)
     sens = reporting.lr_sensitivity(runs, metric)
@@ -53,6 +55,10 @@ def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str) -> pd.DataFram
     mask = pd.Series([k in trained for k in zip(_key(runs, [*setting, "schedule"]), runs["steps"], runs["lr"].astype(float))],
                      index=runs.index)
     pruned = reporting.rank(runs[mask], metric)
+    if online is not None:
+        trained = online[online["status"].isin(["done", "diverged"])]
+        mask = runs["id"].isin(set(trained["id"]))
+        pruned = reporting.rank(trained, metric)
     grids = {k: sorted(set(part["lr"].astype(float))) for k, part in runs.groupby(_key(runs, [*setting, "budget", "schedule"]))}
     fp = full.assign(_cell=_key(full, [*setting, "budget", "schedule"]), _problem=_key(full, [*setting, "budget"]))
     pp = pruned.assign(_cell=_key(pruned, [*setting, "budget", "schedule"]), _problem=_key(pruned, [*setting, "budget"]))
@@ -111,8 +117,18 @@ def main() -> None:
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--rule", choices=[*pruning.RULES, "all"], default="all")
     parser.add_argument("--problems", action="store_true", help="one line per problem")
+    parser.add_argument("--pruned", type=Path, help="a sweep launched with prune_lr=ETA on the same grid: compare what it "
+                        "really trained (online) with the full sweep, instead of replaying")
     args = parser.parse_args()
     runs, metric = load(args.sweep)
+    if args.pruned is not None:
+        online = load(args.pruned)[0]  # the full sweep's runs of the same grid points (ids), in its columns
+        runs = runs.loc[runs["id"].isin(set(online["id"])), [c for c in runs.columns if c in online.columns]]
+        table = compare(runs, metric, args.eta, pruning.RULE_ISSUE, online)
+        print(f"online {args.pruned.name} against {args.sweep.name}: {summary(table)}")
+        if args.problems:
+            print(table.to_string(index=False))
+        return
     for rule in pruning.RULES if args.rule == "all" else (args.rule,):
         table = compare(runs, metric, args.eta, rule)
         print(f"rule {rule}, eta {args.eta}: {summary(table)}")

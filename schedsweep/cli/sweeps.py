@@ -124,6 +124,7 @@ def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -
     if settings.kind != "slurm" and wait is False:
         raise SchedsweepError("prune_lr decides between budgets in the launching process: launch it locally without --no-wait.")
     before: set[str] | None = None
+    final: Any = None
     while True:
         held = prune.decide(sweep.path, *sweep.ranked_runs(), eta)
         if held and held == before:  # the rungs below them cannot settle (failed runs)
