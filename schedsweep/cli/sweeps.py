@@ -168,7 +168,9 @@ def _extend_lr(plan: Any, sweep: Any, settings: Any, wait: Optional[bool], retry
             out.print(f"--extend-lr: no best LR at an edge of its grid{f' after {number - 1} round(s)' if number > 1 else ''}.")
             return final
         added = extend.plan_runs(sweep.path, found)
-        if not added:  # cannot happen unless the plan already has them: stop rather than loop
+        if not added:  # the next LRs are planned already: pruned by prune_lr (or failed)
+            out.print(f"--extend-lr: the next LR of each of the {len(found)} cell(s) at an edge is in the sweep already "
+                      "(pruned by prune_lr, or not finished): nothing to add.")
             return final
         n = extend.log_round(sweep.path, found, added)
         ours = f" (the sweep's round {n})" if n != number else ""

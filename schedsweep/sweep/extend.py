@@ -30,6 +30,7 @@ import numpy as np
 from schedsweep import files
 from schedsweep.plan.point import Run
 from schedsweep.sweep import store
+from schedsweep.sweep.status import PRUNED
 
 LOG = "extended.jsonl"
 DEFAULT_RATIO = 3.0  # REX: "in multiples of 3"
@@ -72,6 +73,7 @@ def edges(runs: Any, metric: str) -> list[Edge]:
     from schedsweep.results import report as reporting
     from schedsweep.results.compare import budget_label
 
+    runs = runs[runs["status"] != PRUNED]  # prune_lr: never trained, not a missing result
     ranked = reporting.rank(runs, metric)
     setting = reporting.setting_columns(ranked)
     keys = [*setting, "budget", "steps", "schedule"]
