@@ -75,7 +75,7 @@ def _fields_table(cls: type, prefix: str) -> list[str]:
 
 def config_page() -> str:
     from schedsweep.executors.settings import SCHEMAS
-    from schedsweep.plan.point import REQUIRED, RunKeys
+    from schedsweep.plan.point import REQUIRED, RunKeys, SweepKeys
 
     lines = ["# Configuration keys", "",
              "Every key can be set or swept on the command line (`key=value`, `key=a,b`); `conf/config.yaml` holds the "
@@ -84,7 +84,8 @@ def config_page() -> str:
              f"{', '.join(f'`{k}`' for k in REQUIRED)}: pick a task, optimizer, schedule and executor by name "
              "(`task=digits`), set `full_steps` (optimizer updates of the 100% budget) and `budget` (a fraction of "
              "full_steps in (0, 1], or an integer number of steps >= 2).", "",
-             "## Run keys", "", (RunKeys.__doc__ or "").strip(), "", *_fields_table(RunKeys, ""), ""]
+             "## Run keys", "", (RunKeys.__doc__ or "").strip(), "", *_fields_table(RunKeys, ""), "",
+             "## Sweep keys", "", (SweepKeys.__doc__ or "").strip(), "", *_fields_table(SweepKeys, ""), ""]
     for kind, cls in SCHEMAS.items():
         lines.extend([f"## executor={kind}", "", (cls.__doc__ or "").strip(), "", *_fields_table(cls, "executor."), ""])
     return "\n".join(lines)

@@ -30,6 +30,8 @@ def launch(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again, from their checkpoints (done and diverged runs are kept)."),
     no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Shared prefixes in full: why runs cannot share, every branch tree."),
+    extend_lr: bool = typer.Option(False, "--extend-lr", help="After the runs, give every (setting, budget, schedule) whose best LR is at an edge of its LRs the next grid point beyond it (diverged = too high), and train those; round after round."),
+    extend_rounds: int = typer.Option(3, "--extend-rounds", min=1, help="At most this many --extend-lr rounds per launch."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
     from schedsweep.executors.settings import parse
@@ -45,6 +47,9 @@ def launch(
     settings = parse(plan.executor)
     views.print_plan(out, plan, dry_run)
     views.print_sharing(out, plan, verbose)
+    if extend_lr:
+        out.print(f"--extend-lr: then up to {extend_rounds} round(s) of one more LR beyond the edge for each "
+                  "(setting, budget, schedule) whose best LR is at an edge of its LRs")
     if dry_run:
         views.print_estimate(out, plan, settings, results)
         return
@@ -53,9 +58,11 @@ def launch(
         if no_submit:
             out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
             return
-        final = _execute(sweep, settings, wait)
+        final = _execute_pruned(sweep, settings, wait, plan.prune_lr) if plan.prune_lr else _execute(sweep, settings, wait)
         if plan.refinement is not None:
             final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
+        if extend_lr:
+            final = _extend_lr(plan, sweep, settings, wait, retry_failed, final, extend_rounds)
     except KeyboardInterrupt:
         err.print("interrupted: running runs were checkpointed and stopped; relaunch the same command to resume them.")
         raise typer.Exit(130) from None
@@ -95,10 +102,10 @@ def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
     return sweep, prepared
 
 
-def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
-    """Run or submit every unfinished run; the final counts, or None when not waiting for them."""
+def _execute(sweep: Any, settings: Any, wait: Optional[bool], hold: Any = ()) -> Any:
+    """Run or submit every unfinished run (but those in `hold`); the final counts, or None when not waiting for them."""
     if settings.kind == "slurm":
-        sweep.launch(settings, wait=False)
+        sweep.launch(settings, wait=False, hold=hold)
         out.print(sweep.queued().line())
         if not wait:
             out.print(f"follow with: schedsweep status {sweep.path} --watch; cancel with: schedsweep cancel {sweep.path}")
@@ -110,7 +117,28 @@ def _execute(sweep: Any, settings: Any, wait: Optional[bool]) -> Any:
         out.print(f"running in the background (pid {pid}); follow with: schedsweep status {sweep.path}")
         return None
     with views.progress_bar(err, sweep.path) as update:
-        return sweep.launch(settings, progress=update)
+        return sweep.launch(settings, progress=update, hold=hold)
+
+
+def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -> Any:
+    """prune_lr (schedsweep.sweep.prune): decide what the settled rungs allow, train what is not held, again."""
+    from schedsweep.sweep import prune
+
+    if settings.kind != "slurm" and wait is False:
+        raise SchedsweepError("prune_lr decides between budgets in the launching process: launch it locally without --no-wait.")
+    before: set[str] | None = None
+    final: Any = None
+    while True:
+        held = prune.decide(sweep.path, *sweep.ranked_runs(), eta)
+        if held and held == before:  # the rungs below them cannot settle (failed runs)
+            out.print(f"prune_lr: {len(held)} run(s) wait on smaller budgets with failed runs; retry those with --retry-failed.")
+            return final
+        final = _execute(sweep, settings, wait, held)
+        if not held or final is None:
+            if held:
+                out.print("prune_lr: the larger budgets are decided once these runs have finished; run this same command again then.")
+            return final
+        before = held
 
 
 def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: Optional[Path], config_name: str,
@@ -125,6 +153,40 @@ def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: O
         out.print(f"refinement stage 2: [bold]{added.runs[0].labels['schedule']}[/] "
                   f"({added.runs[0].spec['schedule']['shape']}, see {sweep.path / 'refined'})")
     return _execute(sweep, settings, wait)
+
+
+def _extend_lr(plan: Any, sweep: Any, settings: Any, wait: Optional[bool], retry_failed: bool, final: Any,
+               rounds: int) -> Any:
+    """`--extend-lr` (schedsweep.sweep.extend): plan and train a round of edge LRs until none is at an edge."""
+    import dataclasses
+
+    from schedsweep.sweep import extend
+
+    for number in range(1, rounds + 1):
+        if final is None:
+            out.print("--extend-lr: the grid is extended once these runs have finished; run this same command again then.")
+            return None
+        found = extend.edges(*sweep.ranked_runs())
+        if not found:
+            out.print(f"--extend-lr: no best LR at an edge of its grid{f' after {number - 1} round(s)' if number > 1 else ''}.")
+            return final
+        added = extend.plan_runs(sweep.path, found)
+        if not added:  # the next LRs are planned already: pruned by prune_lr (or failed)
+            out.print(f"--extend-lr: the next LR of each of the {len(found)} cell(s) at an edge is in the sweep already "
+                      "(pruned by prune_lr, or not finished): nothing to add.")
+            return final
+        n = extend.log_round(sweep.path, found, added)
+        ours = f" (the sweep's round {n})" if n != number else ""
+        out.print(f"--extend-lr round {number}{ours}: {len(added)} run(s) for {len(found)} cell(s) at an edge:")
+        for edge in found:
+            out.print(f"  {edge.line()}", highlight=False)
+        sweep, _ = _create(dataclasses.replace(plan, runs=tuple(added)), sweep.path.parent, retry_failed)
+        final = _execute(sweep, settings, wait)
+    left = extend.edges(*sweep.ranked_runs()) if final is not None else []
+    if left:
+        out.print(f"--extend-lr: stopped at the round limit ({rounds}); {len(left)} cell(s) still at an edge: "
+                  + "; ".join(e.line() for e in left) + ". Relaunch to go on.", highlight=False)
+    return final
 
 
 @app.command()

@@ -10,10 +10,10 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING, STATES
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, PRUNED, REQUEUED, RUNNING, STATES
 
 COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bright_magenta", PENDING: "white",
-          FAILED: "red", DIVERGED: "yellow"}
+          FAILED: "red", DIVERGED: "yellow", PRUNED: "dim"}
 
 
 def counts_line(state: Any) -> str:
@@ -123,7 +123,8 @@ def status_view(path: Path, sweep_status: Any, width: int = 10_000, show_all: bo
                              str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
         error = (st.error or "").strip().splitlines()[-1:]
         if error:
-            errors.append(Text(f"{view.record['id']} ({st.status} at step {step}): {error[0]}", style=COLORS[st.status]))
+            where = st.status if st.status == PRUNED else f"{st.status} at step {step}"
+            errors.append(Text(f"{view.record['id']} ({where}): {error[0]}", style=COLORS[st.status]))
     if not any(row[-1] for row in section.rows):  # no Slurm job: no column
         section.headers.pop()
         section.rows = [row[:-1] for row in section.rows]

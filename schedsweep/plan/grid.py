@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from schedsweep import schedules, tasks
+from schedsweep import schedules, tasks, typed
 from schedsweep.train import optimizers, script
 from schedsweep.plan.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 from schedsweep.plan.identity import Identifier
 from schedsweep.plan import ranking
-from schedsweep.plan.point import Run, make_run, without_labels
+from schedsweep.plan.point import Run, SweepKeys, make_run, without_labels
 from schedsweep.plan.ranking import RankBy
 
-NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix")
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr")
 SWEEP_KEYS = ("sweep", "refinement", ranking.KEY)  # describe the sweep, not a run: removed from every run's config
 
 
@@ -46,6 +46,7 @@ class Plan:
     merged: dict[str, int] = field(default_factory=dict)  # "linear_twin = linear" -> grid points planned once
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
     share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.sharing.branching); not in run ids
+    prune_lr: int = 0  # successive halving over the LR axis with this ETA; 0 = off (schedsweep.sweep.prune)
 
 
 def make_plan(
@@ -96,8 +97,18 @@ def make_plan(
         duplicates=sum(merged.values()),
         merged=merged,
         counts={a.key: len(a.values) for a in axes},
-        share_prefix=_share_prefix(base),
+        share_prefix=_share_prefix(base) and not _prune_lr(base),
+        prune_lr=_prune_lr(base),
     )
+
+
+def _prune_lr(base: dict[str, Any]) -> int:
+    """prune_lr, typed (SweepKeys): 0 (off) or an ETA >= 2. A pruned sweep shares no prefixes for now: a trunk is
+    the longest budget's run, which pruning holds until the budgets below it are decided."""
+    eta = typed.parse(SweepKeys, {k: base[k] for k in ("prune_lr",) if k in base}, "", "the config").prune_lr
+    if eta == 1:
+        raise ConfigError("prune_lr must be 0 (off) or an integer >= 2 (keep the best 1/ETA of the LRs); got 1.")
+    return eta
 
 
 def _share_prefix(base: dict[str, Any]) -> bool:

@@ -79,9 +79,17 @@ class RunKeys:
     log_every: int = number(10, low=1, doc="on CUDA, read the step metrics every N steps (one synchronisation); not in the run id")
 
 
+@dataclass(frozen=True)
+class SweepKeys:
+    """Top-level keys that shape the sweep, not a run: never in a run's spec or id (schedsweep.plan.grid)."""
+
+    prune_lr: int = number(0, low=0, doc="successive halving over the peak LR with this ETA (>= 2; 0 = off): each larger "
+                                          "budget runs the best 1/ETA of the LRs of the one below (schedsweep.sweep.prune)")
+
+
 SECTIONS = ("task", "optimizer", "schedule", "executor")
 REQUIRED = (*SECTIONS, "full_steps", "budget")
-OTHER_KEYS = ("share_prefix",)  # the sweep's, not a run's (schedsweep.plan.grid)
+OTHER_KEYS = ("share_prefix", "prune_lr")  # the sweep's, not a run's (schedsweep.plan.grid)
 
 
 def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,36 +19,18 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from schedsweep.results import caveats, contrasts
-from schedsweep.results.text import FORMATS, IN_BEST, sections_text  # noqa: F401 - FORMATS re-exported (cli)
+from schedsweep.results import caveats, contrasts, lr_fit
+from schedsweep.results.text import FORMATS, IN_BEST, Section, sections_text  # noqa: F401 - FORMATS, Section re-exported
 from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
 from schedsweep.results.report import pivot as pivot_of
 
-TABLES = ("ranking", "pivot", "budgets", "budgets_by_optimizer", "topk", "ratios", "ratio_summary", "profile", "pairs", "contrasts", "problems")
+TABLES = ("ranking", "pivot", "budgets", "budgets_by_optimizer", "topk", "ratios", "ratio_summary", "profile", "pairs", "contrasts", "problems", "lr_fit",
+          "lr_law")
 WINNER = "bold green"
 NO_SCORE = "dim"
 RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "p", "mark")
 
-
-
-@dataclass
-class Section:
-    """One table as display strings: what every output format draws."""
-
-    title: str
-    caption: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    left: int = 1  # the first `left` columns are labels (left-aligned); the rest numbers
-    bold: set[int] = field(default_factory=set)  # winning rows
-    dim: set[int] = field(default_factory=set)  # rows without a finite result
-    breaks: set[int] = field(default_factory=set)  # a rule after these rows (between budgets)
-    across: bool = False  # a comparison across settings (else one setting's table)
-
-    def is_label(self, column: int) -> bool:
-        """Left-aligned text (labels, marks) rather than a right-aligned number."""
-        return column < self.left or self.headers[column] == "mark"
 
 
 def fraction_label(fraction: float) -> str:
@@ -163,7 +144,7 @@ def report_sections(rep: Report) -> list[Section]:
     if len(rep.ranked.groupby([*setting_columns(rep.ranked), "budget"], sort=False, dropna=False)) < 2:
         across = []  # one problem (one setting at one budget): its own ranking says it all
     pairs = setting_sections(rep.pairs, pivot_of(rep.pairs)) if len(rep.pairs) else []
-    return setting_sections(rep.ranked, rep.pivot) + pairs + across
+    return setting_sections(rep.ranked, rep.pivot) + pairs + across + _lr_sections(rep)
 
 
 # ---- output formats
@@ -242,6 +223,8 @@ def raw_tables(rep: Report) -> dict[str, pd.DataFrame]:
         "pairs": rep.pairs,
         "contrasts": rep.contrasts,
         "problems": rep.problems,
+        "lr_fit": rep.lr_fit,
+        "lr_law": rep.lr_law,
     }
 
 
@@ -319,6 +302,30 @@ def _rank_section(title: str, caption: str, grid: pd.DataFrame) -> Section:
         if row["all"] == (best.iloc[i] if isinstance(best, pd.Series) else best):
             section.bold.add(i)
     return section
+
+
+def _lr_sections(rep: Report) -> list[Section]:
+    """`--fit-lr`: lr* per cell with its 95% CI, and per (setting, schedule) the power law of lr* in steps."""
+    if rep.lr_fit.empty:
+        return []
+    keys = [c for c in rep.lr_fit.columns if c not in ("steps", *lr_fit.FIT_COLUMNS)]
+    cells = Section("Fitted peak LR (--fit-lr)", "lr* = minimum of a quadratic in ln(lr) through the best LR and up to "
+                    f"{lr_fit.SPAN} grid points each side (weighted by the seeds' spread); 95% CI by the delta method; "
+                    "outside: beyond the LRs run (extend the grid)", [*keys, "lr*", "95% CI", "points", "in grid"], left=len(keys))
+    for row in rep.lr_fit.to_dict("records"):
+        ci = "" if pd.isna(row["lr_star_low"]) else f"[{row['lr_star_low']:.3g}, {row['lr_star_high']:.3g}]"
+        shown = "" if pd.isna(row["lr_star"]) else "yes" if row["lr_star_inside"] else "outside"
+        cells.rows.append([*(budget_label(row[k]) if k == "budget" else _plain(row[k]) for k in keys),
+                           _num(row["lr_star"], ".3g"), ci, str(row["lr_points"]), shown])
+    lkeys = [c for c in rep.lr_law.columns if c not in lr_fit.LAW_COLUMNS]
+    law = Section("Fitted peak LR against the budget (--fit-lr)", "lr*(steps) = coefficient x steps^exponent, least "
+                  "squares in log-log over the budgets whose lr* is inside its grid", [*lkeys, "budgets", "exponent",
+                  "coefficient", "lr* at steps"], left=len(lkeys))
+    for row in rep.lr_law.to_dict("records"):
+        at = "" if pd.isna(row["lr_at_ref"]) else f"{row['lr_at_ref']:.3g} at {row['ref_steps']}"
+        law.rows.append([*(_plain(row[k]) for k in lkeys), str(row["budgets"]), _num(row["exponent"], ".3f"),
+                         _num(row["coefficient"], ".3g"), at])
+    return [cells, law]
 
 
 def _contrast_section(rep: Report, counted: str) -> Section:

@@ -16,14 +16,14 @@ ranks after every finite result, and a schedule with no result at all is still l
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from schedsweep.results import caveats, collect, compare, contrasts, identical, significance
+from schedsweep.results import caveats, collect, compare, contrasts, identical, lr_fit, significance
+from schedsweep.results.significance import T975, t_quantile  # noqa: F401 - re-exported
 from schedsweep.results.pivot import AVG_RANK, PIVOT_FIELDS, pivot  # noqa: F401 - AVG_RANK, PIVOT_FIELDS re-exported
 from schedsweep.sweep import store
 from schedsweep.errors import ConfigError
@@ -43,12 +43,8 @@ RANK_COLUMNS = (*CELL_STATS, "rank", "gap", "gap_pct", "same_as", "best_group", 
 # finite mean; "failed"/"missing" no finished run (failed wins: resubmission is needed, not patience).
 # In the pivot only, "absent" is a schedule the plan never ran at a budget its setting has.
 NO_RESULT = ("failed", "missing")
-_RESERVED = frozenset({*collect.RESERVED, *STATUS_COLUMNS, *RANK_COLUMNS})
-# Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion
-# in 1/df (error < 1e-4). No scipy: this is the one quantile the report needs.
-T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
-        2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
-        2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+_RESERVED = frozenset({*collect.RESERVED, *STATUS_COLUMNS, *RANK_COLUMNS, "lr_star"})  # lr_star: --fit-lr
+
 
 
 def load_runs(sweep_dir: Path) -> pd.DataFrame:
@@ -117,17 +113,6 @@ def metric_column(runs: pd.DataFrame, metric: str) -> str:
     return column
 
 
-def t_quantile(df: int) -> float:
-    """t(0.975, df): the 95% two-sided Student t quantile (NaN for df < 1)."""
-    if df < 1:
-        return math.nan
-    if df <= len(T975):
-        return T975[df - 1]
-    z = 1.959963985
-    g = ((z**3 + z) / 4, (5 * z**5 + 16 * z**3 + 3 * z) / 96, (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384)
-    return z + g[0] / df + g[1] / df**2 + g[2] / df**3
-
-
 def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False) -> pd.DataFrame:
     """Rank schedules within each (setting, budget) by `metric`, one row per (setting, budget, schedule).
 
@@ -173,7 +158,7 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     cells["mark"] = np.select(
         [found & cells["complete"].eq(True), found, scored, cells["n_failed"] > 0],
         ["", "partial", "diverged", "failed"], "missing")
-    t = np.array([t_quantile(n - 1) for n in cells["n"]])
+    t = np.array([significance.t_quantile(n - 1) for n in cells["n"]])
     cells["ci95"] = t * cells["std"] / np.sqrt(cells["n"].where(cells["n"] > 0))
 
     # A schedule with another's LR sequence (identical.same_as) is that schedule: ranked without it, it takes its rank.
@@ -272,6 +257,8 @@ class Report:
     r_max: float
     r_max_2: float = compare.R_MAX_2
     notes: list[str] = field(default_factory=list)
+    lr_fit: pd.DataFrame = field(default_factory=pd.DataFrame)  # `--fit-lr`: lr* per cell (schedsweep.results.lr_fit)
+    lr_law: pd.DataFrame = field(default_factory=pd.DataFrame)  # `--fit-lr`: lr* against steps per (setting, schedule)
 
 
 def task_metric(runs: pd.DataFrame, metric: str, by_task: dict[str, str]) -> tuple[pd.DataFrame, str]:
@@ -295,10 +282,11 @@ def task_metric(runs: pd.DataFrame, metric: str, by_task: dict[str, str]) -> tup
 
 def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
           r_max: float = compare.R_MAX, low: float = compare.LOW_BUDGET,
-          metric_by_task: dict[str, str] | None = None) -> Report:
+          metric_by_task: dict[str, str] | None = None, fit_lr: bool = False) -> Report:
     """Rank, then every cross-setting table (schedsweep.results.compare) over the same ranking.
 
-    metric_by_task: task -> metric for the tasks not ranked by `metric` (`task_metric`).
+    metric_by_task: task -> metric for the tasks not ranked by `metric` (`task_metric`). fit_lr: lr* per
+    cell and its power law in steps (schedsweep.results.lr_fit), and an `lr_star` column in the ranking.
     """
     if not r_max > 1:
         raise ConfigError(f"--r-max must be greater than 1 (got {r_max:g}).")
@@ -318,6 +306,13 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
     problems = caveats.problems(ranked)
     seeds = contrasts.seed_scores(ranked, best_runs(runs, ranked), column)
     r_max_2 = compare.R_MAX_2 if r_max != compare.R_MAX_2 else compare.R_MAX
+    sensitivity = lr_sensitivity(runs, metric, maximize)
+    fits = law = pd.DataFrame()
+    if fit_lr:
+        setting = setting_columns(ranked)
+        fits = lr_fit.fit_lr(sensitivity, setting, maximize)
+        law = lr_fit.power_law(fits, setting)
+        ranked = lr_fit.attach(ranked, fits, setting)
     return Report(
         ranked=ranked,
         pivot=pivot(ranked),
@@ -328,7 +323,7 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         ratio_summary=compare.ratio_summary(ratios, maximize),
         performance=compare.profile_scores(perf, r_max),
         profile=compare.profile(perf, r_max),
-        sensitivity=lr_sensitivity(runs, metric, maximize),
+        sensitivity=sensitivity,
         pairs=_pairs(runs, metric, maximize, label),
         contrasts=contrasts.contrasts(ranked, seeds, baseline, maximize),
         problems=problems,
@@ -341,6 +336,8 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
         notes=notes + compare.fraction_notes(ranked) + significance.no_test_note(ranked)
         + caveats.edge_note(ranked, compare.budget_label) + caveats.degenerate_note(problems, compare.budget_label)
         + caveats.trial_note(runs),
+        lr_fit=fits,
+        lr_law=law,
     )
 
 

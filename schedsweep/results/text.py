@@ -1,7 +1,9 @@
-"""Report sections as Markdown or LaTeX text (schedsweep.results.render builds the sections)."""
+"""A report section (one table as display strings) and its Markdown or LaTeX text (schedsweep.results.render
+builds the sections)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 FORMATS = ("md", "csv", "json", "latex")
@@ -9,6 +11,25 @@ IN_BEST = "●"  # the ranking's mark of the best group: not significantly worse
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
                  "±": r"$\pm$", "≤": r"$\le$", "≥": r"$\ge$", "τ": r"$\tau$", IN_BEST: r"$\bullet$"}
+
+
+@dataclass
+class Section:
+    """One table as display strings: what every output format draws."""
+
+    title: str
+    caption: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    left: int = 1  # the first `left` columns are labels (left-aligned); the rest numbers
+    bold: set[int] = field(default_factory=set)  # winning rows
+    dim: set[int] = field(default_factory=set)  # rows without a finite result
+    breaks: set[int] = field(default_factory=set)  # a rule after these rows (between budgets)
+    across: bool = False  # a comparison across settings (else one setting's table)
+
+    def is_label(self, column: int) -> bool:
+        """Left-aligned text (labels, marks) rather than a right-aligned number."""
+        return column < self.left or self.headers[column] == "mark"
 
 
 def sections_text(sections: list[Any], fmt: str) -> str:

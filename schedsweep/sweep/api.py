@@ -21,19 +21,19 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import yaml
 
 from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
-from schedsweep.sweep import claims, reuse, store
+from schedsweep.sweep import claims, extend, prune, reuse, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
 from schedsweep.executors.settings import Settings, SlurmSettings, parse
-from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, RUNNING, SETTLED, is_open
+from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, PRUNED, RESULTS, RUNNING, is_open
 
 Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
 
@@ -176,16 +176,17 @@ class Sweep:
         return parse(store.read_executor(store.require_sweep(self.path)))
 
     def launch(self, settings: Mapping[str, Any] | Settings | None = None, *, wait: bool = True,
-               progress: Progress | None = None) -> Counter[str] | None:
+               progress: Progress | None = None, hold: Collection[str] = ()) -> Counter[str] | None:
         """Train every run without a final status that no live process holds; the final counts, or
-        None when not waiting (Slurm: return once queued). Runs held by a live claim are left alone."""
+        None when not waiting (Slurm: return once queued). Runs held by a live claim are left alone, and
+        so are the ids in `hold` (prune_lr: runs whose smaller budgets are not decided yet, schedsweep.sweep.prune)."""
         settings = parse(settings) if settings is not None else self.executor_settings()
         with self.lock():
             local = not isinstance(settings, SlurmSettings)
             # Slurm starts runs as the cluster allows, not in our order, and skips its own jobs at submit.
             records = queue_order(self.records()) if local else self.records()
             view = self._observe(records)
-            unfinished = [v for v in view.runs if v.status.status in (*OPEN, INTERRUPTED)]
+            unfinished = [v for v in view.runs if v.status.status in (*OPEN, INTERRUPTED) and v.record["id"] not in hold]
             if local:
                 unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
             todo = [store.run_dir(self.path, v.record["id"]) for v in unfinished]
@@ -265,11 +266,12 @@ class Sweep:
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
     def report(self, metric: str | None = None, maximize: bool = False, baseline: str | None = None,
-               r_max: float = 1.1, last_k: int = 20, collected: Any = None) -> Any:
+               r_max: float = 1.1, last_k: int = 20, collected: Any = None, fit_lr: bool = False) -> Any:
         """What `schedsweep report` prints, computed (schedsweep.results.report.Report): the ranking and the
         comparison tables of the collected sweep, by `metric` for every task, or (None) by the study's metric
         per task (schedsweep.plan.ranking), with the notes. `collected`: this sweep's collect(), when the
-        caller has it already (the CLI warns about unreadable runs first)."""
+        caller has it already (the CLI warns about unreadable runs first). fit_lr: lr* per cell
+        (schedsweep.results.lr_fit)."""
         from schedsweep.plan import study
         from schedsweep.plan.ranking import RankBy
         from schedsweep.results import collect as collecting
@@ -277,7 +279,9 @@ class Sweep:
 
         collected = collected if collected is not None else self.collect(last_k)
         runs = reporting.collected_runs(self.path, collected.summary)
-        if not runs["status"].isin(list(SETTLED)).any():  # a ranking needs a finished run (done or diverged)
+        pruned = prune.pruned_notes(runs)
+        runs = runs[runs["status"] != PRUNED]  # never trained: listed in a note, not ranked as missing
+        if not runs["status"].isin(list(RESULTS)).any():  # a ranking needs a finished run (done or diverged)
             counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
             raise ResultsError(f"no run of '{self.path}' has finished ({counts}): there is nothing to rank. "
                                f"See why with: schedsweep status {self.path}")
@@ -286,10 +290,24 @@ class Sweep:
                                f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
         rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(self.path))
         rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
-                              r_max=r_max, metric_by_task=rank_by.metric_by_task)
+                              r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr)
         rep.notes.extend(study.source_notes(self.path))
+        rep.notes.extend(extend.notes(self.path) + pruned)
         rep.notes.extend(collecting.sharing_notes(collected.summary))
         return rep
+
+    def ranked_runs(self) -> tuple[Any, str]:
+        """(runs, metric column): the collected runs with the sweep's own metric, as the report ranks by default
+        (the study's per task in one column, else final_eval_loss). What --extend-lr and prune_lr decide on."""
+        from schedsweep.plan.ranking import RankBy
+        from schedsweep.results import report as reporting
+
+        runs = reporting.collected_runs(self.path, self.collect().summary)
+        rank_by = RankBy.parse(store.read_rank_by(self.path))
+        if rank_by.metric_by_task:
+            runs, _ = reporting.task_metric(runs, rank_by.metric, rank_by.metric_by_task)
+            return runs, reporting.TASK_METRIC
+        return runs, reporting.metric_column(runs, rank_by.metric)
 
     def spawn(self) -> int:
         """Run the launch in a detached process (--no-wait locally); its pid."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from schedsweep.sweep import store
-from schedsweep.sweep.status import SETTLED
+from schedsweep.sweep.status import RESULTS
 
 
 def find(results: Path, this: Path, run_ids: Iterable[str]) -> dict[str, Path]:
@@ -28,7 +28,7 @@ def find(results: Path, this: Path, run_ids: Iterable[str]) -> dict[str, Path]:
     for run_id in run_ids:
         for sweep in others:
             folder = store.run_dir(sweep, run_id)
-            if (folder / store.STATUS).is_file() and store.read_status(folder).status in SETTLED:
+            if (folder / store.STATUS).is_file() and store.read_status(folder).status in RESULTS:  # a pruned run has no result to reuse
                 found[run_id] = folder
                 break
     return found

@@ -7,6 +7,8 @@
     done         trained to its last step
     failed       raised, or its process ended without a status: `--retry-failed` runs it again
     diverged     a non-finite loss stopped it: a result (ranked after every finite run), never retried
+    pruned       `prune_lr`: its LR lost at a smaller budget, so it is never trained (schedsweep.sweep.prune);
+                 not a result (the report lists it apart, never as failed or missing), never retried
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ INTERRUPTED = "interrupted"
 DONE = "done"
 FAILED = "failed"
 DIVERGED = "diverged"
+PRUNED = "pruned"
 
-STATES = (PENDING, RUNNING, REQUEUED, INTERRUPTED, DONE, FAILED, DIVERGED)
-FINAL = frozenset({DONE, FAILED, DIVERGED})  # its writer has finished with it
-SETTLED = frozenset({DONE, DIVERGED})  # a result for good: no launch trains it again (a failed run may be retried)
+STATES = (PENDING, RUNNING, REQUEUED, INTERRUPTED, DONE, FAILED, DIVERGED, PRUNED)
+FINAL = frozenset({DONE, FAILED, DIVERGED, PRUNED})  # its writer has finished with it (a pruned run's before it began)
+# For good: no launch trains it again (a failed run may be retried). A pruned run is settled without a result:
+# RESULTS are what a ranking reads.
+SETTLED = frozenset({DONE, DIVERGED, PRUNED})
+RESULTS = frozenset({DONE, DIVERGED})
 OPEN = frozenset({PENDING, RUNNING, REQUEUED})  # still some executor's business
 HELD = frozenset({RUNNING, REQUEUED})  # a claim should hold it: is its owner still alive?
 STOPPED = FINAL | {INTERRUPTED}  # nothing more happens to it in this launch

@@ -1,0 +1,58 @@
+"""Successive halving over the peak-LR axis, replayed on a finished sweep: which LRs a pruned sweep would
+have trained at each budget, and what it would have found (benchmarks/pruning.py).
+
+Per (setting, schedule) the budgets are rungs, smallest first. Every LR runs the smallest budget; each
+larger budget runs only `kept(...)` of the LRs that ran the budget below, ranked by their mean over seeds
+(oriented: lower is better; a diverged LR is +inf, last):
+
+* RULE_ISSUE (the issue's rule): the best ceil(n / eta), at least 2, and the best's neighbours among
+  the LRs that ran below, so that the best can move one grid step;
+* RULE_TOP: the best ceil(n / eta), at least 2 (no neighbours added);
+* RULE_PAIR: the best and its better neighbour (2 LRs: the valley's two sides are the ones that can win);
+* RULE_HALVE: plain successive halving, the best ceil(n / eta), at least 1: at the large budgets, where
+  most of the steps are, one LR per schedule (the best LR drifts slowly with the budget).
+
+A pruned LR's larger budgets are not trained; the replay counts the steps of the runs that would have
+been (no prefix sharing), and ranks the pruned sweep as `report` would (schedsweep.results.report.rank).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE = "issue", "top", "pair", "halve"
+RULES = (RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE)
+
+
+def kept(means: dict[float, float], eta: int, rule: str = RULE_ISSUE, minimum: int = 2) -> list[float]:
+    """The LRs (of `means`: lr -> oriented mean at this rung) that go on to the next rung, ascending."""
+    ran = sorted(means)
+    order = sorted(ran, key=lambda lr: (means[lr] if math.isfinite(means[lr]) else math.inf, lr))
+    best = ran.index(order[0])
+    neighbours = [ran[i] for i in (best - 1, best + 1) if 0 <= i < len(ran)]
+    if rule == RULE_PAIR:
+        keep = {ran[best], *sorted(neighbours, key=lambda lr: means[lr])[:1]}
+    else:
+        keep = set(order[: max(1 if rule == RULE_HALVE else minimum, math.ceil(len(ran) / eta))])
+        if rule == RULE_ISSUE:
+            keep |= set(neighbours)
+    return sorted(keep)
+
+
+def replay(per_lr: pd.DataFrame, eta: int, rule: str = RULE_ISSUE) -> set[tuple[Any, ...]]:
+    """The (cell key..., lr) a pruned sweep trains. `per_lr`: one row per (group, steps, lr) with `group`
+    (setting and schedule, hashable), `steps` and `mean` (oriented; +inf diverged, NaN unknown)."""
+    out: set[tuple[Any, ...]] = set()
+    for group, part in per_lr.groupby("group", sort=False):
+        alive: list[float] | None = None
+        for steps, rung in part.groupby("steps", sort=True):
+            means = {float(lr): float(m) for lr, m in zip(rung["lr"], rung["mean"]) if alive is None or lr in alive}
+            out.update((group, steps, lr) for lr in means)
+            if not means:
+                break
+            alive = kept({lr: (m if not np.isnan(m) else math.inf) for lr, m in means.items()}, eta, rule)
+    return out

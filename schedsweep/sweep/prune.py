@@ -1,0 +1,79 @@
+"""`prune_lr=ETA`: successive halving over the peak-LR axis, decided on the sweep folder between rungs.
+
+Per (setting, schedule) the budgets are rungs, smallest first (by steps). Every LR runs the smallest
+budget. Once every run of a rung (each kept LR, each seed) has settled, the LRs that go on to the next
+budget are schedsweep.results.pruning.kept(..., RULE_ISSUE): the best ceil(n / ETA) by the mean over seeds
+of the sweep's metric (a diverged LR last), at least 2, and the best's neighbours so that the best can move
+one grid step. Every larger budget of the others gets status `pruned` (schedsweep.sweep.status): never
+trained, never retried, skipped by a relaunch, listed by the report as "pruned at budget b". Only runs that
+never started are pruned: a run already done (an earlier, unpruned launch) keeps its result.
+
+`decide` makes every decision the folder allows and returns the runs still *held* (a rung below them has
+unsettled runs). The launcher (schedsweep.cli.sweeps) alternates: decide, train what is not held, until
+nothing is held. Locally that is one waiting launch; on Slurm a waiting launch does the same, and without
+waiting each relaunch of the same command decides what the finished rungs allow and queues the next rung.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from schedsweep.results import pruning
+from schedsweep.sweep import store
+from schedsweep.sweep.status import DIVERGED, DONE, PENDING, PRUNED, RESULTS
+
+PREFIX = "pruned at budget "
+
+
+def decide(sweep_dir: Path, runs: Any, metric: str, eta: int) -> set[str]:
+    """Write `pruned` for every run the settled rungs rule out; the ids of the runs still held. `runs`, `metric`:
+    the sweep's runs and the column they are ranked by (Sweep.ranked_runs)."""
+    from schedsweep.results import report as reporting
+    from schedsweep.results.compare import budget_label
+
+    runs = runs.assign(_metric=runs[metric].astype(float))
+    setting = reporting.setting_columns(runs)
+    held: set[str] = set()
+    for _, group in runs.groupby([runs[c].map(repr) for c in [*setting, "schedule"]], sort=False):
+        rungs = sorted(group["steps"].unique())
+        alive = set(group.loc[group["steps"] == rungs[0], "lr"])
+        for i, steps in enumerate(rungs[:-1]):
+            rung = group[(group["steps"] == steps) & group["lr"].isin(alive)]
+            if not rung["status"].isin([*RESULTS, PRUNED]).all():
+                held.update(group.loc[(group["steps"] > steps) & (group["status"] == PENDING), "id"])
+                break
+            means = {float(lr): _mean(part) for lr, part in rung.groupby("lr")}
+            alive = set(pruning.kept(means, eta)) if means else set()
+            label = budget_label(rung["budget"].iloc[0]) if len(rung) else "?"
+            out = group[(group["steps"] > steps) & ~group["lr"].isin(alive) & (group["status"] == PENDING)]
+            for run_id in dict.fromkeys(out["id"]):
+                path = store.run_dir(sweep_dir, run_id)
+                path.mkdir(parents=True, exist_ok=True)
+                store.write_status(path, store.RunStatus(PRUNED, error=f"{PREFIX}{label}"))
+    return held
+
+
+def _mean(part: Any) -> float:
+    """The LR's mean over its seeds (lower is better); +inf when one diverged or none has a result."""
+    if (part["status"] == DIVERGED).any():
+        return math.inf
+    done = part.loc[part["status"] == DONE, "_metric"].dropna()
+    return float(done.mean()) if len(done) else math.inf
+
+
+def pruned_notes(runs: Any) -> list[str]:
+    """One report note listing the pruned (setting, schedule, LR)s and the budget each was pruned at."""
+    pruned = runs[runs["status"] == PRUNED]
+    if pruned.empty:
+        return []
+    from schedsweep.results import report as reporting
+
+    setting = reporting.setting_columns(runs)
+    items = {}
+    for row in pruned.to_dict("records"):
+        key = " ".join(str(row[c]) for c in setting) + f" {row['schedule']} lr {row['lr']:g}"
+        items[key] = str(row.get("error") or PREFIX + "?")
+    return [f"prune_lr: {len(pruned)} run(s) pruned, never trained (their LR lost at a smaller budget): "
+            + "; ".join(f"{k}: {v}" for k, v in items.items()) + "."]

@@ -1,0 +1,77 @@
+"""`prune_lr=ETA` through the CLI: successive halving over the LR axis, the `pruned` status (shown by status,
+skipped by relaunch, listed by the report), the kept runs the very runs of an unpruned sweep."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+import pytest
+from typer.testing import CliRunner
+
+from schedsweep.cli import app
+from schedsweep.errors import ConfigError
+from schedsweep.plan.grid import make_plan
+from schedsweep.sweep import store
+from schedsweep.sweep.status import FINAL, PRUNED, RESULTS, SETTLED
+
+GRID = ["task=quadratic", "full_steps=40", "schedule=cosine,wsd", "budget=0.25,0.5,1.0", "optimizer.lr=0.03,0.1,0.3,1,3",
+        "executor=debug"]
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def statuses(sweep: Path) -> dict[str, str]:
+    return {r["id"]: store.read_status(store.run_dir(sweep, r["id"])).status for r in store.read_plan(sweep)}
+
+
+def test_pruned_is_final_and_settled_but_not_a_result() -> None:
+    assert PRUNED in FINAL and PRUNED in SETTLED and PRUNED not in RESULTS
+
+
+def test_prune_lr_is_typed_and_keeps_the_run_ids() -> None:
+    plain, pruned = make_plan(GRID, check_imports=False), make_plan([*GRID, "prune_lr=3"], check_imports=False)
+    assert [r.id for r in plain.runs] == [r.id for r in pruned.runs]
+    assert (plain.prune_lr, pruned.prune_lr, pruned.share_prefix) == (0, 3, False)
+    for bad in ("prune_lr=1", "prune_lr=-2", "prune_lr=x"):
+        with pytest.raises(ConfigError, match="prune_lr"):
+            make_plan([*GRID, bad], check_imports=False)
+
+
+@pytest.mark.slow
+def test_a_pruned_sweep_trains_fewer_runs_skips_them_on_relaunch_and_lists_them(tmp_path: Path) -> None:
+    results = str(tmp_path / "r")
+    cli("launch", *GRID, "prune_lr=3", "--results", results, "--name", "p")
+    sweep = tmp_path / "r" / "p"
+    now = statuses(sweep)
+    pruned = [i for i, s in now.items() if s == PRUNED]
+    assert 0 < len(pruned) < 20 and set(now.values()) == {"done", PRUNED}
+    records = {r["id"]: r["labels"] for r in store.read_plan(sweep)}
+    assert all(records[i]["steps"] > 10 for i in pruned)  # every LR runs the smallest budget
+    # The rule: each larger budget keeps at most the best third (>= 2) plus the best's two neighbours.
+    for schedule in ("cosine", "wsd"):
+        for steps in (20, 40):
+            kept = [i for i, lab in records.items() if lab["schedule"] == schedule and lab["steps"] == steps and now[i] != PRUNED]
+            assert 2 <= len(kept) <= 4
+    assert f"pruned {len(pruned)}" in cli("status", str(sweep))
+    again = cli("launch", *GRID, "prune_lr=3", "--results", results, "--name", "p")
+    assert f"{len(pruned)} pruned; 0 to run" in again
+    md = cli("report", str(sweep), "--format", "md")
+    assert f"prune_lr: {len(pruned)} run(s) pruned, never trained" in md and "pruned at budget 25%" in md
+    ranking = pd.read_csv(io.StringIO(cli("report", str(sweep), "--format", "csv", "--table", "ranking")))
+    assert (ranking["n_missing"] == 0).all() and (ranking["n_failed"] == 0).all()  # pruned is neither
+
+    # The kept runs are the runs an unpruned sweep trains (its WSD trunks shared), bit for bit on CPU.
+    cli("launch", *GRID, "--results", results, "--name", "full")
+    full = tmp_path / "r" / "full"
+    assert "branch trees" in cli("launch", *GRID, "--results", results, "--name", "full", "--dry-run")
+    for run_id, status in now.items():
+        if status == "done":
+            a, b = store.read_status(store.run_dir(sweep, run_id)), store.read_status(store.run_dir(full, run_id))
+            assert (a.final_loss, a.final_eval_loss) == (b.final_loss, b.final_eval_loss)

@@ -1,0 +1,54 @@
+"""The LR-pruning rules replayed by benchmarks/pruning.py (schedsweep.results.pruning)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from schedsweep.results import pruning
+
+LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def test_the_issue_rule_keeps_a_third_at_least_two_and_the_best_s_neighbours() -> None:
+    means = dict(zip(LRS, (5.0, 2.0, 1.0, 1.5, math.inf)))
+    assert pruning.kept(means, 3, pruning.RULE_ISSUE) == [3e-3, 1e-2, 3e-2]
+    assert pruning.kept(means, 3, pruning.RULE_TOP) == [1e-2, 3e-2]
+    assert pruning.kept(means, 3, pruning.RULE_PAIR) == [1e-2, 3e-2]
+    assert pruning.kept(means, 3, pruning.RULE_HALVE) == [1e-2, 3e-2]
+    assert pruning.kept({1e-2: 1.0, 3e-2: 1.5}, 3, pruning.RULE_HALVE) == [1e-2]
+    # A diverged LR ranks last; at the edge the best has one neighbour.
+    assert pruning.kept(dict(zip(LRS, (1.0, 2.0, 3.0, 4.0, math.inf))), 3, pruning.RULE_ISSUE) == [1e-3, 3e-3]
+
+
+def test_replay_walks_the_rungs_with_the_survivors() -> None:
+    rows = [{"group": "g", "steps": steps, "lr": lr, "mean": (math.log10(lr) + 2.2) ** 2 + steps / 1000}
+            for steps in (10, 50, 100) for lr in LRS]
+    trained = pruning.replay(pd.DataFrame(rows), 3, pruning.RULE_HALVE)
+    assert {lr for g, s, lr in trained if s == 10} == set(LRS)
+    assert {lr for g, s, lr in trained if s == 50} == {1e-2, 3e-3}  # ceil(5/3) = 2: the best two
+    assert {lr for g, s, lr in trained if s == 100} == {1e-2}
+
+
+def test_the_benchmark_replays_a_finished_sweep(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+    from pathlib import Path
+
+    from test_report import Run
+    from test_statistics import sweep_of
+
+    spec = importlib.util.spec_from_file_location("pruning_bench", Path(__file__).parents[1] / "benchmarks" / "pruning.py")
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    # The best LR is 1e-2 at every budget, cosine beats linear everywhere: every rule finds both.
+    runs = [Run(s, budget, (math.log10(lr) + 2.2) ** 2 + (0.0 if s == "cosine" else 0.5), lr=lr, seed=seed)
+            for s in ("cosine", "linear") for budget in (0.1, 0.5, 1.0) for lr in LRS for seed in (0, 1)]
+    sweep = sweep_of(tmp_path, runs)
+    frame, metric = bench.load(sweep)
+    for rule in pruning.RULES:
+        table = bench.compare(frame, metric, 3, rule)
+        assert table["same_winner"].all() and table["lr_ok"].all() and (table["regret_pct"] == 0).all()
+    halve = bench.compare(frame, metric, 3, pruning.RULE_HALVE)
+    assert halve["steps"].sum() / halve["full_steps"].sum() == (5 * 0.1 + 2 * 0.5 + 1 * 1.0) / (5 * 1.6)
+    assert "winner in the full best group 100%" in bench.summary(halve)
