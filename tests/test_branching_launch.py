@@ -18,7 +18,7 @@ TINY = ["task=classifier", "task.n_train=2000", "task.n_eval=256", "task.hidden=
 
 
 def launch(tmp_path: Path, name: str, *extra: str) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *TINY, *extra, "--name", name,
+    proc = subprocess.run([sys.executable, "-m", "schedsweep", "launch", *TINY, *extra, "--no-reuse", "--name", name,
                            "--results", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return tmp_path / name
@@ -59,7 +59,7 @@ def test_a_relaunch_with_more_budgets_branches_from_a_kept_fork(tmp_path: Path) 
     summary = collect.collect(first.path).summary.set_index("run_id")
     new = summary[summary["steps"] == 45].iloc[0]
     assert (new["branch_of"], new["branch_step"], new["steps_trained"]) == (trunk, 25, 20)
-    alone, _ = Sweep.create(Sweep.plan([*base, "budget=0.75", "share_prefix=false"], name="alone"), tmp_path)
+    alone, _ = Sweep.create(Sweep.plan([*base, "budget=0.75", "share_prefix=false"], name="alone"), tmp_path, reuse_runs=False)
     alone.launch()
     assert collect.collect(alone.path).summary["final_eval_loss"].tolist() == [new["final_eval_loss"]]
     assert not list(first.path.glob(f"runs/*/{forks.FORKS}/*"))  # both branches done: the fork is gone

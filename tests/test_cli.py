@@ -193,7 +193,7 @@ def test_bad_input_is_one_message_and_exit_2(tmp_path: Path, args: list[str], ex
 @pytest.mark.slow
 def test_a_killed_run_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> None:
     args = ["launch", "task=classifier", "task.n_train=2048", "full_steps=600", "budget=1.0", "eval_every=50",
-            "checkpoint_every=50", "executor.threads_per_run=1"]
+            "checkpoint_every=50", "executor.threads_per_run=1", "--no-reuse"]  # twins: both trained
     cli(*args, "--name", "twin", cwd=tmp_path)  # the uninterrupted twin: same spec, same run id
     cli(*args, "--name", "killed", "--no-wait", cwd=tmp_path)
     sweep = tmp_path / "results" / "killed"

@@ -28,7 +28,7 @@ FLAKY = ["task=custom", "task._target_=helpers.FlakyTask", "schedule=wsd", "sche
 def assert_same_as_alone(tmp_path: Path, sweep: Path, args: list[str]) -> None:
     """The twin sweep trained run by run from step 0 gives the same rows and losses, bit for bit."""
     plan = Sweep.plan([*args, "executor=debug", "executor.threads_per_run=1", "share_prefix=false"], name="alone")
-    twin, _ = Sweep.create(plan, tmp_path / "results")
+    twin, _ = Sweep.create(plan, tmp_path / "results", reuse_runs=False)  # trained again, not linked
     twin.launch()  # in this process: the same entry point (train.main) without a second interpreter's start
     alone = twin.path
     for run_id in statuses(sweep):

@@ -87,7 +87,7 @@ def test_a_run_that_raises_is_failed_with_its_error(tmp_path: Path) -> None:
 
 @pytest.mark.accounting
 def test_a_requeued_job_resumes_exactly(tmp_path: Path) -> None:
-    args = ["task=classifier", "task.n_train=2048", "full_steps=1500", "budget=1.0", "eval_every=100", "checkpoint_every=100"]
+    args = ["task=classifier", "task.n_train=2048", "full_steps=1500", "budget=1.0", "eval_every=100", "checkpoint_every=100", "--no-reuse"]  # a twin to compare with: trained, not reused
     cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "twin", cwd=tmp_path)
     cli("launch", *args, "executor=slurm", "--name", "requeued", cwd=tmp_path)
     sweep = tmp_path / "results" / "requeued"
@@ -106,7 +106,7 @@ def test_a_requeued_job_resumes_exactly(tmp_path: Path) -> None:
 
 
 def test_two_task_ddp_matches_its_single_process_twin(tmp_path: Path) -> None:
-    args = ["task=classifier", "task.n_train=1024", "full_steps=30", "budget=1.0", "eval_every=10"]
+    args = ["task=classifier", "task.n_train=1024", "full_steps=30", "budget=1.0", "eval_every=10", "--no-reuse"]  # a twin to compare with: trained, not reused
     cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "single", cwd=tmp_path)
     cli("launch", *args, "executor=slurm", "executor.tasks_per_node=2", "--wait", "--name", "ddp", cwd=tmp_path)
     cli("launch", *args, "executor.tasks_per_node=2", "executor.threads_per_run=1", "--name", "ddp_local", cwd=tmp_path)
@@ -126,7 +126,7 @@ def test_two_node_ddp_over_four_ranks_matches_its_single_process_twin(tmp_path: 
     nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True).stdout.split()
     if len(set(nodes)) < 2:
         pytest.skip(f"the test cluster has {len(set(nodes))} node(s); start two with: bash tests/slurm/cluster.sh start")
-    args = ["task=classifier", "task.n_train=1024", "full_steps=30", "budget=1.0", "eval_every=10"]
+    args = ["task=classifier", "task.n_train=1024", "full_steps=30", "budget=1.0", "eval_every=10", "--no-reuse"]  # a twin to compare with: trained, not reused
     cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "single", cwd=tmp_path)
     cli("launch", *args, "executor=slurm", "executor.nodes=2", "executor.tasks_per_node=2", "--wait", "--name", "multi",
         cwd=tmp_path)
@@ -179,7 +179,7 @@ def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Pat
     # slowly (50 ms) until it has requeued, so the signal reaches it mid-run however loaded the machine is.
     slow = tmp_path / "slow"
     args = ["task=custom", "task._target_=helpers.FlakyTask", f"+task.slow_if={slow}", "full_steps=1500", "budget=1.0",
-            "eval_every=100", "checkpoint_every=100"]
+            "eval_every=100", "checkpoint_every=100", "--no-reuse"]  # a twin to compare with: trained, not reused
     cli("launch", *args, "executor=debug", "executor.threads_per_run=1", "--name", "twin", cwd=tmp_path)
     slow.touch()
     cli("launch", *args, "executor=slurm", "executor.max_requeues=1", "--name", "usr2", cwd=tmp_path)

@@ -30,6 +30,7 @@ def launch(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again, from their checkpoints (done and diverged runs are kept)."),
     no_submit: bool = typer.Option(False, "--no-submit", help="Write the sweep folder but run nothing (e.g. for export-sbatch)."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Shared prefixes in full: why runs cannot share, every branch tree."),
+    reuse_runs: bool = typer.Option(True, "--reuse/--no-reuse", help="Link in runs other sweeps of --results finished (same run ids) instead of training them again."),
     extend_lr: bool = typer.Option(False, "--extend-lr", help="After the runs, give every (setting, budget, schedule) whose best LR is at an edge of its LRs the next grid point beyond it (diverged = too high), and train those; round after round."),
     extend_rounds: int = typer.Option(3, "--extend-rounds", min=1, help="At most this many --extend-lr rounds per launch."),
 ) -> None:
@@ -54,7 +55,7 @@ def launch(
         views.print_estimate(out, plan, settings, results)
         return
     try:
-        sweep, prepared = _create(plan, results, retry_failed)
+        sweep, prepared = _create(plan, results, retry_failed, reuse_runs)
         if no_submit:
             out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
             return
@@ -81,13 +82,13 @@ def launch(
         raise typer.Exit(1)
 
 
-def _create(plan: Any, results: Path, retry_failed: bool) -> Any:
+def _create(plan: Any, results: Path, retry_failed: bool, reuse_runs: bool = True) -> Any:
     from schedsweep.plan.variants import added_settings
     from schedsweep.sweep.api import Sweep
 
     if differ := added_settings(results / plan.name, plan.runs):
         out.print(f"this launch adds runs that differ in: {', '.join(differ)} (the report ranks each value apart)")
-    sweep, prepared = Sweep.create(plan, results, retry_failed=retry_failed, argv=sys.argv[1:])
+    sweep, prepared = Sweep.create(plan, results, retry_failed=retry_failed, reuse_runs=reuse_runs, argv=sys.argv[1:])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(prepared.skipped.items()))
     out.print(
         f"sweep [bold]{sweep.path}[/]: {prepared.planned} runs planned"

@@ -99,10 +99,12 @@ class Sweep:
                          check_imports=check_imports)
 
     @classmethod
-    def create(cls, plan: Plan, results: str | Path, *, retry_failed: bool = False,
+    def create(cls, plan: Plan, results: str | Path, *, retry_failed: bool = False, reuse_runs: bool = True,
                argv: Sequence[str] = ()) -> tuple["Sweep", Prepared]:
         """Write (or extend) results/<plan.name>; existing results are never overwritten. With
-        retry_failed, failed runs are made pending again (they resume from their checkpoints)."""
+        retry_failed, failed runs are made pending again (they resume from their checkpoints). With
+        reuse_runs, a run another sweep of `results` finished is linked in, not trained (sweep.reuse);
+        without, it trains again here (e.g. to check that a run reproduces)."""
         results = Path(results)
         sweep = cls(results / plan.name)
         for folder in (results, sweep.path):
@@ -125,7 +127,7 @@ class Sweep:
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
             # Runs another sweep of `results` has finished: linked in, never trained again (sweep.reuse).
             unsettled = [r.id for r in plan.runs if store.read_status(store.run_dir(sweep.path, r.id)).status not in FINAL]
-            reused = reuse.find(results, sweep.path, unsettled)
+            reused = reuse.find(results, sweep.path, unsettled) if reuse_runs else {}
             for run in plan.runs:
                 if run.id in reused:
                     reuse.link(reused[run.id], store.run_dir(sweep.path, run.id))
