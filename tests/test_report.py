@@ -249,8 +249,8 @@ def test_markdown_has_ranking_and_pivot_with_marks(tmp_path: Path) -> None:
     # 95% CI half-width over 2 seeds: t(0.975, 1) * std / sqrt(2) = 12.706 * 0.0707 / 1.414 = 0.635
     # Equal means at both LRs: the lower is best, at the grid's low edge. Cosine vs rex, paired over the 2 seeds:
     # d = (0.1, 0), t = 0.05 / (0.0707 / sqrt 2) = 1, one-sided p = 0.25 (df 1): in the best group.
-    assert "| 25% | rex | 0.001 | 1.3 ± 0.071 | ±0.64 | 2 | 1 ● | 0 |  | lr edge low |" in md
-    assert "|  | cosine | 0.001 | 1.35 ± 0 | ±0 | 2 | 2 ● | +0.05 (+3.8%) | 0.250 | lr edge low |" in md
+    assert "| 25% | rex | 0.001 | 1.300 ± 0.071 | ±0.64 | 2 | 1 ● | 0 |  | lr edge low |" in md
+    assert "|  | cosine | 0.001 | 1.350 ± 0 | ±0 | 2 | 2 ● | +0.050 (+3.8%) | 0.250 | lr edge low |" in md
     assert "|  | linear |  | inf |  | 0 | 3 | inf |  | diverged (2 div) |" in md
     assert "| wsd | missing (4) | missing (4) | 4.00 |" in md
 
@@ -287,7 +287,7 @@ def test_rich_tables_fit_100_columns_and_show_marks(tmp_path: Path) -> None:
         console.print(table)
     text = console.export_text()
     assert max(map(len, text.splitlines())) <= 100
-    for expected in ("1.3 ± 0.071", "±0.64", "+0.05 (+3.8%)", "diverged (2 div)", "missing (1 miss)", "1.3 (1)",
+    for expected in ("1.300 ± 0.071", "±0.64", "+0.050 (+3.8%)", "diverged (2 div)", "missing (1 miss)", "1.300 (1)",
                      "diverged (3)", "avg rank", "95% CI"):
         assert expected in text
     assert "…" not in text  # nothing truncated
@@ -385,7 +385,7 @@ def test_best_runs_are_the_finished_seeds_of_the_best_lr(tmp_path: Path) -> None
 def test_latex_escapes_and_uses_booktabs(tmp_path: Path) -> None:
     tex = to_text(*mixed_sweep(tmp_path), "latex")
     assert tex.count(r"\begin{tabular}") == 2 and r"\toprule" in tex and r"\bottomrule" in tex
-    assert r"final\_eval\_loss" in tex and r"1.3 $\pm$ 0.071" in tex and r"\textbf{rex}" in tex and r"25\%" in tex
+    assert r"final\_eval\_loss" in tex and r"1.300 $\pm$ 0.071" in tex and r"\textbf{rex}" in tex and r"25\%" in tex
 
 
 def reference_best(runs: pd.DataFrame) -> dict[tuple[str, Any], tuple[float, float, str]]:

@@ -146,8 +146,8 @@ def test_best_group_pairs_seeds_and_p_vs_best(tmp_path: Path) -> None:
     top = table(sweep, "topk").set_index("schedule")
     assert (top.loc["cosine", "all_best"], top.loc["linear", "all_best"]) == (100.0, 0.0)
     md = report(sweep, "--format", "md")
-    assert "| 100% | rex | 0.001 | 1.1 ± 0.1 | ±0.25 | 3 | 1 ● | 0 |  | " in md
-    assert "| cosine |" in md and "| 2 ● |" in md and "| 3 | +0.05 (+4.5%) | <0.001 |" in md
+    assert "| 100% | rex | 0.001 | 1.100 ± 0.1 | ±0.25 | 3 | 1 ● | 0 |  | " in md
+    assert "| cosine |" in md and "| 2 ● |" in md and "| 3 | +0.050 (+4.5%) | <0.001 |" in md
 
 
 def test_one_seed_has_no_test_and_the_best_group_is_the_winner(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from schedsweep.results import caveats, contrasts, lr_fit
+from schedsweep.results.numbers import ci, decimals, gap, num
 from schedsweep.results.text import FORMATS, IN_BEST, Section, sections_text  # noqa: F401 - FORMATS, Section re-exported
 from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
@@ -49,9 +50,10 @@ def setting_sections(ranked: pd.DataFrame, pivot: pd.DataFrame) -> list[Section]
                           f"rank {IN_BEST}: in the best group (not significantly worse than the winner at 5%: p, one-sided, "
                           "of a paired t-test over seeds, Welch's without shared seeds); lr edge: best LR at the "
                           "grid's edge", list(RANK_HEADERS), left=2)
+        places = decimals(part["mean"])  # one precision for the whole mean column of this setting
         for _, rows in part.groupby("budget", sort=False):
             for i, row in enumerate(rows.to_dict("records")):
-                cells = _ranking_cells(row)
+                cells = _ranking_cells(row, places)
                 cells[0] = cells[0] if i == 0 else ""
                 if _wins(row):
                     ranking.bold.add(len(ranking.rows))
@@ -67,7 +69,7 @@ def setting_sections(ranked: pd.DataFrame, pivot: pd.DataFrame) -> list[Section]
         for key, row in grid.iterrows():
             if row[AVG_RANK] == best_avg:
                 table.bold.add(len(table.rows))
-            table.rows.append([str(key[-1]), *[_pivot_cell(row, b) for b in budgets], f"{row[AVG_RANK]:.2f}"])
+            table.rows.append([str(key[-1]), *[_pivot_cell(row, b, places) for b in budgets], f"{row[AVG_RANK]:.2f}"])
         out.append(table)
     return out
 
@@ -111,7 +113,7 @@ def report_sections(rep: Report) -> list[Section]:
                           ["schedule", "problems", "better", "equal", "worse", "geomean", "best", "worst"])
         for schedule, row in zip(summary.index, summary.to_dict("records")):
             section.rows.append([str(schedule), str(row["n"]), str(row["better"]), str(row["equal"]), str(row["worse"]),
-                                 *[_num(row[c], ".3f") for c in ("geomean", "best", "worst")]])
+                                 *[num(row[c], ".3f") for c in ("geomean", "best", "worst")]])
         across.append(section)
         names = list(rep.ratios.index.names)
         section = Section(f"Ratio to {rep.baseline} per problem",
@@ -120,7 +122,7 @@ def report_sections(rep: Report) -> list[Section]:
         for key, row in rep.ratios.iterrows():
             key = key if isinstance(key, tuple) else (key,)
             labels = [_plain(v) for v in key[:-1]] + [budget_label(key[-1])]
-            section.rows.append([*labels, *[_num(v, ".3f") for v in row]])
+            section.rows.append([*labels, *[num(v, ".3f") for v in row]])
         across.append(section)
 
     perf = rep.performance
@@ -132,7 +134,7 @@ def report_sections(rep: Report) -> list[Section]:
                       ["schedule", f"score ({rep.r_max:g})", f"score ({rep.r_max_2:g})", "problems", "best",
                        f"within {rep.r_max:g}x"])
     for i, (schedule, row) in enumerate(zip(perf.index, perf.to_dict("records"))):
-        section.rows.append([str(schedule), _num(row["score"], ".3f"), _num(other.loc[schedule, "score"], ".3f"),
+        section.rows.append([str(schedule), num(row["score"], ".3f"), num(other.loc[schedule, "score"], ".3f"),
                              str(row["n"]), str(row["best"]), str(row["within"])])
         if row["score"] == perf["score"].max():
             section.bold.add(i)
@@ -254,12 +256,13 @@ def _wins(row: dict[str, Any]) -> bool:
     return row["rank"] == 1 and math.isfinite(row["mean"])
 
 
-def _ranking_cells(row: dict[str, Any]) -> list[str]:
+def _ranking_cells(row: dict[str, Any], places: int = 4) -> list[str]:
     mean, std = row["mean"], row["std"]
-    spread = _num(mean) if pd.isna(std) or not math.isfinite(mean) else f"{mean:.4g} ± {std:.2g}"
+    spread = num(mean) if not math.isfinite(mean) else f"{mean:.{places}f}" if pd.isna(std) else \
+        f"{mean:.{places}f} ± {std:.2g}"
     best = f" {IN_BEST}" if row.get("best_group") is True or row.get("best_group") is np.True_ else ""
-    return [budget_label(row["budget"]), str(row["schedule"]), _num(row["best_lr"], ".3g"), spread, _ci(row["ci95"]),
-            str(row["n"]), f"{row['rank']}{best}", _gap(row["gap"], row["gap_pct"]), _p(row.get("p_vs_best")), _notes(row)]
+    return [budget_label(row["budget"]), str(row["schedule"]), num(row["best_lr"], ".3g"), spread, ci(row["ci95"]),
+            str(row["n"]), f"{row['rank']}{best}", gap(row["gap"], row["gap_pct"], places), _p(row.get("p_vs_best")), _notes(row)]
 
 
 def _p(p: Any) -> str:
@@ -277,9 +280,9 @@ def _notes(row: dict[str, Any]) -> str:
     return " ".join([same, row["mark"], f"({', '.join(counts)})" if counts else "", edge]).strip()
 
 
-def _pivot_cell(row: pd.Series, budget: Any) -> str:
+def _pivot_cell(row: pd.Series, budget: Any, places: int = 4) -> str:
     mean, rank, mark = row[(budget, "mean")], row[(budget, "rank")], row[(budget, "mark")]
-    value = (f"{mean:.4g}" + ("*" if mark == "partial" else "")) if math.isfinite(mean) else str(mark)
+    value = (f"{mean:.{places}f}" + ("*" if mark == "partial" else "")) if math.isfinite(mean) else str(mark)
     return f"{value} ({int(rank)})"
 
 
@@ -298,7 +301,7 @@ def _rank_section(title: str, caption: str, grid: pd.DataFrame) -> Section:
     best = grid.groupby(level=0)["all"].transform("min") if grid.index.nlevels > 1 else grid["all"].min()
     for i, (key, row) in enumerate(zip(grid.index, grid.to_dict("records"))):
         labels = [str(k) for k in key] if isinstance(key, tuple) else [str(key)]
-        section.rows.append([*labels, *[_num(row[f], ".2f") for f in fractions], _num(row["all"], ".2f"), str(row["n"])])
+        section.rows.append([*labels, *[num(row[f], ".2f") for f in fractions], num(row["all"], ".2f"), str(row["n"])])
         if row["all"] == (best.iloc[i] if isinstance(best, pd.Series) else best):
             section.bold.add(i)
     return section
@@ -316,15 +319,15 @@ def _lr_sections(rep: Report) -> list[Section]:
         ci = "" if pd.isna(row["lr_star_low"]) else f"[{row['lr_star_low']:.3g}, {row['lr_star_high']:.3g}]"
         shown = "" if pd.isna(row["lr_star"]) else "yes" if row["lr_star_inside"] else "outside"
         cells.rows.append([*(budget_label(row[k]) if k == "budget" else _plain(row[k]) for k in keys),
-                           _num(row["lr_star"], ".3g"), ci, str(row["lr_points"]), shown])
+                           num(row["lr_star"], ".3g"), ci, str(row["lr_points"]), shown])
     lkeys = [c for c in rep.lr_law.columns if c not in lr_fit.LAW_COLUMNS]
     law = Section("Fitted peak LR against the budget (--fit-lr)", "lr*(steps) = coefficient x steps^exponent, least "
                   "squares in log-log over the budgets whose lr* is inside its grid", [*lkeys, "budgets", "exponent",
                   "coefficient", "lr* at steps"], left=len(lkeys))
     for row in rep.lr_law.to_dict("records"):
         at = "" if pd.isna(row["lr_at_ref"]) else f"{row['lr_at_ref']:.3g} at {row['ref_steps']}"
-        law.rows.append([*(_plain(row[k]) for k in lkeys), str(row["budgets"]), _num(row["exponent"], ".3f"),
-                         _num(row["coefficient"], ".3g"), at])
+        law.rows.append([*(_plain(row[k]) for k in lkeys), str(row["budgets"]), num(row["exponent"], ".3f"),
+                         num(row["coefficient"], ".3g"), at])
     return [cells, law]
 
 
@@ -369,24 +372,6 @@ def _json_value(value: Any) -> Any:
     if value is not None and not isinstance(value, (str, int, float, bool)) and pd.isna(value):
         return None
     return value
-
-
-def _num(value: Any, spec: str = ".4g") -> str:
-    if pd.isna(value):
-        return ""
-    return format(value, spec) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
-
-
-def _ci(half: float) -> str:
-    return "" if pd.isna(half) else f"±{half:.2g}"
-
-
-def _gap(gap: float, pct: float) -> str:
-    if pd.isna(gap) or not math.isfinite(gap):
-        return _num(gap)
-    if gap == 0:
-        return "0"
-    return f"+{gap:.2g}" + ("" if pd.isna(pct) else f" ({pct:+.1f}%)")
 
 
 def _plain(value: Any) -> str:
