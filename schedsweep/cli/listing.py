@@ -52,9 +52,11 @@ def list_runs(
     where: list[str] = typer.Option([], "--where", help="Only runs whose label KEY has one of VALUES: KEY=V1,V2 (repeatable), e.g. schedule=cosine."),
 ) -> None:
     """The runs of a sweep: id, labels, status, the step reached and the final eval loss (ids for `refine`)."""
+    from schedsweep.plan import variants
     from schedsweep.results import widths
     from schedsweep.results.render import Section
     from schedsweep.sweep import claims, store
+    from schedsweep.sweep.status import RESULTS
     from schedsweep.train import metrics
 
     records = store.read_plan(store.require_sweep(sweep))
@@ -64,9 +66,9 @@ def list_runs(
     paths = [store.run_dir(sweep, r["id"]) for r in records]
     for record, path, st in zip(records, paths, claims.observe_all(paths)):
         labels = {**record["labels"], **record["labels"].get("axes", {})}
-        if not all(_matches(labels.get(k), values) for k, values in wanted.items()):
+        if not all(variants.matches(labels.get(k), values) for k, values in wanted.items()):
             continue
-        step = st.steps_done if st.status in ("done", "diverged") else max(st.steps_done, metrics.reached(path / store.METRICS) or 0)
+        step = st.steps_done if st.status in RESULTS else max(st.steps_done, metrics.reached(path / store.METRICS) or 0)
         loss = "" if st.final_eval_loss is None else f"{st.final_eval_loss:.4f}"
         section.rows.append([record["id"], *[_cell(labels.get(k), k) for k in (*LABELS, *axes)], st.status,
                              f"{step}/{record['labels']['steps']}", loss])
@@ -96,18 +98,6 @@ def _selection(where: list[str], records: list[dict[str, Any]]) -> dict[str, lis
             raise SchedsweepError(f"--where key {key!r} is not a label of this sweep's runs; choose from: {', '.join(sorted(keys))}.")
         out.setdefault(key, []).extend(v for v in values.split(",") if v)
     return out
-
-
-def _matches(value: Any, wanted: list[str]) -> bool:
-    for w in wanted:
-        try:
-            if float(w) == float(value):
-                return True
-        except (TypeError, ValueError):
-            pass
-        if str(value) == w:
-            return True
-    return False
 
 
 def _cell(value: Any, key: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 from rich.console import Console, Group
 from rich.text import Text
 
-from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, PRUNED, REQUEUED, RUNNING, STATES
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, PRUNED, REQUEUED, RESULTS, RUNNING, STATES
 
 COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bright_magenta", PENDING: "white",
           FAILED: "red", DIVERGED: "yellow", PRUNED: "dim"}
@@ -118,7 +118,7 @@ def status_view(path: Path, sweep_status: Any, width: int = 10_000, show_all: bo
         run = store.run_dir(path, view.record["id"])
         # A failed run's status may predate its last metric part (it failed between writes): the furthest step.
         reached = metrics.reached(run / store.METRICS) or 0 if st.status != PENDING else 0
-        step = st.steps_done if st.status in (DONE, DIVERGED) else max(st.steps_done or 0, reached)
+        step = st.steps_done if st.status in RESULTS else max(st.steps_done or 0, reached)
         section.rows.append([view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
                              str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
         error = (st.error or "").strip().splitlines()[-1:]
@@ -159,7 +159,7 @@ def disk_full(path: Path, error: OSError) -> str:
 
     used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
     runs = store.read_plan(path) if (path / store.PLAN).is_file() else []
-    done = sum(1 for r in runs if store.read_status(store.run_dir(path, r["id"])).status in (DONE, DIVERGED))
+    done = sum(1 for r in runs if store.read_status(store.run_dir(path, r["id"])).status in RESULTS)
     free = shutil.disk_usage(path if path.is_dir() else path.parent).free if path.parent.is_dir() else 0
     need = ""
     if done and len(runs) > done:

@@ -149,3 +149,17 @@ def schedule_name(record: dict[str, Any], meaning: dict[str, Any], variant_keys:
 
 def text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def matches(value: Any, wanted: Sequence[str]) -> bool:
+    """Whether a run's label equals one of the values a user typed (`--where`, `--fit`): numbers by value
+    (budget=1 matches 1.0, lr=1e-3 matches 0.001), anything else as text."""
+    for w in wanted:
+        try:
+            if float(w) == float(value):
+                return True
+        except (TypeError, ValueError):
+            pass
+        if str(value) == w:
+            return True
+    return False

@@ -18,6 +18,7 @@ import pandas as pd
 
 from schedsweep import schedules
 from schedsweep.results import collect, report
+from schedsweep.plan import variants
 from schedsweep.predict.fitting import Curve, PredictError, fit
 from schedsweep.predict.laws import Law
 from schedsweep.sweep.status import DONE
@@ -62,20 +63,8 @@ def _matches(runs: pd.DataFrame, selection: dict[str, list[str]], option: str) -
         if key not in runs.columns or key in collect.MEASURES:
             choices = [c for c in runs.columns if c not in collect.MEASURES and c != "id"]
             raise PredictError(f"{option} key {key!r} is not a column of this sweep's runs; choose from: {', '.join(choices)}.")
-        keep &= runs[key].map(lambda v: _same(v, values))
+        keep &= runs[key].map(lambda v: variants.matches(v, values))
     return keep
-
-
-def _same(value: Any, wanted: list[str]) -> bool:
-    for w in wanted:
-        try:
-            if float(w) == float(value):
-                return True
-        except (TypeError, ValueError):
-            pass
-        if str(value) == w:
-            return True
-    return False
 
 
 @dataclass
