@@ -126,13 +126,15 @@ class Sweep:
             files.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
             # Runs another sweep of `results` has finished: linked in, never trained again (sweep.reuse).
-            unsettled = [r.id for r in plan.runs if store.read_status(store.run_dir(sweep.path, r.id)).status not in FINAL]
+            status_of = {r.id: store.read_status(store.run_dir(sweep.path, r.id)).status for r in plan.runs}
+            unsettled = [run_id for run_id, status in status_of.items() if status not in FINAL]
             reused = reuse.find(results, sweep.path, unsettled) if reuse_runs else {}
             for run in plan.runs:
                 if run.id in reused:
                     reuse.link(reused[run.id], store.run_dir(sweep.path, run.id))
                     files.write_json(store.run_dir(sweep.path, run.id) / store.RUN_RECORD,
                                      run.record() | {"reused_from": str(reused[run.id].resolve())})
+                    status_of[run.id] = store.read_status(store.run_dir(sweep.path, run.id)).status
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
@@ -141,7 +143,7 @@ class Sweep:
                 else branching.Kept({}, 0)
             for run in plan.runs:
                 path = store.run_dir(sweep.path, run.id)
-                status = store.read_status(path).status
+                status = status_of[run.id]
                 if status == FAILED and retry_failed:
                     (path / store.STATUS).rename(path / "status.previous.json")
                 elif status in FINAL:
