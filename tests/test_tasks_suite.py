@@ -183,15 +183,36 @@ def test_bad_lr_mult_is_one_message() -> None:
 
 def test_rex_study_grid() -> None:
     plan = make_plan(["+study=rex"])
-    assert plan.counts == {"task": 5, "optimizer": 2, "schedule": 9, "budget": 6, "lr_mult": 3, "seed": 3}
-    assert len(plan.runs) == 5 * 2 * 9 * 6 * 3 * 3 == 4860
+    assert plan.counts == {"task": 5, "optimizer": 2, "schedule": 9, "budget": 6, "lr_mult": 5, "seed": 3}
+    assert len(plan.runs) == 5 * 2 * 9 * 6 * 5 * 3 == 8100
     assert {"rex_step", "rex_exponential", "rex_onecycle", "plateau"} <= {r.labels["schedule"] for r in plan.runs}
+    # REX's protocol: 1% is at least 20 updates; LRs in multiples of 3 around the reference
+    assert min(r.labels["steps"] for r in plan.runs) == 20
+    mults = sorted({r.labels["axes"]["lr_mult"] for r in plan.runs})
+    assert all(abs(b / a - 3) < 1e-4 for a, b in zip(mults, mults[1:])) and len(mults) == 5
+    # an equal warm-up for every schedule on the transformer task only; rex_onecycle keeps its own rise
+    warmups = {(r.labels["task"], r.labels["schedule"]): r.spec["schedule"].get("warmup") for r in plan.runs}
+    assert warmups[("charlm", "linear")] == warmups[("charlm", "constant")] == warmups[("charlm", "wsd")] == 0.05
+    assert warmups[("classifier", "wsd")] == warmups[("digits", "rex")] == 0
+    assert warmups[("charlm", "rex_onecycle")] is None
+    # a warm-up given on the command line wins over the study's per-task one
+    given = make_plan(["+study=rex_quick", "task=charlm", "schedule=linear", "schedule.warmup=0.1"])
+    assert {r.spec["schedule"]["warmup"] for r in given.runs} == {0.1}
     quick = make_plan(["+study=rex_quick"])
     assert quick.counts == {"task": 5, "optimizer": 2, "schedule": 9, "budget": 3, "lr_mult": 1, "seed": 1}
-    # each task's 100% budget is its own full_steps
-    full = {(r.labels["task"], r.labels["optimizer"]): r.labels["steps"] for r in quick.runs if r.labels["budget"] == 1.0}
-    for (task, optimizer), steps in full.items():
-        assert steps == OmegaConf.load(CONF / "tuned" / f"{task}_{optimizer}.yaml").full_steps
+    assert {r.labels["steps"] for r in quick.runs if r.labels["budget"] == 1.0} == {500}
+
+
+def test_per_task_key_that_no_run_has_is_an_error(tmp_path: Path) -> None:
+    from schedsweep.errors import ConfigError
+
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "typo.yaml").write_text(
+        "# @package _global_\nper_task:\n  digits: {schedule.warmpu: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"per_task.digits: no run of task digits has the key\(s\) schedule.warmpu"):
+        make_plan(["+study=typo", "task=digits"], config_dir=tmp_path)
+    # a block for a task the sweep does not plan is not checked (a study may cover more tasks than one launch)
+    assert make_plan(["+study=typo", "task=quadratic"], config_dir=tmp_path).runs
 
 
 # --- end to end ------------------------------------------------------------------------------------

@@ -24,12 +24,12 @@ from schedsweep.train import optimizers, script
 from schedsweep.plan.config import Axis, Composer, check_option, composer, interpolated
 from schedsweep.errors import ConfigError
 from schedsweep.plan.identity import Identifier
-from schedsweep.plan import ranking
+from schedsweep.plan import per_task, ranking
 from schedsweep.plan.point import Run, SweepKeys, make_run, without_labels
 from schedsweep.plan.ranking import RankBy
 
 NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr")
-SWEEP_KEYS = ("sweep", "refinement", ranking.KEY)  # describe the sweep, not a run: removed from every run's config
+SWEEP_KEYS = ("sweep", "refinement", ranking.KEY, per_task.KEY)  # describe the sweep, not a run: removed from every run's config
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def make_plan(
         given = {o.key_or_group for o in parsed}
         refinement = base.pop("refinement", None)
         rank_by = RankBy.parse(base.pop(ranking.KEY, None))
+        by_task = per_task.parse(base.pop(per_task.KEY, None))
         axes = cli_axes + _axes_from_sweep_block(c, base.pop("sweep", None), given)
         for axis in axes:
             if axis.key in NOT_SWEEPABLE:
@@ -83,7 +84,7 @@ def make_plan(
             if axis.group:
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
-        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names))
+        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names), (by_task, given))
     _validate(runs, check_imports)
     return Plan(
         name=name or default_name(runs),
@@ -152,13 +153,17 @@ def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axi
 
 
 def _expand(
-    c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]]
+    c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]],
+    by_task: tuple[dict[str, dict[str, Any]], set[str]] = ({}, set()),
 ) -> tuple[list[Run], dict[str, int]]:
     group_axes = [a for a in axes if a.group]
     value_axes = [a for a in axes if not a.group]
     runs: dict[str, Run] = {}
     merged: Counter[str] = Counter()
     identifier = Identifier(tasks.identity_params, optimizers.identity_params)
+    blocks, given = by_task
+    used: set[tuple[str, str]] = set()
+    planned_tasks: set[str] = set()
     for choice, (cfg, names) in zip(
         itertools.product(*(a.values for a in group_axes)), _group_configs(c, fixed, group_axes, config_name, base)
     ):
@@ -171,6 +176,9 @@ def _expand(
             point = cfg
             for axis, value in zip(value_axes, values):
                 point = _with(point, axis.key.split("."), value)
+            if blocks:
+                planned_tasks.add(names.get("task", "custom"))
+                point = per_task.apply(point, names.get("task", "custom"), blocks, given, used)
             if resolve:
                 point = _resolve(point)
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
@@ -180,6 +188,7 @@ def _expand(
                 merged[what] += 1
             else:
                 runs[run.id] = run
+    per_task.check_used(blocks, planned_tasks, used, given)
     return list(runs.values()), dict(merged)
 
 
