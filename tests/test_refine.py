@@ -101,7 +101,7 @@ def test_refine_cli_writes_yaml_and_plot_and_rejects_bad_input(tmp_path: Path) -
 @pytest.mark.slow
 def test_two_stage_refinement_study_ranks_refined_next_to_linear(tmp_path: Path) -> None:
     args = ["launch", "+study=refinement", "task=classifier", "task.n_train=512", "task.hidden=16", "full_steps=60",
-            "budget=0.5,1.0", "optimizer=sgd,adamw", "eval_every=10", "executor=debug", "--name", "ref"]
+            "budget=0.5,1.0", "optimizer=sgd,adamw", "lr_mult=1", "seed=0", "eval_every=10", "executor=debug", "--name", "ref"]
     out = cli(*args, cwd=tmp_path).stdout
     assert out.count("refinement stage 2") == 2
     sweep = tmp_path / "results" / "ref"
@@ -120,7 +120,7 @@ def test_two_stage_refinement_study_ranks_refined_next_to_linear(tmp_path: Path)
 @pytest.mark.slow
 def test_per_budget_refinement_uses_each_budgets_own_linear_run(tmp_path: Path) -> None:
     cli("launch", "+study=refinement", "refinement.per_budget=true", "task=classifier", "task.n_train=512",
-        "task.hidden=16", "full_steps=60", "budget=0.5,1.0", "optimizer=sgd", "eval_every=10", "executor=debug",
+        "task.hidden=16", "full_steps=60", "budget=0.5,1.0", "optimizer=sgd", "lr_mult=1", "seed=0", "eval_every=10", "executor=debug",
         "--name", "pb", cwd=tmp_path)
     sweep = tmp_path / "results" / "pb"
     sources = {}
@@ -131,3 +131,21 @@ def test_per_budget_refinement_uses_each_budgets_own_linear_run(tmp_path: Path) 
     refined = [r for r in store.read_plan(sweep) if r["labels"]["schedule"] == "refined"]
     assert sorted(r["labels"]["budget"] for r in refined) == [0.5, 1.0]  # each budget with its own source only
     assert len(set(sources.values())) == 2
+
+
+@pytest.mark.slow
+def test_refinement_study_refines_each_task_from_its_own_linear_run(tmp_path: Path) -> None:
+    # Losses of two tasks are not comparable: each (task, optimizer) is refined from its own best linear run.
+    cli("launch", "+study=refinement", "task=classifier,regression", "full_steps=40",
+        "optimizer=sgd", "lr_mult=1", "seed=0", "eval_every=10", "executor=debug", "--name", "two", cwd=tmp_path)
+    sweep = tmp_path / "results" / "two"
+    plan = store.read_plan(sweep)
+    by_id = {r["id"]: r for r in plan}
+    for task in ("classifier", "regression"):
+        spec = yaml.safe_load((sweep / "refined" / f"{task}_sgd" / "schedule" / "refined.yaml").read_text())
+        source = spec["description"].split("refined from run ")[1].split(" ")[0]
+        assert by_id[source]["labels"]["task"] == task and by_id[source]["labels"]["schedule"] == "linear"
+    refined = sorted(r["labels"]["task"] for r in plan if r["labels"]["schedule"] == "refined")
+    assert refined == ["classifier", "regression"]
+    # the study's equal warm-up reaches the refined runs too
+    assert {r["spec"]["schedule"].get("warmup") for r in plan} == {0.05}

@@ -2,7 +2,7 @@
 
 Stage 1 is the sweep as planned; it must include `linear`, the refinement paper's baseline.
 Once every stage-1 run has finished, stage 2 refines a schedule from the best linear run of each
-optimizer (or of each optimizer and budget, with `per_budget`), writes it under
+(task, optimizer) (or of each and budget, with `per_budget`), writes it under
 results/<sweep>/refined/, and adds its runs to the same sweep, so the report ranks refined next
 to linear and the rest. Nothing has to stay alive between the stages: relaunching the same
 command after stage 1 plans stage 2 (on Slurm, that is how stage 2 gets submitted).
@@ -24,7 +24,7 @@ from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import Plan, make_plan
 from schedsweep.sweep.status import DONE, FINAL
 
-REPLACED = ("schedule", "optimizer")  # stage 2 pins these per refined schedule
+REPLACED = ("schedule", "optimizer", "task")  # stage 2 pins these per refined schedule
 
 
 @dataclass(frozen=True)
@@ -49,25 +49,28 @@ def stage_one_done(sweep_dir: Path) -> bool:
     )
 
 
-def sources(sweep_dir: Path, per_budget: bool) -> dict[tuple[str, Any], dict[str, Any]]:
-    """(optimizer, budget or None) -> the finished linear run with the lowest final eval loss.
+def sources(sweep_dir: Path, per_budget: bool) -> dict[tuple[str, str, Any], dict[str, Any]]:
+    """(task, optimizer, budget or None) -> the finished linear run with the lowest final eval loss.
 
-    Without per_budget, only the largest budget's runs are candidates: one source per optimizer,
-    applied at every budget as a shape over [0, 1] of the budget.
+    Without per_budget, only the largest budget's runs are candidates: one source per (task, optimizer),
+    applied at every budget as a shape over [0, 1] of the budget. Losses are compared within a task only.
     """
     linear = [r for r in store.read_plan(sweep_dir) if r["labels"]["schedule"] == "linear"]
     if not linear:
         raise ConfigError("the refinement study needs `linear` in stage 1 (the paper's baseline): add schedule=linear,...")
-    largest = max(r["labels"]["steps"] for r in linear)
-    best: dict[tuple[str, Any], tuple[float, dict[str, Any]]] = {}
+    largest: dict[str, int] = {}
+    for r in linear:
+        largest[r["labels"]["task"]] = max(largest.get(r["labels"]["task"], 0), r["labels"]["steps"])
+    best: dict[tuple[str, str, Any], tuple[float, dict[str, Any]]] = {}
     for record in linear:
-        if not per_budget and record["labels"]["steps"] != largest:
+        labels = record["labels"]
+        if not per_budget and labels["steps"] != largest[labels["task"]]:
             continue
         status = store.read_status(store.run_dir(sweep_dir, record["id"]))
         if status.status != DONE:
             continue
         loss = status.final_eval_loss if status.final_eval_loss is not None else math.inf
-        key = (record["labels"]["optimizer"], record["labels"]["budget"] if per_budget else None)
+        key = (labels["task"], labels["optimizer"], labels["budget"] if per_budget else None)
         if key not in best or loss < best[key][0]:
             best[key] = (loss, record)
     if not best:
@@ -80,18 +83,22 @@ def stage_two(
 ) -> list[Plan]:
     """Refine, write the schedules, and plan stage 2 into the same sweep."""
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in (*REPLACED, *(("budget",) if settings.per_budget else ()))]
+    found = sources(sweep_dir, settings.per_budget)
+    several_tasks = len({task for task, _, _ in found}) > 1
     plans = []
-    for (optimizer, budget), record in sorted(sources(sweep_dir, settings.per_budget).items(), key=str):
-        # One name in every setting, so the report ranks `refined` next to `linear` for each optimizer;
-        # each (optimizer, budget) gets its own folder, hence its own spec and run ids.
+    for (task, optimizer, budget), record in sorted(found.items(), key=str):
+        # One name in every setting, so the report ranks `refined` next to `linear` for each (task, optimizer);
+        # each (task, optimizer, budget) gets its own folder, hence its own spec and run ids.
         name = "refined"
-        folder = sweep_dir / "refined" / (f"{optimizer}_budget_{budget}" if settings.per_budget else optimizer)
+        setting = f"{task}_{optimizer}" if several_tasks else optimizer
+        folder = sweep_dir / "refined" / (f"{setting}_budget_{budget}" if settings.per_budget else setting)
         result = refine.refine_run(store.run_dir(sweep_dir, record["id"]), settings.norm, settings.window)
-        label = f"linear, {optimizer}, budget {record['labels']['budget']}, lr {record['labels']['lr']:g}"
+        label = f"linear, {task}, {optimizer}, budget {record['labels']['budget']}, lr {record['labels']['lr']:g}"
         spec = refine.schedule_yaml(result, name, label)
         write_spec(folder / "schedule" / f"{name}.yaml", spec)
-        refine.plot(result, folder / f"{name}.png", f"refined for {optimizer}: {label}")
-        pinned = [f"schedule={name}", f"optimizer={optimizer}", *([f"budget={budget}"] if settings.per_budget else [])]
+        refine.plot(result, folder / f"{name}.png", f"refined for {task}, {optimizer}: {label}")
+        pinned = [f"task={task}", f"schedule={name}", f"optimizer={optimizer}",
+                  *([f"budget={budget}"] if settings.per_budget else [])]
         plans.append(make_plan([*kept, *pinned], config_dir=config_dir, config_name=config_name,
                                name=sweep_dir.name, generated=[folder]))
     return plans

@@ -99,7 +99,9 @@ def piecewise_spec(fractions: Sequence[float], values: Sequence[float], *, descr
     pts[0][0] = 0.0
     if pts[-1][0] < 1.0:
         pts.append([1.0, pts[-1][1]])
-    return {"shape": "piecewise", "description": description, "source": source, "points": pts}
+    # warmup listed at its default, as in every conf/schedule file, so a sweep (or a study's per_task) can set it
+    return {"shape": "piecewise", "description": description, "source": source, "warmup": 0.0, "warmup_start": 0.0,
+            "points": pts}
 
 
 def write_spec(path: Path, spec: dict[str, Any]) -> None:
