@@ -7,7 +7,7 @@
   `rex_long`, if it exists: see index.md for the command);
 - avg_rank.png (REX Fig. 1, per optimizer) and sensitivity_<task>.png (metric against peak LR at 100%).
 
-    .venv/bin/python docs/rex/figures.py results/rex docs/rex [results/rex_long]
+    .venv/bin/python docs/rex/figures.py results/rex docs/rex [--long results/rex_long] [--plan +study=rex ...]
 
 Only the runs of `+study=rex` as conf/ plans it now count (a folder may hold runs of earlier grids). Intervals of
 shares are a bootstrap over the 10 (task, optimizer) settings (a setting's budgets move together: they share
@@ -17,7 +17,7 @@ not across the model sizes of the paper.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +47,10 @@ TOP_K_CLAIMS = [
 ]
 
 
-def study_runs(sweep: Path) -> tuple[pd.DataFrame, pd.DataFrame, RankBy]:
+def study_runs(sweep: Path, plan: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, RankBy]:
     summary = collect.collect(sweep).summary
     runs = report.collected_runs(sweep, summary)
-    runs = runs[runs["id"].isin({run.id for run in make_plan(["+study=rex"]).runs})]
+    runs = runs[runs["id"].isin({run.id for run in make_plan(plan).runs})]
     return runs, summary, RankBy.parse(store.read_rank_by(sweep))
 
 
@@ -163,22 +163,49 @@ def convergence(long_sweep: Path, rep: report.Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fill(path: Path, name: str, text: str) -> None:
+    """Replace what lies between `<!-- name:start -->` and `<!-- name:end -->` in `path` (if it has them)."""
+    if not path.exists():
+        return
+    page = path.read_text(encoding="utf-8")
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start in page and end in page:
+        head, rest = page.split(start, 1)
+        path.write_text(f"{head}{start}\n{text}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+
+
+def long_commands(rep: report.Report) -> str:
+    """The launches of the convergence check: each setting's 100% winner at its best LR, 4x longer, 3 seeds."""
+    full = rep.ranked[(compare.budget_fraction(rep.ranked) == 1.0).to_numpy() & (rep.ranked["rank"] == 1).to_numpy()]
+    lines = []
+    for _, cell in full.sort_values(["task", "optimizer"]).iterrows():
+        lines.append(f"schedsweep launch +study=rex task={cell['task']} optimizer={cell['optimizer']} "
+                     f"schedule={cell['schedule']} optimizer.lr={cell['best_lr']:.6g} lr_mult=1 full_steps=8000 "
+                     f"budget=1.0 --name rex_long")
+    return "\n".join(lines) + "\n"
+
+
 def draw(sweep: Path, summary: pd.DataFrame, runs: pd.DataFrame, rep: report.Report, wanted: str) -> bytes:
     best = report.best_runs(runs, plots.shown_cells(rep))
     rows = collect.read_rows(sweep, summary, list(best["id"]), plots.CURVE_COLUMNS)
     return plots.draw(rep, best, rows).png[wanted]
 
 
-def main(sweep: Path, out: Path, long_sweep: Path | None = None) -> None:
-    runs, summary, rank_by = study_runs(sweep)
+def main(sweep: Path, out: Path, long_sweep: Path | None = None, plan: tuple[str, ...] = ("+study=rex",)) -> None:
+    runs, summary, rank_by = study_runs(sweep, list(plan))
     runs, header = finished_settings(runs)
     build = dict(metric=rank_by.metric, metric_by_task=rank_by.metric_by_task)
     rep = report.build(runs, **build)
     ranked_runs, _ = report.task_metric(runs, rank_by.metric, rank_by.metric_by_task)
     (out / "report.md").write_text(header + render.report_text(rep, "md"), encoding="utf-8")
-    (out / "claims.md").write_text(header + claims(rep, ranked_runs), encoding="utf-8")
+    table = claims(rep, ranked_runs)
+    (out / "claims.md").write_text(header + table, encoding="utf-8")
+    (out / "long.sh").write_text(long_commands(rep), encoding="utf-8")
+    for page in (out / "index.md", out.parent.parent / "README.md"):
+        fill(page, "claims", table)
     if long_sweep is not None and (long_sweep / "sweep.yaml").exists():
         (out / "convergence.md").write_text(convergence(long_sweep, rep), encoding="utf-8")
+        fill(out / "index.md", "convergence", convergence(long_sweep, rep))
     for task in sorted(set(runs["task"])):
         full = runs[(runs["task"] == task) & (runs["budget"].astype(float) == 1.0)]
         (out / f"sensitivity_{task}.png").write_bytes(draw(sweep, summary, full, report.build(full, **build),
@@ -187,4 +214,10 @@ def main(sweep: Path, out: Path, long_sweep: Path | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--long", type=Path, default=None, help="the sweep of 4x longer runs (convergence.md)")
+    parser.add_argument("--plan", nargs="+", default=["+study=rex"], help="overrides that plan the study's runs")
+    args = parser.parse_args()
+    main(args.sweep, args.out, args.long, tuple(args.plan))
