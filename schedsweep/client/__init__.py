@@ -59,13 +59,18 @@ class Run:
     """One run as the script sees it: its settings, its metrics and its checkpoint.
 
     config: the run's spec (task, optimizer, schedule, steps, seed, grad_clip); steps: the budget;
-    peak_lr: optimizer.lr of the run; start_step: the first step to train (the checkpoint's next step).
+    peak_lr: optimizer.lr of the run when the sweep set or swept it, else `default_lr` (init's peak_lr),
+    reported back in client.json; start_step: the first step to train (the checkpoint's next step).
     """
 
-    def __init__(self, spec: dict[str, Any], folder: Path | None, eval_every: int | None = None) -> None:
+    def __init__(self, spec: dict[str, Any], folder: Path | None, eval_every: int | None = None,
+                 default_lr: float | None = None) -> None:
         self.config = spec
         self.steps = int(spec["steps"])
-        self.peak_lr = float(spec["optimizer"]["lr"])
+        lr = spec["optimizer"].get("lr", default_lr)
+        if lr is None:
+            raise SchedsweepError("the run's spec sets no optimizer.lr and init() was given no peak_lr.")
+        self.peak_lr = float(lr)
         self.seed = int(spec["seed"])
         self.schedule = spec["schedule"]
         self.folder = folder
@@ -258,6 +263,7 @@ class Run:
             return
         files.write_json(self.folder / STATE, {
             "state": state, "steps_done": self._last + 1 if steps_done is None else steps_done, "error": error,
+            "peak_lr": self.peak_lr,
             **recorder.losses(self._numbers), "wall_s": time.perf_counter() - self._start, "pid": os.getpid(),
         })
 
@@ -276,6 +282,9 @@ def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, A
          folder: str | Path | None = None, **config: Any) -> Run:
     """This run: from $SCHEDSWEEP_RUN_DIR under schedsweep, else from the defaults given here.
 
+    Under a sweep, `peak_lr` is the run's LR unless the sweep set or swept optimizer or optimizer.lr
+    (the run is then labelled optimizer=script with this LR: schedsweep.train.script.sweep_optimizer).
+
     Under a sweep every call returns the same Run (a script and its HF or Lightning callback share it).
     Run alone, `schedule` is a name in conf/schedule/ (or a spec) and `config` extra keys of the run's
     config; with `folder` the run writes its metrics and checkpoint there as under schedsweep.
@@ -290,7 +299,7 @@ def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, A
             record = files.read_json(path / store.RUN_RECORD)
         except (OSError, ValueError) as e:
             raise ClientError(f"${ENV_RUN_DIR}={run_dir!r} is not a schedsweep run folder ({e}).") from None
-        _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"))
+        _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"), default_lr=peak_lr)
         return _current
     spec = schedules.load(schedule, peak_lr=peak_lr) if isinstance(schedule, str) else dict(schedule)
     shape = {k: v for k, v in spec.items() if k not in schedules.LABEL_KEYS}

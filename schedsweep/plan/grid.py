@@ -83,7 +83,8 @@ def make_plan(
             if axis.group:
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
-        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names))
+        user_keys = frozenset(given | {a.key.lstrip("+~") for a in axes})
+        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names), user_keys)
     _validate(runs, check_imports)
     return Plan(
         name=name or default_name(runs),
@@ -152,7 +153,8 @@ def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axi
 
 
 def _expand(
-    c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]]
+    c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]],
+    user_keys: frozenset[str] = frozenset(),
 ) -> tuple[list[Run], dict[str, int]]:
     group_axes = [a for a in axes if a.group]
     value_axes = [a for a in axes if not a.group]
@@ -174,7 +176,7 @@ def _expand(
             if resolve:
                 point = _resolve(point)
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
-            run = make_run(point, names, swept, identifier)
+            run = make_run(point, names, swept, identifier, user_keys)
             if run.id in runs:
                 runs[run.id], what = _merge(runs[run.id], run)
                 merged[what] += 1
@@ -306,18 +308,19 @@ def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     seen: set[tuple[str, int]] = set()
     for run in runs:
         script_task = script.is_script(run.spec["task"])
+        own_optimizer = script_task and run.labels["optimizer"] == script.OWN  # the script's own: nothing to check
         if script_task and run.spec["schedule"].get("shape") == "autolrs":
             raise ConfigError("schedule autolrs tries LRs and rewinds the model during training, which only the "
                               "built-in loop can do: use it with a built-in or Python task, not task=script.")
         checks = [
             (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
-            ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),
+            *([] if own_optimizer else [("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"]))]),
             *([("task", "task", script.check)] if script_task else []),
         ]
         if check_imports:
             checks += [
                 *([] if script_task else [("task", "task", tasks.resolve)]),
-                ("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"])),
+                *([] if own_optimizer else [("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"]))]),
             ]
         for kind, section, check in checks:
             # Equal identities are the same values: the identity's cached section object stands for them.
