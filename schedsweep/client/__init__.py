@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ from schedsweep import schedules
 from schedsweep.train import checkpoint, recorder
 from schedsweep.sweep import store
 from schedsweep.errors import SchedsweepError
-from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
 from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
 from schedsweep.sweep.status import DIVERGED
+
+# Imported where used, not here: pyarrow (schedsweep.train.metrics) only for a run with a folder, torch only
+# for a checkpoint or a LambdaLR: `import schedsweep.client` takes 0.3 s (3.3 s with torch), plus the script's own imports
+# (benchmarks/client_startup.py); tests/test_client_startup.py pins the modules `import schedsweep.client` loads.
 NOT_LOGGABLE = frozenset({"step", "wall_s", "run_id"})  # set by the client (or by collect), never by a script
 
 __all__ = ["ClientError", "Run", "init"]
@@ -87,7 +91,7 @@ class Run:
         self._state: dict[str, Any] | None = None
         self._ended = False  # finished, diverged or failed: nothing more to report at exit
         self.start_step = 0
-        self._writer: MetricsWriter | None = None
+        self._writer: Any = None  # schedsweep.train.metrics.MetricsWriter of a run with a folder (rank 0)
         self._start = time.perf_counter()
         if folder is not None:
             self._resume(folder)
@@ -168,6 +172,8 @@ class Run:
 
         Under torch.distributed every rank gets the same answer (one all-reduce), so all save and stop together.
         """
+        if "torch" not in sys.modules:  # a script without torch has no process group to ask
+            return self._stop is not None
         from schedsweep.train import distributed
 
         return distributed.any_rank(self._stop is not None)
@@ -188,6 +194,8 @@ class Run:
             return
         self._writer.flush()
         self._numbers["wall_s"] = time.perf_counter() - self._start
+        from schedsweep.train.metrics import part_files
+
         parts = len(part_files(self._writer.folder))
         checkpoint.save(self.folder, {"step": next_step, "parts": parts, "client": dict(self._numbers), "user": state})
         self._report("checkpointed", steps_done=next_step)
@@ -199,6 +207,8 @@ class Run:
     # ---- internals
 
     def _resume(self, folder: Path) -> None:
+        from schedsweep.train.metrics import MetricsWriter, truncate_parts
+
         self._state = checkpoint.load(folder)
         metrics_dir = folder / store.METRICS
         if self._state is not None:
