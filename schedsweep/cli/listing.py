@@ -66,6 +66,8 @@ def list_runs(
     paths = [store.run_dir(sweep, r["id"]) for r in records]
     for record, path, st in zip(records, paths, claims.observe_all(paths)):
         labels = {**record["labels"], **record["labels"].get("axes", {})}
+        if labels.get("lr") is None and st.peak_lr is not None:  # a script's own LR, as its client reported it
+            labels["lr"] = st.peak_lr
         if not all(variants.matches(labels.get(k), values) for k, values in wanted.items()):
             continue
         step = st.steps_done if st.status in RESULTS else max(st.steps_done, metrics.reached(path / store.METRICS) or 0)

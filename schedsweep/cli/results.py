@@ -11,6 +11,7 @@ import typer
 from schedsweep import files
 from schedsweep.cli.app import ConfigDir, app, err, friendly, out
 from schedsweep.errors import SchedsweepError
+from schedsweep.results.text import TABLES
 
 
 @app.command()
@@ -42,7 +43,7 @@ def report(
     last_k: int = typer.Option(20, "--last-k", help="Steps averaged for train_loss_last_k."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Schedule the ratio table divides by (default: linear, when swept)."),
     r_max: float = typer.Option(1.1, "--r-max", help="Dolan-More profile of final-metric ratios: counted up to this factor (shown beside r_max 1.02)."),
-    table: Optional[str] = typer.Option(None, "--table", help="With --format csv: one of the report's tables by name, e.g. ranking, contrasts or problems (an unknown name lists them all)."),
+    table: Optional[str] = typer.Option(None, "--table", help=f"With --format csv: one of the report's tables by name: {', '.join(TABLES)}."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
     fit_lr: bool = typer.Option(False, "--fit-lr", help="lr* per (setting, budget, schedule) from a quadratic in log LR around the best (95% CI, inside the grid or not), an lr_star column in the ranking, and a power law of lr* in steps per schedule."),

@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ from schedsweep import schedules
 from schedsweep.train import checkpoint, recorder
 from schedsweep.sweep import store
 from schedsweep.errors import SchedsweepError
-from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
 from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
 from schedsweep.sweep.status import DIVERGED
+
+# Imported where used, not here: pyarrow (schedsweep.train.metrics) only for a run with a folder, torch only
+# for a checkpoint or a LambdaLR: `import schedsweep.client` takes 0.3 s (3.3 s with torch), plus the script's own imports
+# (benchmarks/client_startup.py); tests/test_client_startup.py pins the modules `import schedsweep.client` loads.
 NOT_LOGGABLE = frozenset({"step", "wall_s", "run_id"})  # set by the client (or by collect), never by a script
 
 __all__ = ["ClientError", "Run", "init"]
@@ -59,13 +63,18 @@ class Run:
     """One run as the script sees it: its settings, its metrics and its checkpoint.
 
     config: the run's spec (task, optimizer, schedule, steps, seed, grad_clip); steps: the budget;
-    peak_lr: optimizer.lr of the run; start_step: the first step to train (the checkpoint's next step).
+    peak_lr: optimizer.lr of the run when the sweep set or swept it, else `default_lr` (init's peak_lr),
+    reported back in client.json; start_step: the first step to train (the checkpoint's next step).
     """
 
-    def __init__(self, spec: dict[str, Any], folder: Path | None, eval_every: int | None = None) -> None:
+    def __init__(self, spec: dict[str, Any], folder: Path | None, eval_every: int | None = None,
+                 default_lr: float | None = None) -> None:
         self.config = spec
         self.steps = int(spec["steps"])
-        self.peak_lr = float(spec["optimizer"]["lr"])
+        lr = spec["optimizer"].get("lr", default_lr)
+        if lr is None:
+            raise SchedsweepError("the run's spec sets no optimizer.lr and init() was given no peak_lr.")
+        self.peak_lr = float(lr)
         self.seed = int(spec["seed"])
         self.schedule = spec["schedule"]
         self.folder = folder
@@ -82,7 +91,7 @@ class Run:
         self._state: dict[str, Any] | None = None
         self._ended = False  # finished, diverged or failed: nothing more to report at exit
         self.start_step = 0
-        self._writer: MetricsWriter | None = None
+        self._writer: Any = None  # schedsweep.train.metrics.MetricsWriter of a run with a folder (rank 0)
         self._start = time.perf_counter()
         if folder is not None:
             self._resume(folder)
@@ -163,6 +172,8 @@ class Run:
 
         Under torch.distributed every rank gets the same answer (one all-reduce), so all save and stop together.
         """
+        if "torch" not in sys.modules:  # a script without torch has no process group to ask
+            return self._stop is not None
         from schedsweep.train import distributed
 
         return distributed.any_rank(self._stop is not None)
@@ -183,6 +194,8 @@ class Run:
             return
         self._writer.flush()
         self._numbers["wall_s"] = time.perf_counter() - self._start
+        from schedsweep.train.metrics import part_files
+
         parts = len(part_files(self._writer.folder))
         checkpoint.save(self.folder, {"step": next_step, "parts": parts, "client": dict(self._numbers), "user": state})
         self._report("checkpointed", steps_done=next_step)
@@ -194,6 +207,8 @@ class Run:
     # ---- internals
 
     def _resume(self, folder: Path) -> None:
+        from schedsweep.train.metrics import MetricsWriter, truncate_parts
+
         self._state = checkpoint.load(folder)
         metrics_dir = folder / store.METRICS
         if self._state is not None:
@@ -258,6 +273,7 @@ class Run:
             return
         files.write_json(self.folder / STATE, {
             "state": state, "steps_done": self._last + 1 if steps_done is None else steps_done, "error": error,
+            "peak_lr": self.peak_lr,
             **recorder.losses(self._numbers), "wall_s": time.perf_counter() - self._start, "pid": os.getpid(),
         })
 
@@ -276,6 +292,9 @@ def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, A
          folder: str | Path | None = None, **config: Any) -> Run:
     """This run: from $SCHEDSWEEP_RUN_DIR under schedsweep, else from the defaults given here.
 
+    Under a sweep, `peak_lr` is the run's LR unless the sweep set or swept optimizer or optimizer.lr
+    (the run is then labelled optimizer=script with this LR: schedsweep.train.script.sweep_optimizer).
+
     Under a sweep every call returns the same Run (a script and its HF or Lightning callback share it).
     Run alone, `schedule` is a name in conf/schedule/ (or a spec) and `config` extra keys of the run's
     config; with `folder` the run writes its metrics and checkpoint there as under schedsweep.
@@ -290,7 +309,7 @@ def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, A
             record = files.read_json(path / store.RUN_RECORD)
         except (OSError, ValueError) as e:
             raise ClientError(f"${ENV_RUN_DIR}={run_dir!r} is not a schedsweep run folder ({e}).") from None
-        _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"))
+        _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"), default_lr=peak_lr)
         return _current
     spec = schedules.load(schedule, peak_lr=peak_lr) if isinstance(schedule, str) else dict(schedule)
     shape = {k: v for k, v in spec.items() if k not in schedules.LABEL_KEYS}

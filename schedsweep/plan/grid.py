@@ -84,7 +84,8 @@ def make_plan(
             if axis.group:
                 for value in axis.values:
                     check_option(c, axis.key, str(value))
-        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names), (by_task, given))
+        user_keys = frozenset(given | {a.key.lstrip("+~") for a in axes})
+        runs, merged = _expand(c, fixed, axes, config_name, (base, base_names), user_keys, by_task)
     _validate(runs, check_imports)
     return Plan(
         name=name or default_name(runs),
@@ -154,14 +155,16 @@ def _axes_from_sweep_block(c: Composer, block: Any, given: set[str]) -> list[Axi
 
 def _expand(
     c: Composer, fixed: list[str], axes: list[Axis], config_name: str, base: tuple[dict[str, Any], dict[str, str]],
-    by_task: tuple[dict[str, dict[str, Any]], set[str]] = ({}, set()),
+    user_keys: frozenset[str] = frozenset(),
+    blocks: dict[str, dict[str, Any]] | None = None,  # the study's per_task keys (schedsweep.plan.per_task)
 ) -> tuple[list[Run], dict[str, int]]:
     group_axes = [a for a in axes if a.group]
     value_axes = [a for a in axes if not a.group]
     runs: dict[str, Run] = {}
     merged: Counter[str] = Counter()
     identifier = Identifier(tasks.identity_params, optimizers.identity_params)
-    blocks, given = by_task
+    blocks = blocks or {}
+    given = set(user_keys)  # a key the user set or swept wins over a per_task one
     used: set[tuple[str, str]] = set()
     planned_tasks: set[str] = set()
     for choice, (cfg, names) in zip(
@@ -182,7 +185,7 @@ def _expand(
             if resolve:
                 point = _resolve(point)
             swept = {a.key: v for a, v in zip(group_axes, choice)} | {a.key: v for a, v in zip(value_axes, values)}
-            run = make_run(point, names, swept, identifier)
+            run = make_run(point, names, swept, identifier, user_keys)
             if run.id in runs:
                 runs[run.id], what = _merge(runs[run.id], run)
                 merged[what] += 1
@@ -315,18 +318,19 @@ def _validate(runs: Iterable[Run], check_imports: bool) -> None:
     seen: set[tuple[str, int]] = set()
     for run in runs:
         script_task = script.is_script(run.spec["task"])
+        own_optimizer = script_task and run.labels["optimizer"] == script.OWN  # the script's own: nothing to check
         if script_task and run.spec["schedule"].get("shape") == "autolrs":
             raise ConfigError("schedule autolrs tries LRs and rewinds the model during training, which only the "
                               "built-in loop can do: use it with a built-in or Python task, not task=script.")
         checks = [
             (f"schedule@{run.spec['steps']}", "schedule", lambda s: schedules.check(s, run.spec["steps"], run.labels["schedule"])),
-            ("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"])),
+            *([] if own_optimizer else [("optimizer keys", "optimizer", lambda s: optimizers.check_keys(s, run.labels["optimizer"]))]),
             *([("task", "task", script.check)] if script_task else []),
         ]
         if check_imports:
             checks += [
                 *([] if script_task else [("task", "task", tasks.resolve)]),
-                ("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"])),
+                *([] if own_optimizer else [("optimizer", "optimizer", lambda s: optimizers.check_values(s, run.labels["optimizer"]))]),
             ]
         for kind, section, check in checks:
             # Equal identities are the same values: the identity's cached section object stands for them.

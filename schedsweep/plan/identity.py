@@ -200,6 +200,8 @@ class Identifier:
                 found = schedule_identity(section)
             elif kind == "task" and is_script(section):
                 found = canonical(dict(section))  # its command and the digests of the files it names
+            elif kind == "optimizer" and "_target_" not in section:
+                found = canonical(dict(section))  # a script's own optimizer: the keys the user set (schedsweep.train.script)
             else:
                 target = (kind, section.get("_target_"))
                 if target not in self._classes or not isinstance(target[1], str):

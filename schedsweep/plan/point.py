@@ -92,7 +92,10 @@ REQUIRED = (*SECTIONS, "full_steps", "budget")
 OTHER_KEYS = ("share_prefix", "prune_lr")  # the sweep's, not a run's (schedsweep.plan.grid)
 
 
-def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:
+def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier,
+             user_keys: frozenset[str] = frozenset()) -> Run:
+    """The run of one grid point. `user_keys`: the keys set or swept on the command line or in a sweep block
+    (a script task keeps only the optimizer keys among them: schedsweep.train.script.sweep_optimizer)."""
     valid = (*REQUIRED, *(f.name for f in dataclasses.fields(RunKeys)), *OTHER_KEYS)
     unknown = sorted(set(cfg) - set(valid))
     if unknown:
@@ -109,12 +112,14 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
              if v != SCALE_DEFAULTS[k]}  # only off their defaults in the spec: a run at the defaults keeps its old id
     shape = without_labels(cfg["schedule"])
     optimizer = _scaled(cfg["optimizer"], keys.lr_mult)
+    own = script.sweep_optimizer(optimizer, user_keys) if script.is_script(cfg["task"]) else None
+    optimizer = optimizer if own is None else own
     spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": keys.seed,
             "grad_clip": keys.grad_clip} | scale
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
-        "optimizer": names.get("optimizer", "custom"),
+        "optimizer": names.get("optimizer", "custom") if own is None else script.OWN,
         "schedule": names.get("schedule", "custom"),
         "budget": cfg["budget"],
         "steps": steps,

@@ -45,7 +45,7 @@ COLLECTED = "collected"
 SUMMARY = "summary.parquet"
 CHUNKS = "metrics"
 LAST_K = 20  # steps averaged for train_loss_last_k (fewer when a run has fewer)
-VERSION = 3  # 2: branch_of, branch_step, steps_trained, wall_s_trained; 3: trial_steps
+VERSION = 4  # 2: branch_of, branch_step, steps_trained, wall_s_trained; 3: trial_steps; 4: script_lr
 
 LABELS = ("task", "optimizer", "schedule", "budget", "steps", "lr", "seed")
 REQUIRED_LABELS = ("task", "optimizer", "schedule", "budget", "steps")
@@ -54,6 +54,7 @@ MEASURES = (
     "wall_s", "gpus", "gpu_hours", "samples_seen", *(f"final_{c}" for c in FINAL_OF), "n_rows",
     *("branch_of", "branch_step", "steps_trained", "wall_s_trained"),  # shared prefixes: see _branch
     "trial_steps",  # of steps_done, the updates an adaptive schedule's trials took and rewound (AutoLRS)
+    "script_lr",  # the peak LR a script reported (its init() default when the sweep set none): fills the lr label
 )
 BOOKKEEPING = ("problem", "chunk", "fingerprint")  # problem: why a run's files could not be read
 RESERVED = frozenset({"id", "run_id", *LABELS, *MEASURES, *BOOKKEEPING})
@@ -263,6 +264,7 @@ def _assemble(labels: pd.DataFrame, old: pd.DataFrame | None, same: set[str], fr
     measured = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
     measured = measured.reindex(list(ids)).reset_index(drop=True)
     summary = pd.concat([labels.reset_index(drop=True), measured], axis=1)
+    summary["lr"] = summary["lr"].fillna(summary["script_lr"].astype(float))  # a script's own LR (train.script)
     summary["gpus"] = [float(gpus.get(i, 0.0)) for i in ids]
     summary["gpu_hours"] = summary["wall_s_trained"].astype(float) * summary["gpus"] / 3600  # shared work once
     for column in ("error", "problem"):

@@ -60,6 +60,7 @@ def measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any], 
         "wall_s": float(st.wall_s or 0.0), "samples_seen": 0, **{f"final_{c}": math.nan for c in FINAL_OF}, "n_rows": 0,
         "problem": problem, "branch_of": None, "branch_step": 0, "steps_trained": int(st.steps_done),
         "wall_s_trained": float(st.wall_s or 0.0), "trial_steps": int(st.trial_steps),
+        "script_lr": math.nan if st.peak_lr is None else float(st.peak_lr),
     }
     table = None
     parts = metrics.part_files(path / store.METRICS)

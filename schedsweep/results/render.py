@@ -21,13 +21,11 @@ from rich.text import Text
 
 from schedsweep.results import caveats, contrasts, lr_fit
 from schedsweep.results.numbers import ci, decimals, gap, num
-from schedsweep.results.text import FORMATS, IN_BEST, Section, sections_text  # noqa: F401 - FORMATS, Section re-exported
+from schedsweep.results.text import FORMATS, IN_BEST, TABLES, Section, sections_text  # noqa: F401 - FORMATS, TABLES, Section re-exported
 from schedsweep.results.compare import budget_label
 from schedsweep.results.report import AVG_RANK, Report, setting_columns
 from schedsweep.results.report import pivot as pivot_of
 
-TABLES = ("ranking", "pivot", "budgets", "budgets_by_optimizer", "topk", "ratios", "ratio_summary", "profile", "pairs", "contrasts", "problems", "lr_fit",
-          "lr_law")
 WINNER = "bold green"
 NO_SCORE = "dim"
 RANK_HEADERS = ("budget", "schedule", "best lr", "mean ± std", "95% CI", "n", "rank", "gap", "p", "mark")

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FORMATS = ("md", "csv", "json", "latex")
+# The tables `report --format csv --table NAME` can select (schedsweep.results.render draws them); the CLI's help lists them.
+TABLES = ("ranking", "pivot", "budgets", "budgets_by_optimizer", "topk", "ratios", "ratio_summary", "profile", "pairs",
+          "contrasts", "problems", "lr_fit", "lr_law")
 IN_BEST = "●"  # the ranking's mark of the best group: not significantly worse than the winner (95%)
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",

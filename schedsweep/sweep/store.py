@@ -115,6 +115,7 @@ class RunStatus:
     wall_s: float = 0.0
     requeues: int = 0
     trial_steps: int = 0  # of steps_done, the updates an adaptive schedule's trials took and rewound (AutoLRS)
+    peak_lr: float | None = None  # a script run's peak LR as its client reported it (schedsweep.train.script)
     error: str | None = None
     host: str | None = None  # where a running run runs (pid on host)
     pid: int | None = None

@@ -14,8 +14,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from schedsweep import files
 
 FILE = "checkpoint.pt"
@@ -23,11 +21,15 @@ FILE = "checkpoint.pt"
 
 def rng_state() -> dict[str, Any]:
     """The torch, Python (and CUDA) RNG states: what restore_rng puts back."""
+    import torch  # in each function, not at the top: schedsweep.client loads no torch for a fresh run
+
     return ({"torch": torch.get_rng_state(), "python": random.getstate()}
             | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}))
 
 
 def save(run_path: Path, state: dict[str, Any]) -> None:
+    import torch
+
     state = state | {"rng": rng_state()}
     with files.replacing(run_path / FILE) as tmp:
         torch.save(state, tmp)
@@ -37,6 +39,8 @@ def load(run_path: Path) -> dict[str, Any] | None:
     path = run_path / FILE
     if not path.exists():
         return None
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
@@ -45,10 +49,14 @@ def step(run_path: Path) -> int | None:
     path = run_path / FILE
     if not path.exists():
         return None
+    import torch
+
     return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["step"])
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    import torch
+
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
     if "cuda" in state["rng"] and torch.cuda.is_available():

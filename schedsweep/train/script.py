@@ -41,6 +41,7 @@ ENV_RUN_DIR = "SCHEDSWEEP_RUN_DIR"  # the run's folder, for schedsweep.client.in
 STATE = "client.json"  # what the script reports: started | checkpointed | finished | exited | diverged | error
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)  # Slurm's warning and requeue, Ctrl-C
 TAIL_LINES = 20  # of stderr, in a failed run's status
+OWN = "script"  # the optimizer label of a script run whose optimizer the user neither set nor swept
 EXAMPLE = 'schedsweep launch task=script task.command="python train.py --data x"'
 
 
@@ -91,6 +92,23 @@ def script_identity(spec: dict[str, Any]) -> dict[str, Any]:
                 stat = path.stat()
                 files[name] = _sha256(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     return {**spec, "task": {"command": task["command"], "files": files}}
+
+
+def sweep_optimizer(optimizer: dict[str, Any], user_keys: frozenset[str]) -> dict[str, Any] | None:
+    """What a script run takes from the sweep's optimizer section; None when the user chose the optimizer.
+
+    A script builds its own optimizer, so conf/config.yaml's default section (adamw, its lr) says nothing
+    about it: unless `optimizer` was set or swept, the run keeps only the optimizer.* keys the user set
+    (optimizer.lr, also when lr_mult scales it), and its label is "script". Without a chosen LR the
+    script's `init(peak_lr=...)` default is the run's peak LR, which the client reports back
+    (client.json -> status.json peak_lr -> the report's lr column).
+    """
+    if "optimizer" in user_keys:
+        return None
+    keep = {k for k in optimizer if f"optimizer.{k}" in user_keys} - {"_target_"}
+    if "lr_mult" in user_keys and "lr" in optimizer:
+        keep.add("lr")
+    return {k: optimizer[k] for k in optimizer if k in keep}
 
 
 @functools.lru_cache(maxsize=256)
@@ -173,6 +191,8 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 def _status(code: int, state: dict[str, Any] | None, stopped: list[int], err: Path) -> store.RunStatus:
     """The run's status from the script's exit code, its client.json and the signals it was sent."""
     numbers = {k: state[k] for k in ("steps_done", "final_loss", "final_eval_loss", "best_eval_loss", "wall_s")} if state else {}
+    if state and state.get("peak_lr") is not None:
+        numbers["peak_lr"] = float(state["peak_lr"])  # the LR the script used: the run's lr when the sweep set none
     kind = state["state"] if state else None
     if kind == "finished" and code == 0:
         return store.RunStatus(DONE, **numbers)
