@@ -88,7 +88,7 @@ NOT_RUN = {
     "schedsweep predict results/<sweep>": "fits a law on a sweep long enough to fit (minutes); tests/test_predict_cli.py runs "
                                           "these three commands on a tiny trained sweep",
     "schedsweep launch task=gpt": "a GPU and Slurm: bf16, compile and Muon on a GPT (tests/test_tasks_suite.py runs task=gpt_tiny)",
-    "schedsweep launch +study=refinement": "a two-stage study of 36 runs plus refinements (tests/test_refine.py runs it small)",
+    "schedsweep launch +study=refinement": "a two-stage study of 300 runs plus 150 refined (tests/test_refine.py runs it small)",
     "class MyTask:": "the interface of a task, with `...` bodies (tests/test_tasks.py checks the protocol)",
     "class MyResNetTask:": "an excerpt: methods of a task whose model and data are elided (`...`)",
     "optimizer = torch.optim.AdamW(model.parameters(), lr=run.peak_lr)": "an excerpt of examples/train.py, which the "
