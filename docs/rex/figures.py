@@ -163,6 +163,20 @@ def convergence(long_sweep: Path, rep: report.Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_facts(runs: pd.DataFrame) -> str:
+    """The run's size as the folder records it: runs by status, steps trained (shared prefixes once) and
+    training seconds summed over runs; the diverged runs by setting and peak-LR multiple."""
+    counts = runs["status"].value_counts()
+    trained = int(runs["steps_trained"].sum()) if "steps_trained" in runs else int(runs["steps_done"].sum())
+    diverged = runs[runs["status"] == "diverged"]
+    where = (diverged.groupby(["task", "optimizer"]).size().sort_values(ascending=False))
+    spots = ", ".join(f"{t} {o} {n}" for (t, o), n in where.items())
+    seconds = float(runs["wall_s_trained"].sum()) if "wall_s_trained" in runs else float(runs["wall_s"].sum())
+    return (f"{len(runs):,} runs: {int(counts.get('done', 0)):,} done, {int(counts.get('diverged', 0)):,} diverged "
+            f"({spots or 'none'}). {trained:,} optimizer steps trained ({int(runs['steps_done'].sum()):,} counted per "
+            f"run; shared prefixes train once), {seconds / 3600:.2f} hours of training summed over the runs.\n")
+
+
 def fill(path: Path, name: str, text: str) -> None:
     """Replace what lies between `<!-- name:start -->` and `<!-- name:end -->` in `path` (if it has them)."""
     if not path.exists():
@@ -198,6 +212,9 @@ def main(sweep: Path, out: Path, long_sweep: Path | None = None, plan: tuple[str
     rep = report.build(runs, **build)
     ranked_runs, _ = report.task_metric(runs, rank_by.metric, rank_by.metric_by_task)
     (out / "report.md").write_text(header + render.report_text(rep, "md"), encoding="utf-8")
+    facts = run_facts(runs)
+    (out / "run.md").write_text(header + facts, encoding="utf-8")
+    fill(out / "index.md", "run", header + facts)
     table = claims(rep, ranked_runs)
     (out / "claims.md").write_text(header + table, encoding="utf-8")
     (out / "long.sh").write_text(long_commands(rep), encoding="utf-8")
