@@ -58,6 +58,9 @@ def budget_steps(budget: Any, full_steps: Any) -> int:
     return steps
 
 
+AVERAGES = ("none", "ema", "lawa")  # schedsweep.train.averaging
+
+
 @dataclass(frozen=True)
 class RunKeys:
     """The top-level keys of conf/config.yaml that shape one run, typed once (the sections task, optimizer,
@@ -77,6 +80,11 @@ class RunKeys:
     accumulate: int = number(1, low=1, doc="micro-batches per optimizer step (the logged loss is their mean)")
     compile: bool = flag(False, doc="torch.compile the model for training")
     log_every: int = number(10, low=1, doc="on CUDA, read the step metrics every N steps (one synchronisation); not in the run id")
+    average: str = choice("none", AVERAGES, doc="also keep an average of the weights and evaluate it at each evaluation as "
+                          "eval_loss_<average>: ema or lawa (docs/guide/averaging.md); in the run id only when not none")
+    ema_decay: float = number(0.99, low=0, kind=float, above=True, doc="average=ema: a <- decay a + (1 - decay) w after each update (< 1)")
+    lawa_k: int = number(5, low=1, doc="average=lawa: the mean of the last k kept weights")
+    lawa_every: int = number(20, low=1, doc="average=lawa: keep the weights after every N-th update (in steps, at every budget)")
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,12 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
     optimizer = _scaled(cfg["optimizer"], keys.lr_mult)
     spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": keys.seed,
             "grad_clip": keys.grad_clip} | scale
+    average = _average(keys)
+    if average is not None:
+        if script.is_script(cfg["task"]):
+            raise ConfigError(f"average={keys.average}: the built-in loop keeps the average, and task=script runs your "
+                              "own loop; average your weights there (or set average=none).")
+        spec["average"] = average
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -126,6 +140,17 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
            "checkpoint_minutes": keys.checkpoint_minutes, "log_every": keys.log_every}
     digest, identity = identifier.id_and_identity(spec)
     return Run(digest, spec, labels, log, identity)
+
+
+def _average(keys: RunKeys) -> dict[str, Any] | None:
+    """The spec's `average` part (schedsweep.train.averaging), with only its kind's parameters; None for none."""
+    if keys.average == "ema":
+        if keys.ema_decay >= 1:
+            raise ConfigError(f"ema_decay must be a number in (0, 1); got {keys.ema_decay!r}.")
+        return {"kind": "ema", "decay": keys.ema_decay}
+    if keys.average == "lawa":
+        return {"kind": "lawa", "k": keys.lawa_k, "every": keys.lawa_every}
+    return None
 
 
 SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
