@@ -30,6 +30,11 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
     out.print(f"plan [bold]{plan.name}[/]: {axes} = [bold]{len(plan.runs)} runs[/]{dup}")
     for what, n in plan.merged.items():  # name what was merged: "linear_twin = linear"
         out.print(f"  {what}: planned once ({n} grid point{'s' if n != 1 else ''})", highlight=False)
+    from schedsweep.plan import units
+
+    budgets = units.plan_line(plan.runs)  # budget_unit=tokens|samples: each budget's steps
+    if budgets:
+        out.print(f"  {budgets}", highlight=False)
     if not full:
         return
     extras = sorted({k for r in plan.runs for k in r.labels["axes"]} - {"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})

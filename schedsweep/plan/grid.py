@@ -28,7 +28,7 @@ from schedsweep.plan import ranking
 from schedsweep.plan.point import Run, SweepKeys, make_run, without_labels
 from schedsweep.plan.ranking import RankBy
 
-NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr")
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr", "budget_unit")
 SWEEP_KEYS = ("sweep", "refinement", ranking.KEY)  # describe the sweep, not a run: removed from every run's config
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from schedsweep import schedules, typed
 from schedsweep.errors import ConfigError
+from schedsweep.plan import units
 from schedsweep.plan.identity import Identifier
 from schedsweep.train import script
 from schedsweep.typed import choice, flag, number
@@ -85,6 +86,12 @@ class RunKeys:
     ema_decay: float = number(0.99, low=0, kind=float, above=True, doc="average=ema: a <- decay a + (1 - decay) w after each update (< 1)")
     lawa_k: int = number(5, low=1, doc="average=lawa: the mean of the last k kept weights")
     lawa_every: int = number(20, low=1, doc="average=lawa: keep the weights after every N-th update (in steps, at every budget)")
+    budget_unit: str = choice("steps", units.UNITS, doc="steps: budget is a fraction of full_steps or steps; tokens or samples: "
+                              "an amount of them, bound to steps by tokens_per_step / samples_per_step (schedsweep.plan.units)")
+    tokens_per_step: int | None = number(None, low=1, null=True, doc="budget_unit=tokens: tokens per optimizer step; "
+                                         "null = task.batch_size x task.context x accumulate")
+    samples_per_step: int | None = number(None, low=1, null=True, doc="budget_unit=samples: samples per optimizer step; "
+                                          "null = task.batch_size x accumulate")
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     keys = typed.parse(RunKeys, {k: v for k, v in cfg.items() if k not in (*REQUIRED, *OTHER_KEYS)}, "", "the config")
-    steps = budget_steps(cfg["budget"], cfg["full_steps"])
+    steps, budget, per_step = _bind_budget(cfg, keys)
     scale = {k: v for k, v in (("precision", keys.precision), ("accumulate", keys.accumulate), ("compile", keys.compile))
              if v != SCALE_DEFAULTS[k]}  # only off their defaults in the spec: a run at the defaults keeps its old id
     shape = without_labels(cfg["schedule"])
@@ -130,16 +137,26 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom"),
         "schedule": names.get("schedule", "custom"),
-        "budget": cfg["budget"],
+        "budget": budget,
         "steps": steps,
         "lr": optimizer.get("lr"),
         "seed": keys.seed,
         "axes": swept,
-    }
+    } | ({"per_step": per_step} if per_step else {})
     log = {"eval_every": keys.eval_every, "checkpoint_every": keys.checkpoint_every,
            "checkpoint_minutes": keys.checkpoint_minutes, "log_every": keys.log_every}
     digest, identity = identifier.id_and_identity(spec)
     return Run(digest, spec, labels, log, identity)
+
+
+def _bind_budget(cfg: dict[str, Any], keys: RunKeys) -> tuple[int, Any, dict[str, Any] | None]:
+    """(steps, the budget label, {unit, n} per step or None): budget_steps, or an amount of tokens/samples."""
+    if keys.budget_unit == "steps":
+        return budget_steps(cfg["budget"], cfg["full_steps"]), cfg["budget"], None
+    given = keys.tokens_per_step if keys.budget_unit == "tokens" else keys.samples_per_step
+    per = units.per_step(keys.budget_unit, given, cfg["task"], keys.accumulate)
+    steps, label = units.bind(cfg["budget"], keys.budget_unit, per)
+    return steps, label, {"unit": keys.budget_unit, "n": per}
 
 
 def _average(keys: RunKeys) -> dict[str, Any] | None:
