@@ -210,6 +210,11 @@ def print_sharing(out: Console, plan: Any, full: bool) -> None:
         return
     sharing = branching.plan_trees(plan.runs, True)
     out.print(f"  {sharing.line(why=full)}")
+    from schedsweep.sharing import kept
+
+    disk = kept.disk_line(kept.KeepTrunk.parse(plan.keep_trunk), sharing, plan.runs)
+    if disk:
+        out.print(f"  {disk}", highlight=False)
     if not full:
         return
     runs = {r.id: r for r in plan.runs}

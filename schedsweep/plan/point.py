@@ -104,7 +104,7 @@ class SweepKeys:
 
 SECTIONS = ("task", "optimizer", "schedule", "executor")
 REQUIRED = (*SECTIONS, "full_steps", "budget")
-OTHER_KEYS = ("share_prefix", "prune_lr")  # the sweep's, not a run's (schedsweep.plan.grid)
+OTHER_KEYS = ("share_prefix", "prune_lr", "keep_trunk")  # the sweep's, not a run's (schedsweep.plan.grid)
 
 
 def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier) -> Run:

@@ -28,6 +28,7 @@ import yaml
 from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
+from schedsweep.sharing import kept as keeping
 from schedsweep.sweep import claims, extend, prune, reuse, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
@@ -139,6 +140,7 @@ class Sweep:
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
             sharing = branching.plan_trees(fresh, plan.share_prefix)
+            keep = keeping.KeepTrunk.parse(plan.keep_trunk)
             kept = branching.from_kept(fresh, sharing, forks.kept(sweep.path, known)) if plan.share_prefix and known \
                 else branching.Kept({}, 0)
             for run in plan.runs:
@@ -151,8 +153,10 @@ class Sweep:
                     continue
                 if not (path / store.RUN_RECORD).exists():
                     branch = kept.branches.get(run.id)
-                    from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
-                    files.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
+                    from_kept = {"branch": {"of": branch.of, "step": branch.step, "kept": True}} if branch else {}
+                    keeps = keeping.record_keys(keep, sharing, run, start=branch.step if branch else 0)  # keep_trunk
+                    files.write_json(path / store.RUN_RECORD,
+                                     run.record() | branching.record_keys(sharing, run.id) | keeps | from_kept)
         return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept,
                                reuse.summary(reused))
 
@@ -234,6 +238,12 @@ class Sweep:
         forks.remove_forks(self.path)  # shared prefixes: forks whose branches are all done or diverged
         return counts
 
+    def prune_checkpoints(self) -> tuple[int, int]:
+        """Remove the forks kept for later launches (keep_trunk) that no unfinished branch waits for:
+        (forks removed, bytes freed)."""
+        with self.lock():
+            return forks.prune(self.path)
+
     def status(self) -> SweepStatus:
         """Every run's observed status: a running run whose writer is gone shows as `interrupted`, and
         a Slurm job that left the queue without a final status is settled first (slurm.reconcile)."""
@@ -297,7 +307,7 @@ class Sweep:
                               r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr)
         rep.notes.extend(study.source_notes(self.path))
         rep.notes.extend(extend.notes(self.path) + pruned)
-        rep.notes.extend(collecting.sharing_notes(collected.summary))
+        rep.notes.extend(collecting.sharing_notes(collected.summary, forks.from_kept(self.path)))
         return rep
 
     def ranked_runs(self) -> tuple[Any, str]:
