@@ -60,6 +60,8 @@ class Run:
 
     config: the run's spec (task, optimizer, schedule, steps, seed, grad_clip); steps: the budget;
     peak_lr: optimizer.lr of the run; start_step: the first step to train (the checkpoint's next step).
+    init_checkpoint: with `init_from=PATH`, that path (load it when load_checkpoint() is None; format in
+    schedsweep.train.init_from), else None; init_step: its step, where start_step begins.
     """
 
     def __init__(self, spec: dict[str, Any], folder: Path | None, eval_every: int | None = None) -> None:
@@ -81,7 +83,11 @@ class Run:
         self._numbers = recorder.fresh()
         self._state: dict[str, Any] | None = None
         self._ended = False  # finished, diverged or failed: nothing more to report at exit
-        self.start_step = 0
+        init = spec.get("init") or {}  # init_from: the user's checkpoint, which the script loads itself
+        self.init_checkpoint: str | None = init.get("path")
+        self.init_step = int(init.get("step", 0))
+        self.start_step = self.init_step
+        self._last = self.init_step - 1
         self._writer: MetricsWriter | None = None
         self._start = time.perf_counter()
         if folder is not None:

@@ -12,7 +12,7 @@ from schedsweep.errors import ConfigError
 from schedsweep.plan import units
 from schedsweep.plan.identity import Identifier
 from schedsweep.train import script
-from schedsweep.typed import choice, flag, number
+from schedsweep.typed import choice, flag, number, text
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,9 @@ class RunKeys:
     ema_decay: float = number(0.99, low=0, kind=float, above=True, doc="average=ema: a <- decay a + (1 - decay) w after each update (< 1)")
     lawa_k: int = number(5, low=1, doc="average=lawa: the mean of the last k kept weights")
     lawa_every: int = number(20, low=1, doc="average=lawa: keep the weights after every N-th update (in steps, at every budget)")
+    init_from: str | None = text(doc="start every run from this checkpoint ({'model': ..., 'optimizer': ...} state dicts, "
+                                     "schedsweep.train.init_from); the id holds its content digest and init_step")
+    init_step: int = number(0, low=0, doc="init_from: the checkpoint's step; runs train init_step..T-1 of their budget T")
     budget_unit: str = choice("steps", units.UNITS, doc="steps: budget is a fraction of full_steps or steps; tokens or samples: "
                               "an amount of them, bound to steps by tokens_per_step / samples_per_step (schedsweep.plan.units)")
     tokens_per_step: int | None = number(None, low=1, null=True, doc="budget_unit=tokens: tokens per optimizer step; "
@@ -132,6 +135,8 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
             raise ConfigError(f"average={keys.average}: the built-in loop keeps the average, and task=script runs your "
                               "own loop; average your weights there (or set average=none).")
         spec["average"] = average
+    if keys.init_from is not None:
+        spec["init"] = _init(keys, steps)
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -157,6 +162,36 @@ def _bind_budget(cfg: dict[str, Any], keys: RunKeys) -> tuple[int, Any, dict[str
     per = units.per_step(keys.budget_unit, given, cfg["task"], keys.accumulate)
     steps, label = units.bind(cfg["budget"], keys.budget_unit, per)
     return steps, label, {"unit": keys.budget_unit, "n": per}
+
+
+def _init(keys: RunKeys, steps: int) -> dict[str, Any]:
+    """The spec's `init` part: the checkpoint's absolute path (not in the id), its content digest and its step."""
+    import os
+
+    if keys.init_step >= steps - 1:
+        raise ConfigError(f"init_step={keys.init_step} leaves nothing to compare of a {steps}-step budget: runs from "
+                          f"init_from train steps init_step..T-1, so give budgets of more than init_step + 1 steps.")
+    path = os.path.abspath(os.path.expanduser(keys.init_from or ""))
+    return {"path": path, "step": keys.init_step, "digest": _digest(path)}
+
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def _digest(path: str) -> str:
+    """file_digest once per file version in a process (a plan asks once per run)."""
+    import os
+
+    from schedsweep.plan.identity import file_digest
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return file_digest(path, "init_from")  # its message names the key and the path
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _digests:
+        _digests[key] = file_digest(path, "init_from")
+    return _digests[key]
 
 
 def _average(keys: RunKeys) -> dict[str, Any] | None:

@@ -41,7 +41,7 @@ import torch
 
 from schedsweep import files
 from schedsweep import schedules, tasks
-from schedsweep.train import averaging, checkpoint, recorder, distributed, groups, loop, optimizers, script, trials
+from schedsweep.train import averaging, checkpoint, init_from, recorder, distributed, groups, loop, optimizers, script, trials
 from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
@@ -229,6 +229,8 @@ def train(
         if average is not None:
             average.load_state_dict(state["average"])
         checkpoint.restore_rng(state)
+    elif spec.get("init"):  # init_from: the user's checkpoint at init_step (schedsweep.train.init_from)
+        first = init_from.load(spec["init"], model, optimizer)
     batches = loop.batch_stream(task, first * accumulate)
     net: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     if spec.get("compile"):
