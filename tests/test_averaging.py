@@ -175,3 +175,23 @@ def test_report_ranks_by_the_average_and_a_failed_run_resumes_it_exactly(tmp_pat
     assert (ranking[ranking["average.kind"] == "lawa"]["mark"] == "missing").all()  # no EMA kept there
     bad = cli("report", str(sweep), "--metric", "eval_loss_swa", cwd=tmp_path, check=2)
     assert "eval_loss_ema" in bad.stderr and "eval_loss_lawa" in bad.stderr
+
+
+@pytest.mark.slow
+def test_report_averaged_ranks_a_constant_trunks_ema_beside_the_cooldowns(tmp_path: Path) -> None:
+    cli("launch", *TINY_MLP, "full_steps=30", "budget=1.0", "eval_every=10", "schedule=constant,wsd", "schedule.warmup=3",
+        "average=none,ema", "ema_decay=0.8", "executor=debug", "--name", "rival", cwd=tmp_path)
+    sweep = tmp_path / "results" / "rival"
+    final = {}
+    for record in store.read_plan(sweep):
+        last = read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS).to_pylist()[-1]
+        if record["spec"].get("average"):  # its averaged weights compete as <schedule>+ema
+            final[record["labels"]["schedule"] + "+ema"] = last["eval_loss_ema"]
+        else:
+            final[record["labels"]["schedule"]] = last["eval_loss"]
+    shown = cli("report", str(sweep), "--averaged", "--format", "csv", "--table", "ranking", cwd=tmp_path).stdout
+    ranking = pd.read_csv(io.StringIO(shown)).set_index("schedule")
+    assert sorted(ranking.index) == ["constant", "constant+ema", "wsd", "wsd+ema"]
+    assert (ranking["n"] == 1).all()  # a run with and one without the EMA are one raw competitor
+    assert ranking["mean"].to_dict() == pytest.approx(final, rel=1e-12)
+    assert sorted(ranking["rank"]) == [1, 2, 3, 4]

@@ -280,12 +280,14 @@ class Sweep:
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
     def report(self, metric: str | None = None, maximize: bool = False, baseline: str | None = None,
-               r_max: float = 1.1, last_k: int = 20, collected: Any = None, fit_lr: bool = False) -> Any:
+               r_max: float = 1.1, last_k: int = 20, collected: Any = None, fit_lr: bool = False,
+               averaged: bool = False) -> Any:
         """What `schedsweep report` prints, computed (schedsweep.results.report.Report): the ranking and the
         comparison tables of the collected sweep, by `metric` for every task, or (None) by the study's metric
         per task (schedsweep.plan.ranking), with the notes. `collected`: this sweep's collect(), when the
         caller has it already (the CLI warns about unreadable runs first). fit_lr: lr* per cell
-        (schedsweep.results.lr_fit)."""
+        (schedsweep.results.lr_fit). averaged: each averaged run also competes as <schedule>+<kind>
+        (schedsweep.results.rival)."""
         from schedsweep.plan import study
         from schedsweep.plan.ranking import RankBy
         from schedsweep.results import collect as collecting
@@ -295,6 +297,11 @@ class Sweep:
         runs = reporting.collected_runs(self.path, collected.summary)
         pruned = prune.pruned_notes(runs)
         runs = runs[runs["status"] != PRUNED]  # never trained: listed in a note, not ranked as missing
+        if averaged:
+            from schedsweep.results import rival
+
+            kinds = {r["id"]: r["spec"]["average"]["kind"] for r in self.records() if r["spec"].get("average")}
+            runs = rival.with_averages(runs, kinds, reporting.setting_columns)
         if not runs["status"].isin(list(RESULTS)).any():  # a ranking needs a finished run (done or diverged)
             counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
             raise ResultsError(f"no run of '{self.path}' has finished ({counts}): there is nothing to rank. "
