@@ -82,7 +82,7 @@ class RunKeys:
     compile: bool = flag(False, doc="torch.compile the model for training")
     log_every: int = number(10, low=1, doc="on CUDA, read the step metrics every N steps (one synchronisation); not in the run id")
     average: str = choice("none", AVERAGES, doc="also keep an average of the weights and evaluate it at each evaluation as "
-                          "eval_loss_<average>: ema or lawa (docs/guide/averaging.md); in the run id only when not none")
+                          "eval_loss_<average>: ema or lawa (docs/guide/cooldowns.md); in the run id only when not none")
     ema_decay: float = number(0.99, low=0, kind=float, above=True, doc="average=ema: a <- decay a + (1 - decay) w after each update (< 1)")
     lawa_k: int = number(5, low=1, doc="average=lawa: the mean of the last k kept weights")
     lawa_every: int = number(20, low=1, doc="average=lawa: keep the weights after every N-th update (in steps, at every budget)")
