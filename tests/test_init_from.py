@@ -88,6 +88,8 @@ def test_cooldowns_of_a_plain_torch_checkpoint_continue_its_run_exactly(tmp_path
     cli("launch", *common, "schedule=wsd", "schedule.decay=0.25,0.5", "budget=1.0", f"init_from={path}", "init_step=20",
         "--name", "cool", cwd=tmp_path)
     summary = collect.collect(tmp_path / "results" / "cool").summary
+    report = cli("report", str(tmp_path / "results" / "cool"), "--format", "md", cwd=tmp_path).stdout
+    assert "are cooldowns of that checkpoint: they start at its step 20" in report
     assert sorted(summary["steps_trained"]) == [20, 20] and (summary["steps_done"] == 40).all()
     for record in store.read_plan(tmp_path / "results" / "cool"):
         table = read_metrics(store.run_dir(tmp_path / "results" / "cool", record["id"]) / store.METRICS)

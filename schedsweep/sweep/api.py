@@ -315,6 +315,9 @@ class Sweep:
         rep.notes.extend(study.source_notes(self.path))
         rep.notes.extend(extend.notes(self.path) + pruned)
         rep.notes.extend(collecting.sharing_notes(collected.summary, forks.from_kept(self.path)))
+        starts = sorted({(r["spec"]["init"]["digest"], r["spec"]["init"]["step"]) for r in self.records() if r["spec"].get("init")})
+        rep.notes.extend(f"runs from init_from {digest[:19]}... are cooldowns of that checkpoint: they start at its step "
+                         f"{step}, and steps_trained counts only their own" for digest, step in starts)
         return rep
 
     def ranked_runs(self) -> tuple[Any, str]:
