@@ -9,7 +9,7 @@ from typing import Any
 
 from schedsweep import schedules, typed
 from schedsweep.errors import ConfigError
-from schedsweep.plan import units
+from schedsweep.plan import options, units
 from schedsweep.plan.identity import Identifier
 from schedsweep.train import script
 from schedsweep.typed import choice, flag, number, text
@@ -59,9 +59,6 @@ def budget_steps(budget: Any, full_steps: Any) -> int:
     return steps
 
 
-AVERAGES = ("none", "ema", "lawa")  # schedsweep.train.averaging
-
-
 @dataclass(frozen=True)
 class RunKeys:
     """The top-level keys of conf/config.yaml that shape one run, typed once (the sections task, optimizer,
@@ -81,7 +78,7 @@ class RunKeys:
     accumulate: int = number(1, low=1, doc="micro-batches per optimizer step (the logged loss is their mean)")
     compile: bool = flag(False, doc="torch.compile the model for training")
     log_every: int = number(10, low=1, doc="on CUDA, read the step metrics every N steps (one synchronisation); not in the run id")
-    average: str = choice("none", AVERAGES, doc="also keep an average of the weights and evaluate it at each evaluation as "
+    average: str = choice("none", options.AVERAGES, doc="also keep an average of the weights and evaluate it at each evaluation as "
                           "eval_loss_<average>: ema or lawa (docs/guide/cooldowns.md); in the run id only when not none")
     ema_decay: float = number(0.99, low=0, kind=float, above=True, doc="average=ema: a <- decay a + (1 - decay) w after each update (< 1)")
     lawa_k: int = number(5, low=1, doc="average=lawa: the mean of the last k kept weights")
@@ -122,21 +119,15 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     keys = typed.parse(RunKeys, {k: v for k, v in cfg.items() if k not in (*REQUIRED, *OTHER_KEYS)}, "", "the config")
-    steps, budget, per_step = _bind_budget(cfg, keys)
+    steps, budget, per_step = ((budget_steps(cfg["budget"], cfg["full_steps"]), cfg["budget"], None)
+                               if keys.budget_unit == "steps" else units.bind_keys(cfg, keys))
     scale = {k: v for k, v in (("precision", keys.precision), ("accumulate", keys.accumulate), ("compile", keys.compile))
              if v != SCALE_DEFAULTS[k]}  # only off their defaults in the spec: a run at the defaults keeps its old id
     shape = without_labels(cfg["schedule"])
     optimizer = _scaled(cfg["optimizer"], keys.lr_mult)
     spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": keys.seed,
             "grad_clip": keys.grad_clip} | scale
-    average = _average(keys)
-    if average is not None:
-        if script.is_script(cfg["task"]):
-            raise ConfigError(f"average={keys.average}: the built-in loop keeps the average, and task=script runs your "
-                              "own loop; average your weights there (or set average=none).")
-        spec["average"] = average
-    if keys.init_from is not None:
-        spec["init"] = _init(keys, steps)
+    spec |= options.spec_parts(keys, cfg["task"], steps)  # average, init: only when set (schedsweep.plan.options)
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
@@ -152,57 +143,6 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
            "checkpoint_minutes": keys.checkpoint_minutes, "log_every": keys.log_every}
     digest, identity = identifier.id_and_identity(spec)
     return Run(digest, spec, labels, log, identity)
-
-
-def _bind_budget(cfg: dict[str, Any], keys: RunKeys) -> tuple[int, Any, dict[str, Any] | None]:
-    """(steps, the budget label, {unit, n} per step or None): budget_steps, or an amount of tokens/samples."""
-    if keys.budget_unit == "steps":
-        return budget_steps(cfg["budget"], cfg["full_steps"]), cfg["budget"], None
-    given = keys.tokens_per_step if keys.budget_unit == "tokens" else keys.samples_per_step
-    per = units.per_step(keys.budget_unit, given, cfg["task"], keys.accumulate)
-    steps, label = units.bind(cfg["budget"], keys.budget_unit, per)
-    return steps, label, {"unit": keys.budget_unit, "n": per}
-
-
-def _init(keys: RunKeys, steps: int) -> dict[str, Any]:
-    """The spec's `init` part: the checkpoint's absolute path (not in the id), its content digest and its step."""
-    import os
-
-    if keys.init_step >= steps - 1:
-        raise ConfigError(f"init_step={keys.init_step} leaves nothing to compare of a {steps}-step budget: runs from "
-                          f"init_from train steps init_step..T-1, so give budgets of more than init_step + 1 steps.")
-    path = os.path.abspath(os.path.expanduser(keys.init_from or ""))
-    return {"path": path, "step": keys.init_step, "digest": _digest(path)}
-
-
-_digests: dict[tuple[str, int, int], str] = {}
-
-
-def _digest(path: str) -> str:
-    """file_digest once per file version in a process (a plan asks once per run)."""
-    import os
-
-    from schedsweep.plan.identity import file_digest
-
-    try:
-        st = os.stat(path)
-    except OSError:
-        return file_digest(path, "init_from")  # its message names the key and the path
-    key = (path, st.st_mtime_ns, st.st_size)
-    if key not in _digests:
-        _digests[key] = file_digest(path, "init_from")
-    return _digests[key]
-
-
-def _average(keys: RunKeys) -> dict[str, Any] | None:
-    """The spec's `average` part (schedsweep.train.averaging), with only its kind's parameters; None for none."""
-    if keys.average == "ema":
-        if keys.ema_decay >= 1:
-            raise ConfigError(f"ema_decay must be a number in (0, 1); got {keys.ema_decay!r}.")
-        return {"kind": "ema", "decay": keys.ema_decay}
-    if keys.average == "lawa":
-        return {"kind": "lawa", "k": keys.lawa_k, "every": keys.lawa_every}
-    return None
 
 
 SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}

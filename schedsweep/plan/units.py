@@ -23,6 +23,14 @@ from schedsweep.errors import ConfigError
 UNITS = ("steps", "tokens", "samples")
 
 
+def bind_keys(cfg: dict[str, Any], keys: Any) -> tuple[int, str, dict[str, Any]]:
+    """(steps, the budget label, {unit, n}) of the config's budget in keys.budget_unit (tokens or samples)."""
+    given = keys.tokens_per_step if keys.budget_unit == "tokens" else keys.samples_per_step
+    per = per_step(keys.budget_unit, given, cfg["task"], keys.accumulate)
+    steps, name = bind(cfg["budget"], keys.budget_unit, per)
+    return steps, name, {"unit": keys.budget_unit, "n": per}
+
+
 def per_step(unit: str, given: int | None, task: dict[str, Any], accumulate: int) -> int:
     """Tokens (or samples) one optimizer step consumes: `given`, else from the task's batch_size (x context)."""
     if given is not None:
