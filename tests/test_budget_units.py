@@ -71,3 +71,26 @@ def test_the_report_shows_budgets_in_the_unit_chosen(tmp_path: Path) -> None:
     assert ranking[["budget", "steps"]].drop_duplicates().values.tolist() == [["160 samples", 10], ["320 samples", 20]]
     text = cli("report", str(sweep), "--format", "md", cwd=tmp_path).stdout
     assert "| 160 samples |" in text and "320 samples" in text and "steps" not in text.split("160 samples")[1][:3]
+
+
+def test_the_budget_axis_names_budgets_in_their_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import matplotlib.figure
+
+    from schedsweep.results import plots
+
+    ranked = pd.DataFrame({"task": ["t"] * 4, "optimizer": ["o"] * 4, "budget": ["160 samples"] * 2 + ["320 samples"] * 2,
+                           "steps": [10, 10, 20, 20], "schedule": ["a", "b", "a", "b"], "mean": [1.0, 1.1, 0.9, 0.95],
+                           "std": [float("nan")] * 4})
+    ticks: list[str] = []
+    savefig = matplotlib.figure.Figure.savefig
+
+    def read_then_save(fig: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
+        fig.canvas.draw()
+        ticks.extend(t.get_text() for ax in fig.axes for t in ax.get_xticklabels())
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", read_then_save)
+    plots.final_vs_budget(SimpleNamespace(ranked=ranked, metric="final_eval_loss"), {"a": "C0", "b": "C1"})
+    assert [t for t in ticks if t] == ["160 samples", "320 samples"]

@@ -80,7 +80,12 @@ class Average:
         return {"kind": self.kind, "ema": self.ema, "kept": self.kept}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.ema, self.kept = state["ema"], list(state["kept"])
+        """From a checkpoint (loaded onto the CPU): the tensors onto their parameters' devices."""
+        def placed(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [t.to(p.device) for t, p in zip(tensors, self.params, strict=True)]
+
+        self.ema = None if state["ema"] is None else placed(state["ema"])
+        self.kept = [placed(snapshot) for snapshot in state["kept"]]
 
 
 def columns(kind: str, eval_loss: float, extra: dict[str, float]) -> dict[str, float]:
