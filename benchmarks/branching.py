@@ -10,8 +10,12 @@ fresh results folder), and the largest difference of final eval loss between the
 Each sweep is timed `--repeat` times, alternating which of the two goes first, and the fastest time is
 shown: on a shared machine the load moves more than the difference being measured.
 
+A second table (`--later`): a later launch that adds two budgets (0.375, 0.75) to a sweep whose first
+launch trained 0.25, 0.5 and 1.0, with keep_trunk=every:0.125 and with keep_trunk=none: the steps the second
+launch trains, its queue time, and the largest difference of the new runs' final eval loss between the two.
+
 Run: .venv/bin/python benchmarks/branching.py [--no-cli] [--repeat N] [--tasks classifier,charlm]
-     [--classifier-steps N] [--charlm-steps N]
+     [--classifier-steps N] [--charlm-steps N] [--later | --only-later]
 """
 
 from __future__ import annotations
@@ -51,6 +55,35 @@ def cli(args: list[str], results: Path) -> float:
     return time.perf_counter() - start
 
 
+FIRST, LATER = "0.25,0.5,1.0", "0.375,0.75"
+
+
+def later(task: str, full_steps: int, keep: str, results: Path) -> tuple[int, int, float, object]:
+    """(steps the second launch trained, steps its runs have in all, its queue seconds, the new runs' summary)."""
+    base = [a for a in overrides(task, full_steps, True) if not a.startswith("budget=")] + [f"keep_trunk={keep}"]
+    first, _ = Sweep.create(Sweep.plan([*base, f"budget={FIRST}"], name="later"), results)
+    first.launch()
+    plan = Sweep.plan([*base, f"budget={LATER}"], name="later")
+    sweep, _ = Sweep.create(plan, results)
+    start = time.perf_counter()
+    sweep.launch()
+    seconds = time.perf_counter() - start
+    summary = sweep.collect().summary.set_index("run_id").loc[[r.id for r in plan.runs]]
+    return int(summary["steps_trained"].sum()), int(summary["steps_done"].sum()), seconds, summary
+
+
+def main_later(task: str, full_steps: int) -> None:
+    print(f"\nA later launch adds budgets {LATER} to a sweep of {FIRST} ({task}, full_steps={full_steps}, WSD as above)")
+    print(f"{'keep_trunk':<14}{'2nd launch steps trained':>26}{'queue s':>9}{'max |Δ final eval loss|':>25}")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = {keep: later(task, full_steps, keep, Path(tmp) / keep.replace(":", "-")) for keep in ("every:0.125", "none")}
+    on, off = rows["every:0.125"][3], rows["none"][3]
+    diff = (on["final_eval_loss"] - off.loc[on.index, "final_eval_loss"]).abs().max()
+    for keep, (trained, total, seconds, _) in rows.items():
+        shown = f"{trained:,} of {total:,}" + (f" (-{1 - trained / total:.0%})" if trained < total else "")
+        print(f"{keep:<14}{shown:>26}{seconds:>9.1f}{diff if keep != 'none' else '':>25}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--classifier-steps", type=int, default=2000)
@@ -58,8 +91,14 @@ def main() -> None:
     parser.add_argument("--no-cli", action="store_true", help="skip the process-start-to-exit timings")
     parser.add_argument("--repeat", type=int, default=1, help="time each sweep this many times, keep the fastest")
     parser.add_argument("--tasks", default="classifier,charlm")
+    parser.add_argument("--later", action="store_true", help="also the table of a later launch with kept trunks")
+    parser.add_argument("--only-later", action="store_true", help="only that table")
     options = parser.parse_args()
     from schedsweep.train import run as train  # noqa: F401 - torch imported before any timing, as for the second sweep
+    if options.only_later:
+        for task in options.tasks.split(","):
+            main_later(task, {"classifier": options.classifier_steps, "charlm": options.charlm_steps}[task])
+        return
     print(f"WSD, 20% cooldown, warm-up 5% of full_steps in steps; budgets {BUDGETS}; debug executor, 1 thread")
     print(f"{'task':<11}{'sharing':<9}{'runs':>5}{'steps trained':>15}{'queue s':>9}{'CLI s':>8}"
           f"{'max |Δ final eval loss|':>25}")
@@ -83,6 +122,9 @@ def main() -> None:
                 shown = "-" if math.isinf(wall) else f"{wall:.1f}"
                 print(f"{task:<11}{'on' if share else 'off':<9}{len(summary):>5}{saved:>15}{seconds:>9.1f}{shown:>8}"
                       f"{diff if share else '':>25}", flush=True)
+    if options.later:
+        for task in options.tasks.split(","):
+            main_later(task, steps_of[task])
 
 
 if __name__ == "__main__":

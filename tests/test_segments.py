@@ -168,7 +168,7 @@ def test_new_budgets_branch_from_the_latest_usable_kept_fork_or_say_they_train_f
     new = [run(WSD, 600), run({"shape": "cosine"}, 300)]
     kept = branching.from_kept(new, branching.find(new), earlier)
     assert kept.branches == {new[0].id: branching.Branch(new[0].id, trunk.id, 401, 600)} and kept.gone == 0
-    assert kept.line() == "1 new runs branch from forks kept by an earlier launch"
+    assert kept.line() == "1 new runs branch from forks kept by an earlier launch (401 steps not trained again)"
     # With a new 250-step run forking from it at 201, the 600-step run must pass 201 itself: fork 81.
     new = [run(WSD, 600), run(WSD, 250)]
     kept = branching.from_kept(new, branching.find(new), earlier)

@@ -46,6 +46,7 @@ def report(
     table: Optional[str] = typer.Option(None, "--table", help=f"With --format csv: one of the report's tables by name: {', '.join(TABLES)}."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write the figures as PNG files into this folder."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML page (tables, figures, config)."),
+    averaged: bool = typer.Option(False, "--averaged", help="Rank each averaged run (average=ema|lawa) also as <schedule>+<kind>, by its averaged weights, beside the schedules' own (the cooldown's rival)."),
     fit_lr: bool = typer.Option(False, "--fit-lr", help="lr* per (setting, budget, schedule) from a quadratic in log LR around the best (95% CI, inside the grid or not), an lr_star column in the ranking, and a power law of lr* in steps per schedule."),
 ) -> None:
     """Rank schedules per budget (mean ± std and 95% CI over seeds, best peak LR per schedule; with several optimizers, (optimizer, schedule) pairs), then
@@ -67,7 +68,7 @@ def report(
     folder = Sweep(store.require_sweep(sweep))
     result = folder.collect(last_k)
     _warn_collected(result)
-    rep = folder.report(metric, maximize, baseline, r_max, last_k, collected=result, fit_lr=fit_lr)
+    rep = folder.report(metric, maximize, baseline, r_max, last_k, collected=result, fit_lr=fit_lr, averaged=averaged)
     if fmt is None:
         from schedsweep.results import answer, widths
 

@@ -280,6 +280,18 @@ def run_index(
         raise typer.Exit(1)
 
 
+@app.command("prune-checkpoints")
+@friendly
+def prune_checkpoints(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>.")) -> None:
+    """Remove the checkpoints kept for later launches (keep_trunk): every fork no unfinished branch waits for."""
+    from schedsweep.sharing.kept import human_bytes
+    from schedsweep.sweep import store
+    from schedsweep.sweep.api import Sweep
+
+    removed, freed = Sweep(store.require_sweep(sweep)).prune_checkpoints()
+    out.print(f"removed {removed} kept checkpoint(s), {human_bytes(freed)} freed." if removed else "no kept checkpoint to remove.")
+
+
 @app.command()
 @friendly
 def cancel(sweep: Path = typer.Argument(..., help="A sweep folder, e.g. results/<name>.")) -> None:

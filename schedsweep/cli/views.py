@@ -30,6 +30,11 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
     out.print(f"plan [bold]{plan.name}[/]: {axes} = [bold]{len(plan.runs)} runs[/]{dup}")
     for what, n in plan.merged.items():  # name what was merged: "linear_twin = linear"
         out.print(f"  {what}: planned once ({n} grid point{'s' if n != 1 else ''})", highlight=False)
+    from schedsweep.plan import units
+
+    budgets = units.plan_line(plan.runs)  # budget_unit=tokens|samples: each budget's steps
+    if budgets:
+        out.print(f"  {budgets}", highlight=False)
     if not full:
         return
     extras = sorted({k for r in plan.runs for k in r.labels["axes"]} - {"schedule", "budget", "optimizer", "task", "optimizer.lr", "seed"})
@@ -205,6 +210,11 @@ def print_sharing(out: Console, plan: Any, full: bool) -> None:
         return
     sharing = branching.plan_trees(plan.runs, True)
     out.print(f"  {sharing.line(why=full)}")
+    from schedsweep.sharing import kept
+
+    disk = kept.disk_line(kept.KeepTrunk.parse(plan.keep_trunk), sharing, plan.runs)
+    if disk:
+        out.print(f"  {disk}", highlight=False)
     if not full:
         return
     runs = {r.id: r for r in plan.runs}

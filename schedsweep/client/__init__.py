@@ -65,6 +65,8 @@ class Run:
     config: the run's spec (task, optimizer, schedule, steps, seed, grad_clip); steps: the budget;
     peak_lr: optimizer.lr of the run when the sweep set or swept it, else `default_lr` (init's peak_lr),
     reported back in client.json; start_step: the first step to train (the checkpoint's next step).
+    init_checkpoint: with `init_from=PATH`, that path (load it when load_checkpoint() is None; format in
+    schedsweep.train.init_from), else None; init_step: its step, where start_step begins.
     """
 
     def __init__(self, spec: dict[str, Any], folder: Path | None, eval_every: int | None = None,
@@ -86,11 +88,14 @@ class Run:
                                   "built-in loop can do; a script cannot run it.")
         self._stop: int | None = None
         self._row: dict[str, Any] | None = None
-        self._last = -1  # the last step logged (or closed by a checkpoint)
         self._numbers = recorder.fresh()
         self._state: dict[str, Any] | None = None
         self._ended = False  # finished, diverged or failed: nothing more to report at exit
-        self.start_step = 0
+        init = spec.get("init") or {}  # init_from: the user's checkpoint, which the script loads itself
+        self.init_checkpoint: str | None = init.get("path")
+        self.init_step = int(init.get("step", 0))
+        self.start_step = self.init_step
+        self._last = self.init_step - 1  # the last step logged (or closed by a checkpoint)
         self._writer: Any = None  # schedsweep.train.metrics.MetricsWriter of a run with a folder (rank 0)
         self._start = time.perf_counter()
         if folder is not None:

@@ -28,7 +28,7 @@ from schedsweep.plan import per_task, ranking
 from schedsweep.plan.point import Run, SweepKeys, make_run, without_labels
 from schedsweep.plan.ranking import RankBy
 
-NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr")
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr", "budget_unit", "keep_trunk")
 SWEEP_KEYS = ("sweep", "refinement", ranking.KEY, per_task.KEY)  # describe the sweep, not a run: removed from every run's config
 
 
@@ -47,6 +47,7 @@ class Plan:
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
     share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.sharing.branching); not in run ids
     prune_lr: int = 0  # successive halving over the LR axis with this ETA; 0 = off (schedsweep.sweep.prune)
+    keep_trunk: str = "none"  # none | forks | every:FRACTION: forks kept for later launches (schedsweep.sharing.kept)
 
 
 def make_plan(
@@ -101,6 +102,7 @@ def make_plan(
         counts={a.key: len(a.values) for a in axes},
         share_prefix=_share_prefix(base) and not _prune_lr(base),
         prune_lr=_prune_lr(base),
+        keep_trunk=_keep_trunk(base),
     )
 
 
@@ -111,6 +113,13 @@ def _prune_lr(base: dict[str, Any]) -> int:
     if eta == 1:
         raise ConfigError("prune_lr must be 0 (off) or an integer >= 2 (keep the best 1/ETA of the LRs); got 1.")
     return eta
+
+
+def _keep_trunk(base: dict[str, Any]) -> str:
+    from schedsweep.sharing.kept import KeepTrunk
+
+    KeepTrunk.parse(base.get("keep_trunk", "none"))  # checked now; the launch parses it again
+    return str(base.get("keep_trunk", "none"))
 
 
 def _share_prefix(base: dict[str, Any]) -> bool:

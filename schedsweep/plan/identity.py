@@ -175,7 +175,7 @@ class Identifier:
         rest = {"steps": canonical(spec["steps"]), "seed": canonical(spec["seed"]), "grad_clip": canonical(spec["grad_clip"])}
         found = {"spec_version": SPEC_VERSION, "task": task, "optimizer": opt, "schedule": sched, **rest}
         # The keys in sorted order, as canonical_json writes them (tests compare the two).
-        extra = {k: canonical(v) for k, v in spec.items() if k not in _SECTIONS}
+        extra = {k: canonical(_without_path(k, v)) for k, v in spec.items() if k not in _SECTIONS}
         if extra:  # precision, accumulate, compile: the planner puts them in the spec only off their defaults
             found |= extra
             return run_id(found), found
@@ -211,6 +211,13 @@ class Identifier:
             self._by_text[key] = (found, canonical_json(found))
         self._by_object[(kind, id(section))] = (section, self._by_text[key])  # holding `section` keeps its id unique
         return self._by_text[key]
+
+
+def _without_path(key: str, value: Any) -> Any:
+    """init_from's section as the id hashes it: the file's digest and step, not its path (schedsweep.train.init_from)."""
+    if key == "init" and isinstance(value, Mapping):
+        return {k: v for k, v in value.items() if k != "path"}
+    return value
 
 
 def _dump(value: Any) -> str:

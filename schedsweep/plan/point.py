@@ -9,9 +9,10 @@ from typing import Any
 
 from schedsweep import schedules, typed
 from schedsweep.errors import ConfigError
+from schedsweep.plan import options, units
 from schedsweep.plan.identity import Identifier
 from schedsweep.train import script
-from schedsweep.typed import choice, flag, number
+from schedsweep.typed import choice, flag, number, text
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,20 @@ class RunKeys:
     accumulate: int = number(1, low=1, doc="micro-batches per optimizer step (the logged loss is their mean)")
     compile: bool = flag(False, doc="torch.compile the model for training")
     log_every: int = number(10, low=1, doc="on CUDA, read the step metrics every N steps (one synchronisation); not in the run id")
+    average: str = choice("none", options.AVERAGES, doc="also keep an average of the weights and evaluate it at each evaluation as "
+                          "eval_loss_<average>: ema or lawa (docs/guide/cooldowns.md); in the run id only when not none")
+    ema_decay: float = number(0.99, low=0, kind=float, above=True, doc="average=ema: a <- decay a + (1 - decay) w after each update (< 1)")
+    lawa_k: int = number(5, low=1, doc="average=lawa: the mean of the last k kept weights")
+    lawa_every: int = number(20, low=1, doc="average=lawa: keep the weights after every N-th update (in steps, at every budget)")
+    init_from: str | None = text(doc="start every run from this checkpoint ({'model': ..., 'optimizer': ...} state dicts, "
+                                     "schedsweep.train.init_from); the id holds its content digest and init_step")
+    init_step: int = number(0, low=0, doc="init_from: the checkpoint's step; runs train init_step..T-1 of their budget T")
+    budget_unit: str = choice("steps", units.UNITS, doc="steps: budget is a fraction of full_steps or steps; tokens or samples: "
+                              "an amount of them, bound to steps by tokens_per_step / samples_per_step (schedsweep.plan.units)")
+    tokens_per_step: int | None = number(None, low=1, null=True, doc="budget_unit=tokens: tokens per optimizer step; "
+                                         "null = task.batch_size x task.context x accumulate")
+    samples_per_step: int | None = number(None, low=1, null=True, doc="budget_unit=samples: samples per optimizer step; "
+                                          "null = task.batch_size x accumulate")
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,7 @@ class SweepKeys:
 
 SECTIONS = ("task", "optimizer", "schedule", "executor")
 REQUIRED = (*SECTIONS, "full_steps", "budget")
-OTHER_KEYS = ("share_prefix", "prune_lr")  # the sweep's, not a run's (schedsweep.plan.grid)
+OTHER_KEYS = ("share_prefix", "prune_lr", "keep_trunk")  # the sweep's, not a run's (schedsweep.plan.grid)
 
 
 def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier,
@@ -107,7 +122,8 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
         if not isinstance(cfg[section], dict):
             raise ConfigError(f"'{section}' must be a config section (pick one with {section}=NAME); got {cfg[section]!r}.")
     keys = typed.parse(RunKeys, {k: v for k, v in cfg.items() if k not in (*REQUIRED, *OTHER_KEYS)}, "", "the config")
-    steps = budget_steps(cfg["budget"], cfg["full_steps"])
+    steps, budget, per_step = ((budget_steps(cfg["budget"], cfg["full_steps"]), cfg["budget"], None)
+                               if keys.budget_unit == "steps" else units.bind_keys(cfg, keys))
     scale = {k: v for k, v in (("precision", keys.precision), ("accumulate", keys.accumulate), ("compile", keys.compile))
              if v != SCALE_DEFAULTS[k]}  # only off their defaults in the spec: a run at the defaults keeps its old id
     shape = without_labels(cfg["schedule"])
@@ -116,17 +132,18 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
     optimizer = optimizer if own is None else own
     spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": keys.seed,
             "grad_clip": keys.grad_clip} | scale
+    spec |= options.spec_parts(keys, cfg["task"], steps)  # average, init: only when set (schedsweep.plan.options)
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
         "task": names.get("task", "custom"),
         "optimizer": names.get("optimizer", "custom") if own is None else script.OWN,
         "schedule": names.get("schedule", "custom"),
-        "budget": cfg["budget"],
+        "budget": budget,
         "steps": steps,
         "lr": optimizer.get("lr"),
         "seed": keys.seed,
         "axes": swept,
-    }
+    } | ({"per_step": per_step} if per_step else {})
     log = {"eval_every": keys.eval_every, "checkpoint_every": keys.checkpoint_every,
            "checkpoint_minutes": keys.checkpoint_minutes, "log_every": keys.log_every}
     digest, identity = identifier.id_and_identity(spec)

@@ -89,5 +89,5 @@ def _budget(budget: Any) -> str:
     try:
         b = float(budget)
     except (TypeError, ValueError):
-        return str(budget)
+        return str(budget)  # a budget in tokens or samples: its label ('1e9 tokens')
     return f"{b:.0%}" if b <= 1 else f"{int(b)} steps"

@@ -196,14 +196,18 @@ def hashable(value: Any) -> Any:
     return value
 
 
-def sharing_notes(summary: pd.DataFrame) -> list[str]:
-    """What training shared prefixes once saved: one note, or none when no run branched."""
+def sharing_notes(summary: pd.DataFrame, kept: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What training shared prefixes once saved: one note, or none when no run branched; `kept`: the runs
+    that branched from checkpoints an earlier launch kept (keep_trunk), whose saving is named apart."""
     branched = summary["branch_step"] > 0
     if not branched.any():
         return []
     trained, total = int(summary["steps_trained"].sum()), int(summary["steps_done"].sum())
     hours = f"; {summary['gpu_hours'].sum():.2f} GPU-hours" if summary["gpus"].sum() > 0 else ""
-    return [f"shared prefixes: {int(branched.sum())} runs branched from another run's checkpoint; "
+    later = branched & summary["run_id"].isin(list(kept))
+    reused = (f"; {int(later.sum())} of them from checkpoints kept by an earlier launch, "
+              f"{int(summary.loc[later, 'branch_step'].sum()):,} steps not trained again") if later.any() else ""
+    return [f"shared prefixes: {int(branched.sum())} runs branched from another run's checkpoint{reused}; "
             f"{trained:,} of {total:,} steps trained (-{1 - trained / total:.0%}){hours}, shared steps counted once"]
 
 

@@ -35,7 +35,10 @@ PROFILE_POINTS = 100  # AlgoPerf's compute_performance_profiles(num_points=100)
 
 
 def budget_label(budget: Any) -> str:
-    """'25%' for a fraction of the full run, '500 steps' for an absolute budget (ints are >= 2)."""
+    """'25%' for a fraction of the full run, '500 steps' for an absolute budget (ints are >= 2); a budget in
+    tokens or samples is its label as planned ('1e9 tokens', schedsweep.plan.units)."""
+    if isinstance(budget, str):
+        return budget
     value = float(budget)
     return f"{value * 100:g}%" if value <= 1 else f"{int(value)} steps"
 
@@ -50,12 +53,17 @@ def budget_fraction(ranked: pd.DataFrame) -> pd.Series:
     steps / the most steps of the row's setting (plan.jsonl records steps, not full_steps)."""
     setting = setting_of(ranked)
     most = ranked.groupby(setting, sort=False, dropna=False)["steps"].transform("max")
-    budget = ranked["budget"].astype(float)
+    budget = _amount(ranked["budget"])
     return budget.where(budget <= 1, ranked["steps"] / most).rename("fraction")
 
 
+def _amount(budget: pd.Series) -> pd.Series:
+    """Budgets as numbers; one in tokens or samples (a label, '1e9 tokens') is absolute: +inf here."""
+    return pd.to_numeric(budget, errors="coerce").astype(float).fillna(np.inf)
+
+
 def fraction_notes(ranked: pd.DataFrame) -> list[str]:
-    if not (ranked["budget"].astype(float) > 1).any():
+    if not (_amount(ranked["budget"]) > 1).any():
         return []
     return ["Budgets given in steps are placed at steps / the most steps of their setting "
             "(the run records hold steps, not full_steps) in the by-budget and Top-k tables."]

@@ -85,7 +85,8 @@ def measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any], 
         n_rows=table.num_rows,
         **{f"{FINAL}{c}": _last_valid(table[c]) for c in (*FINAL_OF, *table.column_names[len(metrics.COLUMNS):])},
     )
-    row.update(steps_trained=row["steps_done"], wall_s_trained=row["wall_s"])
+    # A run from init_from logs from its checkpoint's step: it trained only the steps it logged.
+    row.update(steps_trained=row["steps_done"] - int(step[0]), wall_s_trained=row["wall_s"])
     row.update(_branch(path, table, row["steps_done"], row["wall_s"]))
     return row, table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
 

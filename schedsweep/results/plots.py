@@ -98,7 +98,7 @@ def final_vs_budget(rep: Report, colors: dict[str, Any]) -> bytes:
             g = g[np.isfinite(g["mean"])].sort_values("fraction")
             ax.errorbar(g["fraction"], g["mean"], yerr=g["std"].fillna(0), marker="o", ms=3, capsize=2,
                         label=str(schedule), color=colors[schedule])
-        _budget_axis(ax, part["fraction"])
+        _budget_axis(ax, part["fraction"], _unit_labels(part))
         ax.set_title(title, fontsize=8)
         ax.set_ylabel(rep.metric, fontsize=8)
     return _finish(fig, axes, f"{rep.metric} vs budget (best peak LR per schedule; bars: seed std)")
@@ -233,12 +233,23 @@ def _colors(ranked: pd.DataFrame) -> dict[str, Any]:
     return {s: cmap(i % cmap.N) for i, s in enumerate(dict.fromkeys(ranked["schedule"]))}
 
 
-def _budget_axis(ax: Any, fractions: pd.Series) -> None:
+def _unit_labels(part: pd.DataFrame) -> dict[float, str] | None:
+    """Tick labels of budgets given in tokens or samples ('1e9 tokens', schedsweep.plan.units), by fraction."""
+    if not part["budget"].map(lambda b: isinstance(b, str)).all():
+        return None
+    return dict(zip(part["fraction"].astype(float), part["budget"].astype(str)))
+
+
+def _budget_axis(ax: Any, fractions: pd.Series, labels: dict[float, str] | None = None) -> None:
     values = fractions.astype(float)
     if len(values) and values.max() / max(values.min(), 1e-12) > 4:
         ax.set_xscale("log")
     ax.set_xticks(sorted(set(values)))
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    if labels:  # budgets in tokens or samples: the amounts as planned
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: labels.get(x, f"{x * 100:.3g}%")))
+        ax.set_xlabel("budget", fontsize=7)
+        return
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x * 100:.3g}%"))
     ax.set_xlabel("budget (share of the full run)", fontsize=7)
 

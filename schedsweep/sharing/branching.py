@@ -113,6 +113,13 @@ def _group_key(run: Any) -> str:
     return json.dumps([spec, run.log], sort_keys=True, separators=(",", ":"))
 
 
+def _kept_key(run: Any) -> str:
+    """Runs of an earlier launch a new run may branch from: equal but for the budget and the schedule (whose
+    LR multipliers are then compared: a new cooldown length of WSD branches from the same stable phase)."""
+    spec = {k: v for k, v in run.spec.items() if k not in ("steps", "schedule")}
+    return json.dumps([spec, run.log], sort_keys=True, separators=(",", ":"))
+
+
 def find(runs: Iterable[Any]) -> Sharing:
     """The branch trees of `runs` (plan.Run or anything with id, spec and log): see the module docstring."""
     groups: dict[str, list[Any]] = defaultdict(list)
@@ -178,7 +185,9 @@ class Kept:
     def line(self) -> str:
         parts = []
         if self.branches:
-            parts.append(f"{len(self.branches)} new runs branch from forks kept by an earlier launch")
+            saved = sum(b.step for b in self.branches.values())
+            parts.append(f"{len(self.branches)} new runs branch from forks kept by an earlier launch "
+                         f"({saved:,} steps not trained again)")
         if self.gone:
             parts.append(f"{self.gone} share a prefix with earlier runs but find no fork of theirs kept to start from "
                          "(forks are removed once all their branches are done): they train from step 0")
@@ -187,16 +196,18 @@ class Kept:
 
 def from_kept(fresh: Sequence[Any], sharing: Sharing, earlier: Sequence[tuple[Any, Sequence[int]]]) -> Kept:
     """Fresh runs that train from step 0 in `sharing` but share a prefix with a run of an earlier launch
-    (`earlier`: (run, the steps of its forks on disk)): each branches from the latest fork it can use
+    (`earlier`: (run, the steps of its forks on disk); any schedule, compared by its LR multipliers, as a new
+    cooldown length branches from a kept WSD trunk): each branches from the latest fork it can use
     (k <= its shared prefix, k <= T - 1, k >= MIN_SHARED x T, and no later than the forks it writes for
     its own new branches); with none kept it is counted as `gone`."""
     groups: dict[str, list[tuple[Any, Sequence[int]]]] = defaultdict(list)
     for old, steps in earlier:
-        groups[_group_key(old)].append((old, steps))
+        groups[_kept_key(old)].append((old, steps))
     branches: dict[str, Branch] = {}
+    lrs: dict[str, np.ndarray | None] = {}  # an earlier run's LR multipliers, None for a stateful schedule
     gone = 0
     for run in fresh:
-        candidates = groups.get(_group_key(run))
+        candidates = groups.get(_kept_key(run))
         if run.id in sharing.branches or not candidates:
             continue
         steps = int(run.spec["steps"])
@@ -207,8 +218,13 @@ def from_kept(fresh: Sequence[Any], sharing: Sharing, earlier: Sequence[tuple[An
         best, parent, shares = 0, None, False
         own = min(sharing.forks.get(run.id, (steps,)))  # it must still pass the forks of its own new branches
         for old, forks in candidates:
-            t = int(old.spec["steps"])
-            theirs = np.asarray(schedules.build(old.spec["schedule"], t)(np.arange(t, dtype=np.float64)))
+            if old.id not in lrs:
+                t = int(old.spec["steps"])
+                g = schedules.build(old.spec["schedule"], t)
+                lrs[old.id] = None if schedules.stateful(g) else np.asarray(g(np.arange(t, dtype=np.float64)))
+            theirs = lrs[old.id]
+            if theirs is None:
+                continue
             k = min(prefix_length(mine, theirs), steps - 1, own)
             shares = shares or k >= MIN_SHARED * steps
             usable = [s for s in forks if MIN_SHARED * steps <= s <= k]

@@ -23,6 +23,7 @@ from schedsweep.sweep.status import FINAL, SETTLED
 FORKS = "forks"
 CHECKPOINT = "checkpoint.pt"  # schedsweep.train.checkpoint.FILE (a run's own; a fork's has the same name), no torch import
 FORK_ROWS = "inherited.parquet"
+KEEP = "keep_forks"  # run.json: the run's forks stay once their branches finish (keep_trunk, schedsweep.sharing.kept)
 
 
 def fork_dir(parent: Path, step: int) -> Path:
@@ -99,10 +100,11 @@ def ready(run_path: Path) -> bool:
         or store.read_status(parent).status in FINAL
 
 
-def remove_forks(sweep_dir: Path) -> int:
+def remove_forks(sweep_dir: Path, keep_kept: bool = True) -> int:
     """Delete every fork whose branches are all done or diverged; how many were removed.
 
-    A failed branch keeps its fork, so --retry-failed starts it from there again.
+    A failed branch keeps its fork, so --retry-failed starts it from there again. The forks of a run whose
+    run.json says `keep_forks` (keep_trunk) stay too, unless `keep_kept` is False (prune-checkpoints).
     """
     waiting: set[tuple[str, int]] = set()
     runs = sweep_dir / store.RUNS
@@ -116,11 +118,41 @@ def remove_forks(sweep_dir: Path) -> int:
             waiting.add((branch["of"], int(branch["step"])))
     removed = 0
     for forks in runs.glob(f"*/{FORKS}"):
+        if keep_kept and _keeps(forks.parent):
+            continue
         for fork in forks.iterdir():
             if fork.name.isdigit() and (forks.parent.name, int(fork.name)) not in waiting:
                 shutil.rmtree(fork, ignore_errors=True)  # another run's job may be removing it too
                 removed += 1
     return removed
+
+
+def _keeps(run_path: Path) -> bool:
+    try:
+        return bool(files.read_json(run_path / store.RUN_RECORD).get(KEEP))
+    except (OSError, ValueError):
+        return False
+
+
+def from_kept(sweep_dir: Path) -> set[str]:
+    """The runs planned to branch from a fork an earlier launch kept (run.json `branch.kept`)."""
+    out = set()
+    for record in store.read_plan(sweep_dir):
+        try:
+            branch = files.read_json(store.run_dir(sweep_dir, record["id"]) / store.RUN_RECORD).get("branch") or {}
+        except (OSError, ValueError):
+            continue
+        if branch.get("kept"):
+            out.add(record["id"])
+    return out
+
+
+def prune(sweep_dir: Path) -> tuple[int, int]:
+    """Remove every fork no unfinished branch waits for, kept ones too: (forks removed, bytes freed)."""
+    size = sum(f.stat().st_size for f in (sweep_dir / store.RUNS).glob(f"*/{FORKS}/*/*") if f.is_file())
+    removed = remove_forks(sweep_dir, keep_kept=False)
+    left = sum(f.stat().st_size for f in (sweep_dir / store.RUNS).glob(f"*/{FORKS}/*/*") if f.is_file())
+    return removed, size - left
 
 
 def kept(sweep_dir: Path, records: list[dict[str, Any]]) -> list[tuple[Any, tuple[int, ...]]]:

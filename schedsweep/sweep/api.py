@@ -28,6 +28,7 @@ import yaml
 from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
+from schedsweep.sharing import kept as keeping
 from schedsweep.sweep import claims, extend, prune, reuse, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
@@ -139,6 +140,7 @@ class Sweep:
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
             fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
             sharing = branching.plan_trees(fresh, plan.share_prefix)
+            keep = keeping.KeepTrunk.parse(plan.keep_trunk)
             kept = branching.from_kept(fresh, sharing, forks.kept(sweep.path, known)) if plan.share_prefix and known \
                 else branching.Kept({}, 0)
             for run in plan.runs:
@@ -151,8 +153,10 @@ class Sweep:
                     continue
                 if not (path / store.RUN_RECORD).exists():
                     branch = kept.branches.get(run.id)
-                    from_kept = {"branch": {"of": branch.of, "step": branch.step}} if branch else {}
-                    files.write_json(path / store.RUN_RECORD, run.record() | branching.record_keys(sharing, run.id) | from_kept)
+                    from_kept = {"branch": {"of": branch.of, "step": branch.step, "kept": True}} if branch else {}
+                    keeps = keeping.record_keys(keep, sharing, run, start=branch.step if branch else 0)  # keep_trunk
+                    files.write_json(path / store.RUN_RECORD,
+                                     run.record() | branching.record_keys(sharing, run.id) | keeps | from_kept)
         return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept,
                                reuse.summary(reused))
 
@@ -234,6 +238,12 @@ class Sweep:
         forks.remove_forks(self.path)  # shared prefixes: forks whose branches are all done or diverged
         return counts
 
+    def prune_checkpoints(self) -> tuple[int, int]:
+        """Remove the forks kept for later launches (keep_trunk) that no unfinished branch waits for:
+        (forks removed, bytes freed)."""
+        with self.lock():
+            return forks.prune(self.path)
+
     def status(self) -> SweepStatus:
         """Every run's observed status: a running run whose writer is gone shows as `interrupted`, and
         a Slurm job that left the queue without a final status is settled first (slurm.reconcile)."""
@@ -270,12 +280,14 @@ class Sweep:
         return collect.collect(self.path, last_k=last_k, rebuild=rebuild)
 
     def report(self, metric: str | None = None, maximize: bool = False, baseline: str | None = None,
-               r_max: float = 1.1, last_k: int = 20, collected: Any = None, fit_lr: bool = False) -> Any:
+               r_max: float = 1.1, last_k: int = 20, collected: Any = None, fit_lr: bool = False,
+               averaged: bool = False) -> Any:
         """What `schedsweep report` prints, computed (schedsweep.results.report.Report): the ranking and the
         comparison tables of the collected sweep, by `metric` for every task, or (None) by the study's metric
         per task (schedsweep.plan.ranking), with the notes. `collected`: this sweep's collect(), when the
         caller has it already (the CLI warns about unreadable runs first). fit_lr: lr* per cell
-        (schedsweep.results.lr_fit)."""
+        (schedsweep.results.lr_fit). averaged: each averaged run also competes as <schedule>+<kind>
+        (schedsweep.results.rival)."""
         from schedsweep.plan import study
         from schedsweep.plan.ranking import RankBy
         from schedsweep.results import collect as collecting
@@ -285,6 +297,11 @@ class Sweep:
         runs = reporting.collected_runs(self.path, collected.summary)
         pruned = prune.pruned_notes(runs)
         runs = runs[runs["status"] != PRUNED]  # never trained: listed in a note, not ranked as missing
+        if averaged:
+            from schedsweep.results import rival
+
+            kinds = {r["id"]: r["spec"]["average"]["kind"] for r in self.records() if r["spec"].get("average")}
+            runs = rival.with_averages(runs, kinds, reporting.setting_columns)
         if not runs["status"].isin(list(RESULTS)).any():  # a ranking needs a finished run (done or diverged)
             counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
             raise ResultsError(f"no run of '{self.path}' has finished ({counts}): there is nothing to rank. "
@@ -297,7 +314,10 @@ class Sweep:
                               r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr)
         rep.notes.extend(study.source_notes(self.path))
         rep.notes.extend(extend.notes(self.path) + pruned)
-        rep.notes.extend(collecting.sharing_notes(collected.summary))
+        rep.notes.extend(collecting.sharing_notes(collected.summary, forks.from_kept(self.path)))
+        starts = sorted({(r["spec"]["init"]["digest"], r["spec"]["init"]["step"]) for r in self.records() if r["spec"].get("init")})
+        rep.notes.extend(f"runs from init_from {digest[:19]}... are cooldowns of that checkpoint: they start at its step "
+                         f"{step}, and steps_trained counts only their own" for digest, step in starts)
         return rep
 
     def ranked_runs(self) -> tuple[Any, str]:

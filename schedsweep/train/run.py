@@ -41,7 +41,7 @@ import torch
 
 from schedsweep import files
 from schedsweep import schedules, tasks
-from schedsweep.train import checkpoint, recorder, distributed, groups, loop, optimizers, script, trials
+from schedsweep.train import averaging, checkpoint, init_from, recorder, distributed, groups, loop, optimizers, script, trials
 from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
@@ -213,6 +213,7 @@ def train(
     schedule = schedules.build(spec["schedule"], steps)
     precision = loop.Precision(spec.get("precision", "fp32"), device)
     read_every = loop.read_every(device, log.get("log_every", 1))
+    average = averaging.Average(spec["average"], params) if spec.get("average") else None  # EMA/LAWA: schedsweep.train.averaging
 
     first = 0
     run: dict[str, Any] = recorder.fresh() | {"requeues": 0}
@@ -225,7 +226,11 @@ def train(
         if state.get("schedule") is not None:
             schedule.load_state_dict(state["schedule"])  # stateful schedules (plateau) only
         run |= state["run"]
+        if average is not None:
+            average.load_state_dict(state["average"])
         checkpoint.restore_rng(state)
+    elif spec.get("init"):  # init_from: the user's checkpoint at init_step (schedsweep.train.init_from)
+        first = init_from.load(spec["init"], model, optimizer)
     batches = loop.batch_stream(task, first * accumulate)
     net: torch.nn.Module = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     if spec.get("compile"):
@@ -252,7 +257,8 @@ def train(
             checkpoint.save(path, {"step": next_step, "parts": len(part_files(writer.folder)), "run": dict(run),
                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scaler": precision.scaler.state_dict(),
-                                   "schedule": schedule.state_dict() if hasattr(schedule, "state_dict") else None})
+                                   "schedule": schedule.state_dict() if hasattr(schedule, "state_dict") else None,
+                                   "average": average.state_dict() if average is not None else None})
 
     def drain() -> int | None:
         """Write the waiting rows; the step of a non-finite loss, if one is among them."""
@@ -301,6 +307,8 @@ def train(
         factor = schedule(step)
         mean_loss, l2, l1, n = updater.update(batches, factor)
         run["samples"] += n
+        if average is not None:
+            average.update(step)
         pending.add({"step": step, "lr": peak * factor, "samples_seen": run["samples"], "samples": n,
                      "wall_s": time.perf_counter() - start}, mean_loss, l2, l1)
         if step == kept - 1 or (step + 1) % log["eval_every"] == 0:
@@ -317,6 +325,8 @@ def train(
                 return diverged(last["step"])
             eval_loss, extra = _evaluate(task, model, optimizer, precision)
             recorder.evaluated(run, eval_loss)
+            if average is not None:
+                extra |= averaging.evaluate(average, lambda: _evaluate(task, model, optimizer, precision, averaged=True))
             last |= {"eval_loss": eval_loss, **extra, "wall_s": time.perf_counter() - start}
             if writer is not None:
                 writer.append(last)
@@ -348,17 +358,20 @@ def _requeue(status: store.RunStatus, max_requeues: int) -> store.RunStatus:
 
 
 def _evaluate(task: tasks.Task, model: torch.nn.Module, optimizer: optimizers.Optimizers,
-              precision: loop.Precision) -> tuple[float, dict[str, float]]:
+              precision: loop.Precision, averaged: bool = False) -> tuple[float, dict[str, float]]:
     """The held-out loss, and the task's optional held-out metrics (eval_error), at the weights a user would
-    keep (schedule-free: its averaged weights, as its authors require)."""
-    optimizer.eval()
+    keep (schedule-free: its averaged weights, as its authors require; `averaged`: the weights in the model
+    as they are, an EMA/LAWA average swapped in)."""
+    if not averaged:
+        optimizer.eval()
     try:
         with tasks.evaluating(model), precision.autocast():
             metrics_of = getattr(task, "eval_metrics", None)
             extra = metrics_of(model) if callable(metrics_of) else {}
             return float(task.evaluate(model)), {str(k): float(v) for k, v in extra.items()}
     finally:
-        optimizer.train()
+        if not averaged:
+            optimizer.train()
 
 
 def _summary(status: str, step: int, run: dict[str, Any], start: float) -> store.RunStatus:
