@@ -182,11 +182,11 @@ def _plain_table(section: Any) -> Any:
 
 def print_estimate(out: Console, plan: Any, settings: Any, results: Path) -> None:
     """A dry run's time estimate, from finished runs of the same tasks in the results folder."""
-    from schedsweep.executors import cpus
+    from schedsweep.executors import cpus, devices
     from schedsweep.sweep import eta
 
     workers = settings.array_parallelism if settings.kind == "slurm" else (
-        settings.parallel(cpus()) if settings.kind == "local" else 1)
+        settings.parallel(cpus(), len(devices.resolve(settings.gpus))) if settings.kind == "local" else 1)
     seconds, basis = eta.plan_estimate(list(plan.runs), results, workers)
     if seconds is None:
         out.print(f"  time: no estimate ({basis})", highlight=False)

@@ -78,9 +78,14 @@ class Local:
     detached = False  # the runs die with their launcher (after a checkpoint)
 
     def __init__(self, settings: LocalSettings) -> None:
-        self.parallel = settings.parallel(cpus())
+        from schedsweep.executors import devices
+
+        found = devices.resolve(settings.gpus)
+        self.parallel = settings.parallel(cpus(), len(found))
         self.threads = threads(settings, self.parallel)
         self.timeout_s = 60 * settings.timeout_min
+        # Worker k holds a device for its life: round robin, so the first workers spread over the devices.
+        self.pins = [[found[k % len(found)]] for k in range(self.parallel)] if found else None
         self.queue: list[Path] = []
         self.pool: Any = None
         self.changes: dict[Path, str] = {}
@@ -90,7 +95,8 @@ class Local:
 
         self.queue += runs
         if self.pool is None and self.queue:
-            self.pool = workers.Pool(min(self.parallel, len(self.queue)), self.threads, self.timeout_s)
+            size = min(self.parallel, len(self.queue))
+            self.pool = workers.Pool(size, self.threads, self.timeout_s, self.pins[:size] if self.pins else None)
         self._fill()
 
     def poll(self) -> dict[Path, str]:
@@ -132,10 +138,22 @@ class LocalSubmitit:
     detached = False
 
     def __init__(self, settings: LocalSettings) -> None:
-        self.parallel = settings.parallel(cpus())
+        from schedsweep.errors import ConfigError
+        from schedsweep.executors import devices
+
+        found = devices.resolve(settings.gpus)
+        if found and not all(d.isdigit() for d in found):
+            raise ConfigError(f"executor.gpus={settings.gpus!r}: DDP runs (tasks_per_node > 1) need integer device ids; "
+                              f"got {', '.join(found)}.")
+        if found and len(found) < settings.tasks_per_node:
+            raise ConfigError(f"executor.tasks_per_node={settings.tasks_per_node}: a DDP run takes one device per process, "
+                              f"but executor.gpus gives {len(found)} ({', '.join(found)}); lower tasks_per_node or give more devices.")
+        self.parallel = settings.parallel(cpus(), len(found))
         self.threads = threads(settings, self.parallel)
         self.timeout_min = max(1, math.ceil(settings.timeout_min))
         self.tasks = settings.tasks_per_node
+        self.slots = devices.Slots(found, settings.runs_per_gpu) if found else None
+        self.held: dict[Path, list[str]] = {}  # run -> the devices its ranks use
         self.queue: list[Path] = []
         self.running: dict[Path, Any] = {}
         self.changes: dict[Path, str] = {}
@@ -150,6 +168,8 @@ class LocalSubmitit:
             if job.done():
                 self.changes[path] = _outcome(path, _job_result(job), lambda job=job: _job_error(job))
                 del self.running[path]
+                if self.slots is not None:
+                    self.slots.give(self.held.pop(path))
         self._fill()
         changes, self.changes = self.changes, {}
         return changes
@@ -174,6 +194,13 @@ class LocalSubmitit:
 
         ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
         ex.update_parameters(timeout_min=self.timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=self.tasks)
+        if self.slots is None:
+            return ex.submit(train.main, str(path), self.threads)
+        held = self.slots.take(self.tasks)
+        assert held is not None, "parallel is at most the slots' capacity"
+        self.held[path] = held
+        # submitit sets CUDA_VISIBLE_DEVICES for the job's processes (before torch): rank r uses cuda:r, the r-th of these.
+        ex.update_parameters(gpus_per_node=len(held), visible_gpus=tuple(int(d) for d in held))
         return ex.submit(train.main, str(path), self.threads)
 
 
