@@ -28,7 +28,7 @@ import yaml
 from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
-from schedsweep.sweep import claims, extend, prune, reuse, store
+from schedsweep.sweep import claims, extend, prune, reuse, stale, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
@@ -298,6 +298,7 @@ class Sweep:
         rep.notes.extend(study.source_notes(self.path))
         rep.notes.extend(extend.notes(self.path) + pruned)
         rep.notes.extend(collecting.sharing_notes(collected.summary))
+        rep.notes.extend(stale.notes(self.path))
         return rep
 
     def ranked_runs(self) -> tuple[Any, str]:
