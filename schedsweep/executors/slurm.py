@@ -23,7 +23,7 @@ from typing import Any
 
 from schedsweep import files
 from schedsweep.sharing import forks, segments
-from schedsweep.executors import squeue
+from schedsweep.executors import snapshot, squeue
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
 from schedsweep.sweep.status import DONE, FAILED, FINAL, INTERRUPTED, OPEN
@@ -74,6 +74,8 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettin
     todo = [r for r in records if r["id"] not in active]
     if not todo:
         return []
+    sweep_dir = sweep_dir.resolve()  # the jobs start in the code snapshot: every path they get is absolute
+    code = snapshot.take(sweep_dir)  # what the jobs import, whatever the working tree holds when they start
     cut, grouped = plan_arrays(sweep_dir, todo, executor, squeue.max_array_size())
     batch = secrets.token_hex(4)  # one launch's jobs: a run's current segments (current_jobs)
     submitted = []
@@ -94,8 +96,8 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettin
             "cpus_per_task": options.pop("cpus-per-task"),
             "slurm_array_parallelism": array.throttle,
             "slurm_signal_delay_s": executor.signal_delay_s,
-            "slurm_setup": list(executor.setup),
-            "slurm_additional_parameters": extra | {k.replace("-", "_"): v for k, v in options.items()},
+            "slurm_setup": [*snapshot.setup_lines(code), *executor.setup],
+            "slurm_additional_parameters": {"chdir": str(code)} | extra | {k.replace("-", "_"): v for k, v in options.items()},
         }
         ex.update_parameters(**params)
         try:

@@ -23,6 +23,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 FILE = "code.json"
+CODE_DIR = "SCHEDSWEEP_CODE_DIR"  # a Slurm job's snapshot of the launch folder (schedsweep.executors.snapshot)
+LAUNCH_RECORD = ".launch.json"  # in a snapshot: the launch folder and its git state when the snapshot was taken
+
+
+def code_dir() -> str:
+    """Where task modules are imported from: a Slurm job's snapshot, else the working directory."""
+    return os.environ.get(CODE_DIR) or os.getcwd()
 
 
 def _target(task: Mapping[str, Any]) -> str | None:
@@ -39,8 +46,8 @@ def task_code(task: Mapping[str, Any]) -> dict[str, Any]:
     target = _target(task)
     source = None
     if target is not None:
-        if os.getcwd() not in sys.path:  # a custom task is imported from the launch folder, as the run does
-            sys.path.insert(0, os.getcwd())
+        if code_dir() not in sys.path:  # a custom task is imported from the launch folder (or snapshot), as the run does
+            sys.path.insert(0, code_dir())
         try:
             source = signature.source_path(target.rpartition(".")[0])
         except (ImportError, ValueError):
@@ -68,6 +75,11 @@ def git_state(folder: Path) -> dict[str, Any] | None:
 
 def current(task: Mapping[str, Any], folder: Path | None = None) -> dict[str, Any]:
     """What a run of `task` trains with in this process: task_code plus the git state of `folder` (the cwd)."""
+    snapshot = Path(os.environ[CODE_DIR]) / LAUNCH_RECORD if os.environ.get(CODE_DIR) else None
+    if folder is None and snapshot is not None and snapshot.is_file():  # a job: the launch folder's state at launch
+        import json
+
+        return task_code(task) | {"git": json.loads(snapshot.read_text(encoding="utf-8")).get("git"), "snapshot": str(snapshot.parent)}
     return task_code(task) | {"git": git_state(folder or Path.cwd())}
 
 

@@ -106,6 +106,9 @@ def segment(run_dir: str, threads: int | None = None, max_requeues: int = 0, unt
     but at its fork step (failed, or left alone), so that the job fails and what waits on it never
     starts. A requeued segment has not ended: its job runs again. A run already done or diverged
     leaves nothing to wait for (a branch without its fork trains from step 0: the same run)."""
+    from schedsweep.executors import snapshot
+
+    snapshot.enter_launch_dir()  # started in the launch's code snapshot; data paths resolve from the launch folder
     status = main(run_dir, threads, max_requeues, until)
     # The run's state is on disk: a time-limit warning (SIGUSR2) that lands while this process exits must
     # neither kill it (the job would fail, cancelling what waits on it) nor make submitit requeue it.
