@@ -205,6 +205,7 @@ class LocalSubmitit:
 
 
 POLL_S = 0.2
+TOP_UP_S = 10.0  # a waiting Slurm launch looks this often for room under MaxSubmitJobs
 
 
 def _job_result(job: Any) -> str | None:
@@ -251,22 +252,30 @@ class Slurm:
         self.sweep_dir, self.settings, self.records, self.poll_s = sweep_dir, settings, records, poll_s
         self.jobs: list[dict[str, Any]] = []
         self.active = 0  # runs skipped at submit: already pending or running on the cluster
+        self.held: list[dict[str, Any]] = []  # runs over the user's MaxSubmitJobs, not submitted yet
+        self.limit = 0  # that limit (0: none)
         self.seen: dict[Path, str] = {}
+        self.topped = 0.0
 
     def submit(self, runs: list[Path]) -> None:
         from schedsweep.executors import slurm
 
         names = {p.name for p in runs}
         todo = [r for r in self.records if r["id"] in names]
-        self.jobs = slurm.submit(self.sweep_dir, todo, self.settings)
-        self.active = len(todo) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
+        self.jobs, self.held, self.limit = slurm.submit_within_limit(self.sweep_dir, todo, self.settings)
+        self.active = len(todo) - len(self.held) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
         self.seen = {p: PENDING for p in runs}
+        self.topped = time.monotonic()
 
     def poll(self) -> dict[Path, str]:
         from schedsweep.sweep import claims
         from schedsweep.executors import slurm
 
         time.sleep(self.poll_s)
+        if self.held and time.monotonic() - self.topped >= TOP_UP_S:  # waiting: submit held-back runs as jobs end
+            jobs, self.held, _ = slurm.submit_within_limit(self.sweep_dir, self.held, self.settings)
+            self.jobs += jobs
+            self.topped = time.monotonic()
         slurm.reconcile(self.sweep_dir, self.records)
         paths = list(self.seen)
         changes = {}

@@ -76,10 +76,15 @@ class SlurmSettings:
     max_requeues: int = number(3, low=0, doc="requeues after a time limit or preemption before a run counts as failed")
     setup: tuple[str, ...] = field(default=(), metadata={"doc": "shell lines before the run, e.g. [\"module load cuda\"]"})
     additional_parameters: Mapping[str, Any] = field(default_factory=dict, metadata={"doc": "any other sbatch option, e.g. {hold: true}"})
+    runs_per_job: int = number(1, low=1, doc="runs per job: each array task trains this many in turn (one per GPU at once), "
+                                              "pulled through their claims; its time limit is their limits summed per GPU")
 
     @property
     def tasks(self) -> int:
-        """Processes per node: tasks_per_node, else one per GPU, at least one."""
+        """Processes per node: tasks_per_node, else one per GPU, at least one; one in a packed job (its runs
+        are single-process, one per GPU, schedsweep.executors.packed)."""
+        if self.runs_per_job > 1:
+            return 1
         return self.tasks_per_node or max(1, self.gpus_per_node)
 
     def time_limit(self, budget: Any, steps: int) -> int:
@@ -116,6 +121,11 @@ def parse(cfg: Mapping[str, Any] | Settings) -> Settings:
 
         values["gpus"] = devices.check(values["gpus"])
     settings = typed.parse(SCHEMAS[kind], values, "executor.", f"executor '{kind}'")
+    if isinstance(settings, SlurmSettings) and settings.runs_per_job > 1 and (
+            settings.nodes > 1 or (settings.tasks_per_node or 1) > 1):
+        raise ConfigError(f"executor.runs_per_job={settings.runs_per_job} packs single-process runs (one per GPU) into a job; "
+                          f"it cannot be combined with executor.nodes={settings.nodes} or "
+                          f"executor.tasks_per_node={settings.tasks_per_node} (DDP runs): use runs_per_job=1 for those.")
     if isinstance(settings, SlurmSettings):
         settings = dataclasses.replace(settings, setup=tuple(settings.setup), time_by_budget=dict(settings.time_by_budget),
                                        additional_parameters=dict(settings.additional_parameters))

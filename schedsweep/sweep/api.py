@@ -56,12 +56,17 @@ class Queued:
     jobs: int  # jobs submitted: more than runs when runs are cut at their fork steps (segments)
     arrays: tuple[str, ...]  # job array ids, oldest first
     active: int  # runs skipped because a job of theirs is already pending or running
+    held: int = 0  # runs not submitted: over the user's MaxSubmitJobs
+    limit: int = 0  # that limit
 
     def line(self) -> str:
         shown = ", ".join(self.arrays) if len(self.arrays) <= 4 else f"{self.arrays[0]} .. {self.arrays[-1]}"
-        segmented = f" ({self.jobs} jobs: runs cut at their fork steps)" if self.jobs > self.runs else ""
+        segmented = f" ({self.jobs} jobs: runs cut at their fork steps)" if self.jobs > self.runs else (
+            f" ({self.jobs} jobs of up to {-(-self.runs // self.jobs)} runs)" if self.jobs < self.runs else "")
         return (f"queued {self.runs} runs{segmented} in {len(self.arrays)} job array(s) {shown}"
-                + (f"; {self.active} already pending or running on the cluster" if self.active else ""))
+                + (f"; {self.active} already pending or running on the cluster" if self.active else "")
+                + (f"; {self.held} run(s) held back by your MaxSubmitJobs={self.limit} (counting your queued jobs): "
+                   "--wait submits them as jobs end, or relaunch to submit them" if self.held else ""))
 
 
 @dataclass(frozen=True)
@@ -211,7 +216,8 @@ class Sweep:
             return None
         jobs = executor.jobs
         arrays = tuple(sorted({j["array"] for j in jobs}, key=int))
-        return Queued(len({j["run"] for j in jobs}), len(jobs), arrays, executor.active)
+        return Queued(len({j["run"] for j in jobs}), len({j["job"] for j in jobs}), arrays, executor.active,
+                      len(executor.held), executor.limit)
 
     def refinement_stage(self, overrides: Sequence[str], refinement: Mapping[str, Any], *, config_dir: Path | None = None,
                          config_name: str = "config", retry_failed: bool = False) -> list[Plan] | None:

@@ -19,6 +19,7 @@ from schedsweep import files
 from schedsweep.plan import code
 
 ATTEMPTS = "attempts.jsonl"
+JOB = "SCHEDSWEEP_JOB"  # the Slurm job of a packed job's worker pool (whose processes get no SLURM_* variables)
 
 
 def begin(path: Path, task: Mapping[str, Any], fresh: bool) -> str:
@@ -30,7 +31,7 @@ def begin(path: Path, task: Mapping[str, Any], fresh: bool) -> str:
         files.write_json(path / code.FILE, now)
     token = secrets.token_hex(6)
     files.append_jsonl(path / ATTEMPTS, {"token": token, "start": time.time(), "host": socket.gethostname(), "pid": os.getpid(),
-                                         "job": claims.slurm_job(), "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                         "job": os.environ.get(JOB) or claims.slurm_job(), "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                                          "code": code.fingerprint(now)})
     return token
 
