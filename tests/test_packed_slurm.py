@@ -19,7 +19,7 @@ from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import claims, store
 from schedsweep.train import metrics, pinned
 
-LONG_STEPS = 4000  # long enough to catch two runs in flight
+LONG_STEPS = 1500  # long enough to catch two runs in flight (about 30 s each on 2 busy cores)
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
 RUNS = ["task=classifier", "task.n_train=256", "task.hidden=16", "budget=1.0"]
 TINY = [*RUNS, "executor=slurm", "executor.cpus_per_task=1"]
