@@ -37,7 +37,7 @@ def max_submit_jobs(user: str | None = None) -> int | None:
     import getpass
 
     try:
-        text = run(["sacctmgr", "-n", "-P", "show", "assoc", f"where user={user or getpass.getuser()}", "format=MaxSubmit"])
+        text = run(["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user or getpass.getuser()}", "format=MaxSubmit"])
     except SubmissionError:
         return None  # no accounting (slurmdbd): no association limits to read
     limits = [int(line.strip()) for line in text.splitlines() if line.strip().isdigit()]
