@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from helpers import cli, statuses
 
 from schedsweep import files
@@ -44,6 +45,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_changed_task_module_stops_the_relaunch_and_both_options_work(tmp_path: Path) -> None:
     module = tmp_path / "mytask.py"
     module.write_text(TASK)
