@@ -143,9 +143,11 @@ def _next(queue: list[Path], idle: bool) -> Path | None:
             return queue.pop(i)
     if not idle:
         return None
+    from schedsweep.sweep import claims
+
     for i, path in enumerate(queue):
-        branch = files.read_json(path / store.RUN_RECORD).get("branch") or {}
-        if store.read_status(path.parent / branch.get("of", path.name)).status != RUNNING:
+        parent = path.parent / (files.read_json(path / store.RUN_RECORD).get("branch") or {}).get("of", path.name)
+        if claims.observed(parent, store.read_status(parent)).status != RUNNING:  # its writer gone: interrupted
             return queue.pop(i)
     return None
 
