@@ -33,6 +33,8 @@ def launch(
     reuse_runs: bool = typer.Option(True, "--reuse/--no-reuse", help="Link in runs other sweeps of --results finished (same run ids) instead of training them again."),
     extend_lr: bool = typer.Option(False, "--extend-lr", help="After the runs, give every (setting, budget, schedule) whose best LR is at an edge of its LRs the next grid point beyond it (diverged = too high), and train those; round after round."),
     extend_rounds: int = typer.Option(3, "--extend-rounds", min=1, help="At most this many --extend-lr rounds per launch."),
+    rerun_stale: bool = typer.Option(False, "--rerun-stale", help="Runs trained with other task code than now (a changed task module or package version): train them again."),
+    keep_stale: bool = typer.Option(False, "--keep-stale", help="Runs trained with other task code than now: keep their results (the report notes them)."),
 ) -> None:
     """Plan the grid from conf/ and the overrides, then train every run not already done."""
     from schedsweep.executors.settings import parse
@@ -54,6 +56,7 @@ def launch(
     if dry_run:
         views.print_estimate(out, plan, settings, results)
         return
+    _settle_stale(results / plan.name, rerun_stale, keep_stale)
     try:
         sweep, prepared = _create(plan, results, retry_failed, reuse_runs)
         if no_submit:
@@ -80,6 +83,22 @@ def launch(
     if final.get(FAILED, 0) > prepared.skipped.get(FAILED, 0):  # runs that failed in this launch
         views.print_failures(out, sweep.path, sweep.status(), final[FAILED] - prepared.skipped.get(FAILED, 0), sys.argv[1:])
         raise typer.Exit(1)
+
+
+def _settle_stale(sweep_dir: Path, rerun: bool, keep: bool) -> None:
+    """Before anything trains: runs of an existing sweep trained with other code stop the launch, unless
+    --rerun-stale or --keep-stale says what to do with them (schedsweep.sweep.stale)."""
+    from schedsweep.sweep import stale, store
+
+    if rerun and keep:
+        raise SchedsweepError("--rerun-stale and --keep-stale exclude each other: choose one.")
+    if not store.is_sweep(sweep_dir):
+        return
+    found = stale.settle(sweep_dir, store.read_plan(sweep_dir), stale.RERUN if rerun else stale.KEEP if keep else stale.STOP)
+    if found:
+        what = "reset: they train again with the current code" if rerun else "kept (the report notes them)"
+        out.print(f"{len(found)} run(s) trained with other code: {', '.join(s.run for s in found[:8])}"
+                  f"{' ...' if len(found) > 8 else ''} {what}")
 
 
 def _create(plan: Any, results: Path, retry_failed: bool, reuse_runs: bool = True) -> Any:

@@ -187,11 +187,20 @@ def _plain_table(section: Any) -> Any:
 
 def print_estimate(out: Console, plan: Any, settings: Any, results: Path) -> None:
     """A dry run's time estimate, from finished runs of the same tasks in the results folder."""
-    from schedsweep.executors import cpus
+    from schedsweep.executors import cpus, devices
     from schedsweep.sweep import eta
 
     workers = settings.array_parallelism if settings.kind == "slurm" else (
-        settings.parallel(cpus()) if settings.kind == "local" else 1)
+        settings.parallel(cpus(), len(devices.resolve(settings.gpus))) if settings.kind == "local" else 1)
+    if settings.kind == "slurm" and settings.runs_per_job > 1:
+        from schedsweep.executors import packed
+
+        packs = packed.plan([r.record() for r in plan.runs], settings)
+        limits = sorted({minutes for _, minutes in packs})
+        span = f"{limits[0]}" if len(limits) == 1 else f"{limits[0]}-{limits[-1]}"
+        at_once = f"{packed.parallel(settings)} at a time, one per GPU" if settings.gpus_per_node > 1 else "one at a time"
+        out.print(f"  slurm: {len(plan.runs)} runs in {len(packs)} jobs of up to {settings.runs_per_job} ({at_once}); "
+                  f"time limit per job {span} min from its runs' budgets", highlight=False)
     seconds, basis = eta.plan_estimate(list(plan.runs), results, workers)
     if seconds is None:
         out.print(f"  time: no estimate ({basis})", highlight=False)

@@ -78,9 +78,14 @@ class Local:
     detached = False  # the runs die with their launcher (after a checkpoint)
 
     def __init__(self, settings: LocalSettings) -> None:
-        self.parallel = settings.parallel(cpus())
+        from schedsweep.executors import devices
+
+        found = devices.resolve(settings.gpus)
+        self.parallel = settings.parallel(cpus(), len(found))
         self.threads = threads(settings, self.parallel)
         self.timeout_s = 60 * settings.timeout_min
+        # Worker k holds a device for its life: round robin, so the first workers spread over the devices.
+        self.pins = [[found[k % len(found)]] for k in range(self.parallel)] if found else None
         self.queue: list[Path] = []
         self.pool: Any = None
         self.changes: dict[Path, str] = {}
@@ -90,7 +95,8 @@ class Local:
 
         self.queue += runs
         if self.pool is None and self.queue:
-            self.pool = workers.Pool(min(self.parallel, len(self.queue)), self.threads, self.timeout_s)
+            size = min(self.parallel, len(self.queue))
+            self.pool = workers.Pool(size, self.threads, self.timeout_s, self.pins[:size] if self.pins else None)
         self._fill()
 
     def poll(self) -> dict[Path, str]:
@@ -132,10 +138,22 @@ class LocalSubmitit:
     detached = False
 
     def __init__(self, settings: LocalSettings) -> None:
-        self.parallel = settings.parallel(cpus())
+        from schedsweep.errors import ConfigError
+        from schedsweep.executors import devices
+
+        found = devices.resolve(settings.gpus)
+        if found and not all(d.isdigit() for d in found):
+            raise ConfigError(f"executor.gpus={settings.gpus!r}: DDP runs (tasks_per_node > 1) need integer device ids; "
+                              f"got {', '.join(found)}.")
+        if found and len(found) < settings.tasks_per_node:
+            raise ConfigError(f"executor.tasks_per_node={settings.tasks_per_node}: a DDP run takes one device per process, "
+                              f"but executor.gpus gives {len(found)} ({', '.join(found)}); lower tasks_per_node or give more devices.")
+        self.parallel = settings.parallel(cpus(), len(found))
         self.threads = threads(settings, self.parallel)
         self.timeout_min = max(1, math.ceil(settings.timeout_min))
         self.tasks = settings.tasks_per_node
+        self.slots = devices.Slots(found, settings.runs_per_gpu) if found else None
+        self.held: dict[Path, list[str]] = {}  # run -> the devices its ranks use
         self.queue: list[Path] = []
         self.running: dict[Path, Any] = {}
         self.changes: dict[Path, str] = {}
@@ -150,6 +168,8 @@ class LocalSubmitit:
             if job.done():
                 self.changes[path] = _outcome(path, _job_result(job), lambda job=job: _job_error(job))
                 del self.running[path]
+                if self.slots is not None:
+                    self.slots.give(self.held.pop(path))
         self._fill()
         changes, self.changes = self.changes, {}
         return changes
@@ -174,10 +194,18 @@ class LocalSubmitit:
 
         ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
         ex.update_parameters(timeout_min=self.timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=self.tasks)
+        if self.slots is None:
+            return ex.submit(train.main, str(path), self.threads)
+        held = self.slots.take(self.tasks)
+        assert held is not None, "parallel is at most the slots' capacity"
+        self.held[path] = held
+        # submitit sets CUDA_VISIBLE_DEVICES for the job's processes (before torch): rank r uses cuda:r, the r-th of these.
+        ex.update_parameters(gpus_per_node=len(held), visible_gpus=tuple(int(d) for d in held))
         return ex.submit(train.main, str(path), self.threads)
 
 
 POLL_S = 0.2
+TOP_UP_S = 10.0  # a waiting Slurm launch looks this often for room under MaxSubmitJobs
 
 
 def _job_result(job: Any) -> str | None:
@@ -224,22 +252,30 @@ class Slurm:
         self.sweep_dir, self.settings, self.records, self.poll_s = sweep_dir, settings, records, poll_s
         self.jobs: list[dict[str, Any]] = []
         self.active = 0  # runs skipped at submit: already pending or running on the cluster
+        self.held: list[dict[str, Any]] = []  # runs over the user's MaxSubmitJobs, not submitted yet
+        self.limit = 0  # that limit (0: none)
         self.seen: dict[Path, str] = {}
+        self.topped = 0.0
 
     def submit(self, runs: list[Path]) -> None:
         from schedsweep.executors import slurm
 
         names = {p.name for p in runs}
         todo = [r for r in self.records if r["id"] in names]
-        self.jobs = slurm.submit(self.sweep_dir, todo, self.settings)
-        self.active = len(todo) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
+        self.jobs, self.held, self.limit = slurm.submit_within_limit(self.sweep_dir, todo, self.settings)
+        self.active = len(todo) - len(self.held) - len({j["run"] for j in self.jobs})  # a run may be several jobs (segments)
         self.seen = {p: PENDING for p in runs}
+        self.topped = time.monotonic()
 
     def poll(self) -> dict[Path, str]:
         from schedsweep.sweep import claims
         from schedsweep.executors import slurm
 
         time.sleep(self.poll_s)
+        if self.held and time.monotonic() - self.topped >= TOP_UP_S:  # waiting: submit held-back runs as jobs end
+            jobs, self.held, _ = slurm.submit_within_limit(self.sweep_dir, self.held, self.settings)
+            self.jobs += jobs
+            self.topped = time.monotonic()
         slurm.reconcile(self.sweep_dir, self.records)
         paths = list(self.seen)
         changes = {}

@@ -38,9 +38,18 @@ class LocalSettings:
     timeout_min: float = number(1440.0, low=0, kind=float, above=True,
                                 doc="a run still going after this checkpoints and stops as interrupted; the next launch resumes it")
     tasks_per_node: int = number(1, low=1, doc="processes per run; > 1 trains with DistributedDataParallel (gloo on CPU)")
+    gpus: Any = field(default="auto", metadata={"doc": "auto (every visible CUDA device; none on a CPU machine), a count, "
+                                                       "a list of device ids, or null (no pinning): each worker is pinned "
+                                                       "to its device with CUDA_VISIBLE_DEVICES"})
+    runs_per_gpu: int = number(1, low=1, doc="runs sharing one device at once")
 
-    def parallel(self, cpus: int) -> int:
-        return self.max_parallel or cpus
+    def parallel(self, cpus: int, devices: int = 0) -> int:
+        """Runs at once: max_parallel, else one per CPU core; with devices, at most devices x runs_per_gpu
+        / tasks_per_node (the default then), so that no device takes more than runs_per_gpu runs."""
+        if not devices:
+            return self.max_parallel or cpus
+        slots = devices * self.runs_per_gpu // self.tasks_per_node
+        return min(self.max_parallel or slots, slots)
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,15 @@ class SlurmSettings:
     max_requeues: int = number(3, low=0, doc="requeues after a time limit or preemption before a run counts as failed")
     setup: tuple[str, ...] = field(default=(), metadata={"doc": "shell lines before the run, e.g. [\"module load cuda\"]"})
     additional_parameters: Mapping[str, Any] = field(default_factory=dict, metadata={"doc": "any other sbatch option, e.g. {hold: true}"})
+    runs_per_job: int = number(1, low=1, doc="runs per job: each array task trains this many in turn (one per GPU at once), "
+                                              "pulled through their claims; its time limit is their limits summed per GPU")
 
     @property
     def tasks(self) -> int:
-        """Processes per node: tasks_per_node, else one per GPU, at least one."""
+        """Processes per node: tasks_per_node, else one per GPU, at least one; one in a packed job (its runs
+        are single-process, one per GPU, schedsweep.executors.packed)."""
+        if self.runs_per_job > 1:
+            return 1
         return self.tasks_per_node or max(1, self.gpus_per_node)
 
     def time_limit(self, budget: Any, steps: int) -> int:
@@ -102,7 +116,16 @@ def parse(cfg: Mapping[str, Any] | Settings) -> Settings:
     for key in ("time_by_budget", "additional_parameters"):
         if key in values and not isinstance(values[key], Mapping):
             raise ConfigError(f"executor.{key} must be a mapping; got {values[key]!r}.")
+    if kind == "local" and "gpus" in values:
+        from schedsweep.executors import devices
+
+        values["gpus"] = devices.check(values["gpus"])
     settings = typed.parse(SCHEMAS[kind], values, "executor.", f"executor '{kind}'")
+    if isinstance(settings, SlurmSettings) and settings.runs_per_job > 1 and (
+            settings.nodes > 1 or (settings.tasks_per_node or 1) > 1):
+        raise ConfigError(f"executor.runs_per_job={settings.runs_per_job} packs single-process runs (one per GPU) into a job; "
+                          f"it cannot be combined with executor.nodes={settings.nodes} or "
+                          f"executor.tasks_per_node={settings.tasks_per_node} (DDP runs): use runs_per_job=1 for those.")
     if isinstance(settings, SlurmSettings):
         settings = dataclasses.replace(settings, setup=tuple(settings.setup), time_by_budget=dict(settings.time_by_budget),
                                        additional_parameters=dict(settings.additional_parameters))
@@ -112,6 +135,7 @@ def parse(cfg: Mapping[str, Any] | Settings) -> Settings:
 def as_dict(settings: Settings) -> dict[str, Any]:
     """The settings as plain data (for sweep.yaml and messages)."""
     data = dataclasses.asdict(settings)
-    if "setup" in data:
-        data["setup"] = list(data["setup"])
+    for key in ("setup", "gpus"):
+        if isinstance(data.get(key), tuple):
+            data[key] = list(data[key])
     return data

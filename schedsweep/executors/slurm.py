@@ -23,7 +23,7 @@ from typing import Any
 
 from schedsweep import files
 from schedsweep.sharing import forks, segments
-from schedsweep.executors import squeue
+from schedsweep.executors import snapshot, squeue
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
 from schedsweep.sweep.status import DONE, FAILED, FINAL, INTERRUPTED, OPEN
@@ -66,55 +66,100 @@ def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmS
 def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettings) -> list[dict[str, Any]]:
     """Submit every record not pending or running on the cluster already; return the new job records
     (one per segment: a run that writes forks for branches is several jobs, see schedsweep.sharing.segments)."""
-    import submitit
-
     from schedsweep.train import run as train
 
     active = active_runs(sweep_dir)
     todo = [r for r in records if r["id"] not in active]
     if not todo:
         return []
+    sweep_dir = sweep_dir.resolve()  # the jobs start in the code snapshot: every path they get is absolute
+    code = snapshot.take(sweep_dir)  # what the jobs import, whatever the working tree holds when they start
+    if executor.runs_per_job > 1:  # several runs per job, pulled through their claims (schedsweep.executors.packed)
+        from schedsweep.executors import packed
+
+        return packed.submit_arrays(sweep_dir, todo, executor, squeue.max_array_size(), lambda minutes, throttle, calls: (
+            _submit_array(sweep_dir, executor, code, minutes, throttle, dict(executor.additional_parameters), calls)))
     cut, grouped = plan_arrays(sweep_dir, todo, executor, squeue.max_array_size())
     batch = secrets.token_hex(4)  # one launch's jobs: a run's current segments (current_jobs)
     submitted = []
     job_of: dict[int, str] = {}  # segment index -> its job id
     array_job: list[str] = []  # array index -> its job id (the array's, or the one job's)
     for array in grouped:
-        ex = submitit.AutoExecutor(folder=sweep_dir / store.SUBMITIT / "%j", cluster="slurm")
         extra = dict(executor.additional_parameters)
         after = segments.dependency(array, array_job[array.after] if array.after is not None else None)
         if after:
             extra |= {"dependency": after, "kill_on_invalid_dep": "yes"}  # a failed segment cancels what waits on it
-        options = job_options(executor)
-        params: dict[str, Any] = {
-            "name": f"schedsweep-{sweep_dir.name}",
-            "timeout_min": array.time_min,
-            "nodes": options.pop("nodes"),
-            "tasks_per_node": options.pop("ntasks-per-node"),
-            "cpus_per_task": options.pop("cpus-per-task"),
-            "slurm_array_parallelism": array.throttle,
-            "slurm_signal_delay_s": executor.signal_delay_s,
-            "slurm_setup": list(executor.setup),
-            "slurm_additional_parameters": extra | {k.replace("-", "_"): v for k, v in options.items()},
-        }
-        ex.update_parameters(**params)
-        try:
-            with ex.batch():
-                jobs = [ex.submit(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), executor.cpus_per_task,
-                                  executor.max_requeues, cut[i].stop) for i in array.segments]
-        except Exception as e:  # submitit wraps sbatch's refusal in several exception types
-            raise squeue.SubmissionError(f"sbatch refused the array of {len(array.segments)} runs ({array.time_min} min): {e}") from None
-        array_job.append(jobs[0].job_id.split("_")[0])
+        jobs = _submit_array(sweep_dir, executor, code, array.time_min, array.throttle, extra,
+                             [(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), executor.cpus_per_task,
+                               executor.max_requeues, cut[i].stop) for i in array.segments])
+        array_job.append(jobs[0].split("_")[0])
         now = store.now()
-        for i, job in zip(array.segments, jobs):
+        for i, job_id in zip(array.segments, jobs):
             seg = cut[i]
-            job_of[i] = job.job_id
+            job_of[i] = job_id
             waits = job_of.get(seg.after) if isinstance(seg.after, int) else seg.after
-            job_record = {"run": seg.run, "job": job.job_id, "array": job.job_id.split("_")[0], "time_min": array.time_min,
+            job_record = {"run": seg.run, "job": job_id, "array": job_id.split("_")[0], "time_min": array.time_min,
                           "time": now, "batch": batch, "start": seg.start, "stop": seg.stop, "after": waits}
             files.append_jsonl(sweep_dir / JOBS, job_record)
             submitted.append(job_record)
     return submitted
+
+
+def submit_within_limit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettings
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """submit() what fits under the user's MaxSubmitJobs (each array task counts, as Slurm counts them):
+    (the job records, the records held back, the limit or 0 without one). A relaunch, or --wait as jobs
+    end, submits the held-back runs."""
+    room, limit = squeue.submit_room()
+    if room is None:
+        return submit(sweep_dir, records, executor), [], 0
+    active = active_runs(sweep_dir)
+    todo = [r for r in records if r["id"] not in active]
+    fits = _fit(sweep_dir, todo, executor, room)
+    kept = {r["id"] for r in fits}
+    return (submit(sweep_dir, fits, executor) if fits else []), [r for r in todo if r["id"] not in kept], limit
+
+
+def _fit(sweep_dir: Path, todo: list[dict[str, Any]], executor: SlurmSettings, room: int) -> list[dict[str, Any]]:
+    """The first runs of `todo` whose jobs number at most `room`: runs_per_job runs a job when packed, else
+    a job per segment (a run cut at its fork steps is several)."""
+    if executor.runs_per_job > 1:
+        from schedsweep.executors import packed
+
+        return packed.order(sweep_dir, todo)[:room * executor.runs_per_job]
+    fits = todo[:room]
+    while fits:
+        cut, _ = plan_arrays(sweep_dir, fits, executor, squeue.max_array_size())
+        if len(cut) <= room:
+            break
+        fits = fits[:max(0, len(fits) - (len(cut) - room))]
+    return fits
+
+
+def _submit_array(sweep_dir: Path, executor: SlurmSettings, code: Path, time_min: int, throttle: int,
+                  extra: dict[str, Any], calls: list[tuple[Any, ...]]) -> list[str]:
+    """Submit one array (one task per call: a function and its arguments) in the code snapshot `code`; its job ids."""
+    import submitit
+
+    ex = submitit.AutoExecutor(folder=sweep_dir / store.SUBMITIT / "%j", cluster="slurm")
+    options = job_options(executor)
+    ex.update_parameters(
+        name=f"schedsweep-{sweep_dir.name}",
+        timeout_min=time_min,
+        nodes=options.pop("nodes"),
+        tasks_per_node=options.pop("ntasks-per-node"),
+        cpus_per_task=options.pop("cpus-per-task"),
+        slurm_array_parallelism=throttle,
+        slurm_signal_delay_s=executor.signal_delay_s,
+        slurm_setup=[*snapshot.setup_lines(code), *executor.setup],
+        slurm_additional_parameters={"chdir": str(code)} | extra | {k.replace("-", "_"): v for k, v in options.items()},
+    )
+    try:
+        with ex.batch():
+            jobs = [ex.submit(*call) for call in calls]
+    except Exception as e:  # submitit wraps sbatch's refusal in several exception types
+        raise squeue.SubmissionError(f"sbatch refused the array of {len(calls)} jobs ({time_min} min): {e}") from None
+    return [job.job_id for job in jobs]
 
 
 def job_options(executor: SlurmSettings) -> dict[str, Any]:

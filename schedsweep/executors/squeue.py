@@ -1,5 +1,5 @@
 """Every Slurm command schedsweep runs (sbatch excepted: submitit's), through one retrying runner:
-scontrol (MaxArraySize), squeue and sacct (job states), scancel. Transient failures (controller timeouts,
+scontrol (MaxArraySize), sacctmgr (MaxSubmitJobs), squeue and sacct (job states), scancel. Transient failures (controller timeouts,
 refused connections) are retried with exponential backoff; anything else is a SubmissionError at once.
 The claims read it (is a claim's job still queued?) and so does the Slurm executor."""
 
@@ -29,6 +29,31 @@ def max_array_size() -> int:
         if line.strip().startswith("MaxArraySize"):
             return int(line.split("=", 1)[1])
     return 1001  # Slurm's default
+
+
+def max_submit_jobs(user: str | None = None) -> int | None:
+    """The user's MaxSubmitJobs (the smallest over their associations: user, account and its parents, as
+    `sacctmgr show assoc` lists them); None when no limit is set or accounting cannot say."""
+    import getpass
+
+    try:
+        text = run(["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user or getpass.getuser()}", "format=MaxSubmit"])
+    except SubmissionError:
+        return None  # no accounting (slurmdbd): no association limits to read
+    limits = [int(line.strip()) for line in text.splitlines() if line.strip().isdigit()]
+    return min(limits) if limits else None
+
+
+def submit_room(user: str | None = None) -> tuple[int | None, int]:
+    """(jobs this user may still submit under MaxSubmitJobs, None without a limit; the limit, 0 without one).
+    Each array task counts as a job, as Slurm counts them."""
+    import getpass
+
+    limit = max_submit_jobs(user)
+    if limit is None:
+        return None, 0
+    queued_ = run(["squeue", "-h", "-r", "-u", user or getpass.getuser(), "-o", "%i"])
+    return max(0, limit - len(queued_.split())), limit
 
 
 def states(job_ids: Iterable[str]) -> dict[str, str]:

@@ -30,7 +30,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 from schedsweep.sweep import store
 
@@ -48,6 +48,7 @@ class Finished:
 @dataclass
 class _Worker:
     proc: subprocess.Popen[str]
+    slot: int = 0  # its place in the pool, which fixes its device (CUDA_VISIBLE_DEVICES) for its whole life
     run_dir: Path | None = None
     started: float = float("inf")  # when the worker began the current run
     stop_by: float | None = None  # when the current run was first signalled to stop
@@ -56,14 +57,20 @@ class _Worker:
 
 class Pool:
     """At most `size` workers with `threads` torch threads each. A run still going `timeout_s` after it
-    started is sent SIGTERM (it checkpoints, stops, and returns `interrupted`), and killed GRACE_S later."""
+    started is sent SIGTERM (it checkpoints, stops, and returns `interrupted`), and killed GRACE_S later.
+    `pins`: the device ids of each worker (schedsweep.executors.devices): worker k, and any worker that
+    replaces it, sees only pins[k] as its CUDA devices."""
 
-    def __init__(self, size: int, threads: int, timeout_s: float = float("inf")) -> None:
+    def __init__(self, size: int, threads: int, timeout_s: float = float("inf"),
+                 pins: Sequence[Sequence[str]] | None = None) -> None:
         self.size, self.threads, self.timeout_s = size, threads, timeout_s
+        self.pins = [list(p) for p in pins] if pins else [[] for _ in range(size)]
+        if len(self.pins) != size:
+            raise ValueError(f"{len(self.pins)} device pins for {size} workers")
         self._workers: list[_Worker] = []
         self._events: queue.Queue[tuple[_Worker, str | None]] = queue.Queue()
-        for _ in range(size):  # all at once: their torch imports overlap
-            self._start()
+        for slot in range(size):  # all at once: their torch imports overlap
+            self._start(slot)
 
     @property
     def busy(self) -> int:
@@ -78,7 +85,7 @@ class Pool:
         if not self.idle:
             raise RuntimeError("no idle worker: poll() until a run finishes")
         while True:
-            worker = next((w for w in self._workers if w.run_dir is None), None) or self._start()
+            worker = next((w for w in self._workers if w.run_dir is None), None) or self._start(self._free_slot())
             try:
                 assert worker.proc.stdin is not None
                 worker.proc.stdin.write(f"{run_dir}\n")
@@ -148,14 +155,20 @@ class Pool:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _start(self) -> _Worker:
+    def _free_slot(self) -> int:
+        taken = {w.slot for w in self._workers}
+        return next(k for k in range(self.size) if k not in taken)
+
+    def _start(self, slot: int) -> _Worker:
+        from schedsweep.executors import devices
+
         # SLURM_* variables of an enclosing allocation would make a run think it is a Slurm job (and requeue it).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | devices.env(self.pins[slot])
         proc = subprocess.Popen(
             [sys.executable, "-m", "schedsweep.executors.workers", str(self.threads), str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
         )
-        worker = _Worker(proc)
+        worker = _Worker(proc, slot)
         self._workers.append(worker)
         threading.Thread(target=self._read, args=(worker,), daemon=True).start()
         return worker

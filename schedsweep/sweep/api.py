@@ -29,7 +29,7 @@ from schedsweep import files
 from schedsweep import executors
 from schedsweep.sharing import branching, forks
 from schedsweep.sharing import kept as keeping
-from schedsweep.sweep import claims, extend, prune, reuse, store
+from schedsweep.sweep import claims, extend, prune, reuse, stale, store
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
@@ -57,12 +57,17 @@ class Queued:
     jobs: int  # jobs submitted: more than runs when runs are cut at their fork steps (segments)
     arrays: tuple[str, ...]  # job array ids, oldest first
     active: int  # runs skipped because a job of theirs is already pending or running
+    held: int = 0  # runs not submitted: over the user's MaxSubmitJobs
+    limit: int = 0  # that limit
 
     def line(self) -> str:
         shown = ", ".join(self.arrays) if len(self.arrays) <= 4 else f"{self.arrays[0]} .. {self.arrays[-1]}"
-        segmented = f" ({self.jobs} jobs: runs cut at their fork steps)" if self.jobs > self.runs else ""
+        segmented = f" ({self.jobs} jobs: runs cut at their fork steps)" if self.jobs > self.runs else (
+            f" ({self.jobs} jobs of up to {-(-self.runs // self.jobs)} runs)" if self.jobs < self.runs else "")
         return (f"queued {self.runs} runs{segmented} in {len(self.arrays)} job array(s) {shown}"
-                + (f"; {self.active} already pending or running on the cluster" if self.active else ""))
+                + (f"; {self.active} already pending or running on the cluster" if self.active else "")
+                + (f"; {self.held} run(s) held back by your MaxSubmitJobs={self.limit} (counting your queued jobs): "
+                   "--wait submits them as jobs end, or relaunch to submit them" if self.held else ""))
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,8 @@ class Sweep:
             return None
         jobs = executor.jobs
         arrays = tuple(sorted({j["array"] for j in jobs}, key=int))
-        return Queued(len({j["run"] for j in jobs}), len(jobs), arrays, executor.active)
+        return Queued(len({j["run"] for j in jobs}), len({j["job"] for j in jobs}), arrays, executor.active,
+                      len(executor.held), executor.limit)
 
     def refinement_stage(self, overrides: Sequence[str], refinement: Mapping[str, Any], *, config_dir: Path | None = None,
                          config_name: str = "config", retry_failed: bool = False) -> list[Plan] | None:
@@ -318,6 +324,7 @@ class Sweep:
         starts = sorted({(r["spec"]["init"]["digest"], r["spec"]["init"]["step"]) for r in self.records() if r["spec"].get("init")})
         rep.notes.extend(f"runs from init_from {digest[:19]}... are cooldowns of that checkpoint: they start at its step "
                          f"{step}, and steps_trained counts only their own" for digest, step in starts)
+        rep.notes.extend(stale.notes(self.path))
         return rep
 
     def ranked_runs(self) -> tuple[Any, str]:

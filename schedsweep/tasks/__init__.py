@@ -87,7 +87,6 @@ import contextlib
 import hashlib
 import importlib
 import inspect
-import os
 import sys
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
@@ -297,8 +296,11 @@ def _import(target: str) -> Any:
 
 
 def _launch_folder_on_path() -> str:
-    """Put the current folder first on sys.path, as `python -m` does; return it."""
-    cwd = os.getcwd()
+    """Put the current folder (a Slurm job's snapshot of it: schedsweep.executors.snapshot) first on sys.path,
+    as `python -m` does; return it."""
+    from schedsweep.plan import code
+
+    cwd = code.code_dir()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     importlib.invalidate_caches()  # a module written since the last import would otherwise be missed

@@ -41,7 +41,7 @@ import torch
 
 from schedsweep import files
 from schedsweep import schedules, tasks
-from schedsweep.train import averaging, checkpoint, init_from, recorder, distributed, groups, loop, optimizers, script, trials
+from schedsweep.train import averaging, checkpoint, init_from, recorder, distributed, groups, loop, optimizers, pinned, script, trials
 from schedsweep.sweep import claims, store
 from schedsweep.sharing import forks
 from schedsweep.train.distributed import Dist
@@ -106,6 +106,9 @@ def segment(run_dir: str, threads: int | None = None, max_requeues: int = 0, unt
     but at its fork step (failed, or left alone), so that the job fails and what waits on it never
     starts. A requeued segment has not ended: its job runs again. A run already done or diverged
     leaves nothing to wait for (a branch without its fork trains from step 0: the same run)."""
+    from schedsweep.executors import snapshot
+
+    snapshot.enter_launch_dir()  # started in the launch's code snapshot; data paths resolve from the launch folder
     status = main(run_dir, threads, max_requeues, until)
     # The run's state is on disk: a time-limit warning (SIGUSR2) that lands while this process exits must
     # neither kill it (the job would fail, cancelling what waits on it) nor make submitit requeue it.
@@ -145,8 +148,10 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
     dist.any(False)  # all ranks meet here, so none loads the checkpoint before rank 0 has written it
     state = checkpoint.load(path)
     writer = None
+    token = None
     if dist.main:
         store.write_status(path, store.RunStatus(RUNNING, host=socket.gethostname(), pid=os.getpid()))
+        token = pinned.begin(path, record["spec"]["task"], fresh=state is None)  # the code and devices it trains with
         if state is None:  # parts of an attempt that left no checkpoint belong to no run
             shutil.rmtree(path / store.METRICS, ignore_errors=True)
         else:
@@ -179,6 +184,8 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
         if status.status == FAILED and dist.world > 1:
             status = replace(status, error=(status.error or "") + _rank_errors(path))
         store.write_status(path, status)
+        if token is not None:
+            pinned.end(path, token, status.status)
         if status.status in SETTLED:
             checkpoint.remove(path)
             if record.get("branch") and store.is_sweep(path.parent.parent):

@@ -13,11 +13,13 @@
 # a different mode restarts the cluster. `stop` ends only the daemons this script started (by their
 # pid files under $STATE). Needs root. Environment: SCHEDSWEEP_SLURM_STATE (default
 # /var/tmp/schedsweep-slurm), MAX_ARRAY_SIZE (default 4: low, so tests see arrays cut into chunks with few runs,
-# each a job that starts a Python with torch).
+# each a job that starts a Python with torch), GPUS (default 4: fake GPUs per node, declared as gres on
+# character devices cloned from /dev/null, so that --gpus-per-node jobs are accepted and get CUDA_VISIBLE_DEVICES).
 set -euo pipefail
 
 STATE=${SCHEDSWEEP_SLURM_STATE:-/var/tmp/schedsweep-slurm}
 MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-4}
+GPUS=${GPUS:-4}
 HOST=$(hostname -s)
 LOG=$STATE/log
 NODES=2
@@ -93,11 +95,12 @@ AuthInfo=cred_expire=5
 KillWait=5
 MaxArraySize=$MAX_ARRAY_SIZE
 ReturnToService=2
+GresTypes=gpu
 $accounting
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG/jobcomp.txt
-NodeName=node[1-$NODES] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001-$((17000 + NODES)) CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=node[1-$NODES] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001-$((17000 + NODES)) CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   cat >/etc/slurm/slurmdbd.conf <<EOF
@@ -114,6 +117,12 @@ PidFile=$STATE/slurmdbd.pid
 LogFile=$LOG/slurmdbd.log
 EOF
   chmod 600 /etc/slurm/slurmdbd.conf
+  # Fake GPUs: a count-only gpu makes the node INVAL, and a plain file does not set CUDA_VISIBLE_DEVICES.
+  local g
+  for g in $(seq 0 $((GPUS - 1))); do
+    [[ -c /run/fake-gpu$g ]] || mknod -m 666 "/run/fake-gpu$g" c 1 3
+  done
+  echo "NodeName=node[1-$NODES] Name=gpu File=/run/fake-gpu[0-$((GPUS - 1))]" >/etc/slurm/gres.conf
   # srun and torch.distributed's MASTER_ADDR look node names up.
   local k
   for k in $(seq "$NODES"); do
@@ -159,7 +168,7 @@ nodes_idle() {  # every node answers and is idle (or busy): none down, drained o
   [[ $(grep -cE '^(idle|mix|alloc)' <<<"$states") == "$NODES" ]]
 }
 
-mode() { echo "nodes=$NODES accounting=$ACCOUNTING max_array_size=$MAX_ARRAY_SIZE"; }
+mode() { echo "nodes=$NODES accounting=$ACCOUNTING max_array_size=$MAX_ARRAY_SIZE gpus=$GPUS"; }
 
 start() {
   local t0=$SECONDS k
