@@ -16,7 +16,12 @@ problem (setting, budget) with the full sweep:
 Targets (issue 21): at most 40% of the steps, winner right in >= 95% of problems, best LR within one step
 in >= 90%.
 
-Run: .venv/bin/python benchmarks/pruning.py results/SWEEP --eta 3 [--rule issue|top|pair|halve|all] [--problems]
+The rules (schedsweep.results.pruning.RULES): issue, top, pair, halve rank each LR on its mean at the rung it
+ran; extrap, extrap-pair, extrap-halve keep every LR for the two smallest budgets, then rank on its metric
+extrapolated to the next budget (a power law in the steps through its last two rungs).
+
+Run: .venv/bin/python benchmarks/pruning.py results/SWEEP --eta 3 [--rule issue|...|extrap|all] [--problems]
+     (--problems: the per-problem table: winner, pruned winner, same winner, LR ok, regret, steps)
      .venv/bin/python benchmarks/pruning.py results/FULL --pruned results/PRUNED   (online: what prune_lr trained)
 """
 

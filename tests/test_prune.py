@@ -15,6 +15,7 @@ from schedsweep.cli import app
 from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import make_plan
 from schedsweep.sweep import store
+from schedsweep.train.metrics import read_metrics
 from schedsweep.sweep.status import FINAL, PRUNED, RESULTS, SETTLED
 
 GRID = ["task=quadratic", "full_steps=40", "schedule=cosine,wsd", "budget=0.25,0.5,1.0", "optimizer.lr=0.03,0.1,0.3,1,3",
@@ -38,7 +39,7 @@ def test_pruned_is_final_and_settled_but_not_a_result() -> None:
 def test_prune_lr_is_typed_and_keeps_the_run_ids() -> None:
     plain, pruned = make_plan(GRID, check_imports=False), make_plan([*GRID, "prune_lr=3"], check_imports=False)
     assert [r.id for r in plain.runs] == [r.id for r in pruned.runs]
-    assert (plain.prune_lr, pruned.prune_lr, pruned.share_prefix) == (0, 3, False)
+    assert (plain.prune_lr, pruned.prune_lr, pruned.share_prefix) == (0, 3, True)
     for bad in ("prune_lr=1", "prune_lr=-2", "prune_lr=x"):
         with pytest.raises(ConfigError, match="prune_lr"):
             make_plan([*GRID, bad], check_imports=False)
@@ -75,3 +76,33 @@ def test_a_pruned_sweep_trains_fewer_runs_skips_them_on_relaunch_and_lists_them(
         if status == "done":
             a, b = store.read_status(store.run_dir(sweep, run_id)), store.read_status(store.run_dir(full, run_id))
             assert (a.final_loss, a.final_eval_loss) == (b.final_loss, b.final_eval_loss)
+
+
+WSD = ["task=quadratic", "full_steps=40", "schedule=wsd", "schedule.warmup=2", "budget=0.25,0.5,1.0",
+       "optimizer.lr=0.03,0.1,0.3,1,3", "executor=debug"]
+
+
+@pytest.mark.slow
+def test_pruning_on_a_wsd_trunk_stops_pruned_trunks_at_the_fork_and_continues_kept_ones_exactly(tmp_path: Path) -> None:
+    results = str(tmp_path / "r")
+    assert "5 branch trees share their prefixes" in cli("launch", *WSD, "prune_lr=3", "--results", results, "--name", "p")
+    sweep = tmp_path / "r" / "p"
+    records = {r["id"]: r["labels"] for r in store.read_plan(sweep)}
+    now = statuses(sweep)
+    trunks = {i: store.read_status(store.run_dir(sweep, i)) for i, lab in records.items() if lab["steps"] == 40}
+    pruned = {i: st for i, st in trunks.items() if st.status == PRUNED}
+    assert 0 < len(pruned) < 5 and not list((tmp_path / "r").glob("*/runs/*/hold.json"))
+    # A pruned LR's trunk trained only up to the fork of the last budget its LR ran (step 9 for 25%, 17 for 50%).
+    for i, st in pruned.items():
+        fork = 9 if "25%" in (st.error or "") else 17
+        assert st.steps_done == fork and (store.run_dir(sweep, i) / "checkpoint.pt").is_file()
+    # The kept LRs' trunks went on from their forks: the very runs of the unpruned sweep, bit for bit on CPU.
+    cli("launch", *WSD, "--results", results, "--name", "full", "--no-reuse")
+    full = tmp_path / "r" / "full"
+    done = [i for i, s in now.items() if s == "done"]
+    assert any(records[i]["steps"] == 40 for i in done)
+    for run_id in done:
+        a, b = store.read_status(store.run_dir(sweep, run_id)), store.read_status(store.run_dir(full, run_id))
+        assert (a.final_loss, a.final_eval_loss, a.steps_done) == (b.final_loss, b.final_eval_loss, b.steps_done)
+        mine, theirs = (read_metrics(store.run_dir(s, run_id) / store.METRICS) for s in (sweep, full))
+        assert mine.column("loss").to_pylist() == theirs.column("loss").to_pylist()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 from schedsweep.results import pruning
 
@@ -52,3 +53,15 @@ def test_the_benchmark_replays_a_finished_sweep(tmp_path) -> None:  # type: igno
     halve = bench.compare(frame, metric, 3, pruning.RULE_HALVE)
     assert halve["steps"].sum() / halve["full_steps"].sum() == (5 * 0.1 + 2 * 0.5 + 1 * 1.0) / (5 * 1.6)
     assert "winner in the full best group 100%" in bench.summary(halve)
+
+
+def test_the_extrapolated_rules_rank_on_the_next_rung_s_power_law() -> None:
+    assert pruning.extrapolated([(10, 4.0), (100, 2.0)], 1000) == pytest.approx(1.0)
+    assert pruning.extrapolated([(10, 2.0), (100, 3.0)], 1000) == 3.0  # never worse with more steps
+    assert pruning.extrapolated([(100, 3.0)], 1000) == 3.0
+    # A low LR, worse now but improving faster, is the one that goes on; the first rung keeps every LR.
+    history = {1e-3: [(10, 2.0), (100, 1.0)], 1e-2: [(10, 1.5), (100, 0.9)], 1e-1: [(10, 1.4), (100, 1.3)]}
+    assert pruning.kept_next(history, 3, pruning.RULE_EXTRAP_HALVE, 1, 1000) == [1e-3]
+    assert pruning.kept_next(history, 3, pruning.RULE_EXTRAP, 1, 1000) == [1e-3, 1e-2]
+    assert pruning.kept_next({lr: h[:1] for lr, h in history.items()}, 3, pruning.RULE_EXTRAP, 0, 100) == sorted(history)
+    assert pruning.kept_next(history, 3, pruning.RULE_HALVE, 1, 1000) == [1e-2]  # the plain rule ranks on the last mean

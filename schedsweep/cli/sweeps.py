@@ -62,6 +62,10 @@ def launch(
         if no_submit:
             out.print(f"nothing submitted (--no-submit). Plain sbatch script: schedsweep export-sbatch {sweep.path}")
             return
+        if not plan.prune_lr:
+            from schedsweep.sharing import holds
+
+            holds.clear_all(sweep.path)  # an earlier launch's prune_lr holds: this launch trains every run to its end
         final = _execute_pruned(sweep, settings, wait, plan.prune_lr) if plan.prune_lr else _execute(sweep, settings, wait)
         if plan.refinement is not None:
             final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
@@ -146,11 +150,12 @@ def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -
 
     if settings.kind != "slurm" and wait is False:
         raise SchedsweepError("prune_lr decides between budgets in the launching process: launch it locally without --no-wait.")
-    before: set[str] | None = None
     final: Any = None
     while True:
-        held = prune.decide(sweep.path, *sweep.ranked_runs(), eta)
-        if held and held == before:  # the rungs below them cannot settle (failed runs)
+        runs, metric = sweep.ranked_runs()
+        # Shared prefixes: a held trunk trains up to the fork its smaller budgets need (prune.limit).
+        held, trains = prune.limit(sweep.path, runs, prune.decide(sweep.path, runs, metric, eta))
+        if held and not trains:  # the rungs below them cannot settle (failed runs)
             out.print(f"prune_lr: {len(held)} run(s) wait on smaller budgets with failed runs; retry those with --retry-failed.")
             return final
         final = _execute(sweep, settings, wait, held)
@@ -158,7 +163,6 @@ def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -
             if held:
                 out.print("prune_lr: the larger budgets are decided once these runs have finished; run this same command again then.")
             return final
-        before = held
 
 
 def _refinement_stage(plan: Any, sweep: Any, overrides: list[str], config_dir: Optional[Path], config_name: str,

@@ -231,8 +231,8 @@ def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:
     if answer == BUSY:
         return BUSY
     status = store.read_status(path)
-    if status.status in FINAL or status.status == INTERRUPTED:
-        return status.status
+    if status.status in FINAL or status.status == INTERRUPTED or answer == status.status == PENDING:
+        return status.status  # pending: stopped at a fork step by its hold (prune_lr), the next round goes on
     error = died()
     if (path / checkpoint.FILE).exists():
         store.write_status(path, store.RunStatus(INTERRUPTED, steps_done=status.steps_done, error=(

@@ -100,15 +100,15 @@ def make_plan(
         duplicates=sum(merged.values()),
         merged=merged,
         counts={a.key: len(a.values) for a in axes},
-        share_prefix=_share_prefix(base) and not _prune_lr(base),
+        share_prefix=_share_prefix(base),
         prune_lr=_prune_lr(base),
         keep_trunk=_keep_trunk(base),
     )
 
 
 def _prune_lr(base: dict[str, Any]) -> int:
-    """prune_lr, typed (SweepKeys): 0 (off) or an ETA >= 2. A pruned sweep shares no prefixes for now: a trunk is
-    the longest budget's run, which pruning holds until the budgets below it are decided."""
+    """prune_lr, typed (SweepKeys): 0 (off) or an ETA >= 2. Shared prefixes stay: a trunk trains up to the forks of
+    the budgets decided so far (schedsweep.sweep.prune.limit)."""
     eta = typed.parse(SweepKeys, {k: base[k] for k in ("prune_lr",) if k in base}, "", "the config").prune_lr
     if eta == 1:
         raise ConfigError("prune_lr must be 0 (off) or an integer >= 2 (keep the best 1/ETA of the LRs); got 1.")

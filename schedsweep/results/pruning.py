@@ -25,7 +25,22 @@ import numpy as np
 import pandas as pd
 
 RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE = "issue", "top", "pair", "halve"
-RULES = (RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE)
+RULE_EXTRAP, RULE_EXTRAP_PAIR, RULE_EXTRAP_HALVE = "extrap", "extrap-pair", "extrap-halve"
+RULES = (RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE, RULE_EXTRAP, RULE_EXTRAP_PAIR, RULE_EXTRAP_HALVE)
+EXTRAPOLATED = {RULE_EXTRAP: RULE_TOP, RULE_EXTRAP_PAIR: RULE_PAIR, RULE_EXTRAP_HALVE: RULE_HALVE}  # -> how it keeps
+
+
+def extrapolated(history: list[tuple[int, float]], steps: int) -> float:
+    """An LR's metric at `steps` from its last two rungs ((steps, mean), ascending): a power law in the steps
+    through both, log m = log m_i + (log m_i - log m_{i-1}) (log s - log s_i) / (log s_i - log s_{i-1}), never
+    above m_i (more steps never hurt); the last mean when there is one rung, or a mean is not positive."""
+    if len(history) < 2:
+        return history[-1][1]
+    (s0, m0), (s1, m1) = history[-2:]
+    if not (math.isfinite(m0) and math.isfinite(m1)) or m0 <= 0 or m1 <= 0 or s1 <= s0:
+        return m1
+    slope = (math.log(m1) - math.log(m0)) / (math.log(s1) - math.log(s0))
+    return min(m1, math.exp(math.log(m1) + slope * (math.log(steps) - math.log(s1))))
 
 
 def kept(means: dict[float, float], eta: int, rule: str = RULE_ISSUE, minimum: int = 2) -> list[float]:
@@ -43,16 +58,35 @@ def kept(means: dict[float, float], eta: int, rule: str = RULE_ISSUE, minimum: i
     return sorted(keep)
 
 
+def kept_next(history: dict[float, list[tuple[int, float]]], eta: int, rule: str, rung: int, next_steps: int) -> list[float]:
+    """The LRs that go on to the rung of `next_steps`, from every LR's (steps, mean) at the rungs it ran
+    (`rung`: the index of the last one, 0 the smallest). The extrapolated rules keep every LR at the first
+    rung (a slope needs two), then rank on `extrapolated(...)` at the next rung's steps: RULE_EXTRAP the best
+    ceil(n / eta), at least 2; RULE_EXTRAP_PAIR the best and its better neighbour; RULE_EXTRAP_HALVE the best
+    ceil(n / eta), at least 1. Other rules: `kept`."""
+    means = {lr: h[-1][1] for lr, h in history.items()}
+    if rule not in EXTRAPOLATED:
+        return kept(means, eta, rule)
+    if rung == 0:
+        return sorted(means)
+    ahead = {lr: extrapolated(h, next_steps) for lr, h in history.items()}
+    return kept(ahead, eta, EXTRAPOLATED[rule])
+
+
 def replay(per_lr: pd.DataFrame, eta: int, rule: str = RULE_ISSUE) -> set[tuple[Any, ...]]:
     """The (cell key..., lr) a pruned sweep trains. `per_lr`: one row per (group, steps, lr) with `group`
     (setting and schedule, hashable), `steps` and `mean` (oriented; +inf diverged, NaN unknown)."""
     out: set[tuple[Any, ...]] = set()
     for group, part in per_lr.groupby("group", sort=False):
         alive: list[float] | None = None
-        for steps, rung in part.groupby("steps", sort=True):
+        history: dict[float, list[tuple[int, float]]] = {}
+        rungs = sorted(part["steps"].unique())
+        for i, (steps, rung) in enumerate(part.groupby("steps", sort=True)):
             means = {float(lr): float(m) for lr, m in zip(rung["lr"], rung["mean"]) if alive is None or lr in alive}
             out.update((group, steps, lr) for lr in means)
-            if not means:
+            if not means or i + 1 == len(rungs):
                 break
-            alive = kept({lr: (m if not np.isnan(m) else math.inf) for lr, m in means.items()}, eta, rule)
+            for lr, m in means.items():
+                history.setdefault(lr, []).append((int(steps), m if not np.isnan(m) else math.inf))
+            alive = kept_next({lr: history[lr] for lr in means}, eta, rule, i, int(rungs[i + 1]))
     return out

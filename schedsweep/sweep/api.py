@@ -34,7 +34,7 @@ from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
 from schedsweep.executors.settings import Settings, SlurmSettings, parse
-from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, PRUNED, RESULTS, RUNNING, is_open
+from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, OPEN, PENDING, PRUNED, RESULTS, RUNNING, is_open
 
 Progress = Callable[[Counter[str], dict[str, str]], None]  # the counts, and each run's status by id
 
@@ -363,7 +363,8 @@ def _follow(executor: executors.Executor, view: SweepStatus, todo: list[Path], r
                 state[now[path.name]] -= 1
                 state[shown] += 1
                 now[path.name] = shown
-                if outcome == claims.BUSY or outcome not in OPEN:
+                # A local run that ends pending stopped at its hold (prune_lr, schedsweep.sharing.holds).
+                if outcome == claims.BUSY or outcome not in OPEN or (outcome == PENDING and not executor.detached):
                     open_.discard(path)
             report(+state, now)
     except BaseException:

@@ -6,7 +6,13 @@ budget are schedsweep.results.pruning.kept(..., RULE_ISSUE): the best ceil(n / E
 of the sweep's metric (a diverged LR last), at least 2, and the best's neighbours so that the best can move
 one grid step. Every larger budget of the others gets status `pruned` (schedsweep.sweep.status): never
 trained, never retried, skipped by a relaunch, listed by the report as "pruned at budget b". Only runs that
-never started are pruned: a run already done (an earlier, unpruned launch) keeps its result.
+have not finished are pruned: a run already done (an earlier, unpruned launch) keeps its result.
+
+Shared prefixes (constant, WSD: schedsweep.sharing): a trunk is the longest budget's run, yet the smaller
+budgets branch from its forks. `limit` lets a held trunk train up to the fork its runnable branches need and
+no further (a hold, schedsweep.sharing.holds); once that budget is decided, a kept LR's trunk resumes from its
+checkpoint there to the next fork (the same run as unpruned, bit for bit on CPU), and a pruned LR's trunk
+stays stopped at the fork, `pruned`.
 
 `decide` makes every decision the folder allows and returns the runs still *held* (a rung below them has
 unsettled runs). The launcher (schedsweep.cli.sweeps) alternates: decide, train what is not held, until
@@ -20,9 +26,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from schedsweep import files
 from schedsweep.results import pruning
+from schedsweep.sharing import forks, holds
 from schedsweep.sweep import store
-from schedsweep.sweep.status import DIVERGED, DONE, PENDING, PRUNED, RESULTS
+from schedsweep.sweep.status import DIVERGED, DONE, INTERRUPTED, OPEN, PENDING, PRUNED, RESULTS
 
 PREFIX = "pruned at budget "
 
@@ -51,8 +59,38 @@ def decide(sweep_dir: Path, runs: Any, metric: str, eta: int) -> set[str]:
             for run_id in dict.fromkeys(out["id"]):
                 path = store.run_dir(sweep_dir, run_id)
                 path.mkdir(parents=True, exist_ok=True)
-                store.write_status(path, store.RunStatus(PRUNED, error=f"{PREFIX}{label}"))
+                done = store.read_status(path).steps_done if (path / store.STATUS).is_file() else 0  # a trunk: its fork step
+                store.write_status(path, store.RunStatus(PRUNED, steps_done=done, error=f"{PREFIX}{label}"))
     return held
+
+
+def limit(sweep_dir: Path, runs: Any, held: set[str]) -> tuple[set[str], int]:
+    """After `decide`: release the held parents (trunks) whose forks a run of this round needs, each with a hold at
+    the latest such fork step, and clear every other hold. (The ids still held, how many runs this round trains.)
+    `runs`: the sweep's runs (id); their statuses are read again, as `decide` has just pruned some."""
+    held = set(held)
+    ids = [i for i in dict.fromkeys(runs["id"]) if i not in held]
+    todo = [i for i in ids if store.read_status(store.run_dir(sweep_dir, i)).status in (*OPEN, INTERRUPTED)]
+    trains = len(todo)
+    stops: dict[str, int] = {}
+    while todo:  # a released parent may itself be a branch whose fork its own held parent must write
+        released = []
+        for run_id in todo:
+            path = store.run_dir(sweep_dir, run_id)
+            branch = files.read_json(path / store.RUN_RECORD).get("branch")
+            if not branch or (path / forks.CHECKPOINT).exists():
+                continue
+            parent, step = branch["of"], int(branch["step"])
+            if parent not in held or (forks.fork_dir(store.run_dir(sweep_dir, parent), step) / forks.CHECKPOINT).is_file():
+                continue
+            if parent not in stops:
+                released.append(parent)
+            stops[parent] = max(step, stops.get(parent, 0))
+        todo = released
+    for parent, step in stops.items():
+        holds.write(store.run_dir(sweep_dir, parent), step, "prune_lr: its larger budgets are not decided yet")
+    holds.clear_all(sweep_dir, keep=set(stops))
+    return held - set(stops), trains + len(stops)
 
 
 def _mean(part: Any) -> float:

@@ -43,7 +43,7 @@ from schedsweep import files
 from schedsweep import schedules, tasks
 from schedsweep.train import averaging, checkpoint, init_from, recorder, distributed, groups, loop, optimizers, pinned, script, trials
 from schedsweep.sweep import claims, store
-from schedsweep.sharing import forks
+from schedsweep.sharing import forks, holds
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
 from schedsweep.train.metrics import reached as metrics_reached
@@ -88,9 +88,11 @@ def main(run_dir: str, threads: int | None = None, max_requeues: int = 0, until:
     when another live process holds the run's claim (see schedsweep.sweep.claims).
 
     `until` (a fork step): train only up to it, keep the fork and stop as `pending` with a checkpoint
-    there, for the run's next segment (schedsweep.sharing.segments) to resume.
+    there, for the run's next segment (schedsweep.sharing.segments) to resume. A hold (prune_lr's, on a
+    trunk whose larger budgets are not decided yet: schedsweep.sharing.holds) stops it the same way.
     """
     path = Path(run_dir)
+    until = holds.until(path, until)
     if threads:
         torch.set_num_threads(threads)
     with stop_on_signals() as stop:  # from the start: a signal before the first step still checkpoints cleanly
