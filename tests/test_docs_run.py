@@ -85,6 +85,10 @@ NOT_RUN = {
     "schedsweep status results/<sweep> --watch": "waits for a Slurm sweep until Ctrl-C",
     "schedsweep cancel results/<sweep>": "cancels Slurm job arrays (tests/test_slurm.py)",
     "sbatch --array": "output of a dry run on Slurm, not a command to type",
+    "error: 2 run(s) of sweep": "the message a stale relaunch prints (tests/test_pinned_code.py checks it)",
+    "9c1e... (trained with": "the same message, continued",
+    "Nothing was trained. Relaunch with": "the same message, continued",
+    "to keep their results": "the same message, continued",
     "schedsweep predict results/<sweep>": "fits a law on a sweep long enough to fit (minutes); tests/test_predict_cli.py runs "
                                           "these three commands on a tiny trained sweep",
     "schedsweep launch task=gpt": "a GPU and Slurm: bf16, compile and Muon on a GPT (tests/test_tasks_suite.py runs task=gpt_tiny)",
