@@ -1,0 +1,10 @@
+schedsweep launch +study=rex task=charlm optimizer=adamw schedule=wsd optimizer.lr=0.01 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=charlm optimizer=sgd schedule=wsd optimizer.lr=0.3 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=classifier optimizer=adamw schedule=cosine optimizer.lr=0.01 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=classifier optimizer=sgd schedule=wsd optimizer.lr=0.0333333 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=digits optimizer=adamw schedule=rex_step optimizer.lr=0.02 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=digits optimizer=sgd schedule=rex_step optimizer.lr=0.1 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=quadratic optimizer=adamw schedule=plateau optimizer.lr=4.5 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=quadratic optimizer=sgd schedule=plateau optimizer.lr=0.045 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=regression optimizer=adamw schedule=rex_onecycle optimizer.lr=0.00999999 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
+schedsweep launch +study=rex task=regression optimizer=sgd schedule=cosine optimizer.lr=0.0333333 lr_mult=1 full_steps=8000 budget=1.0 --name rex_long
