@@ -25,6 +25,7 @@ from schedsweep.plan.config import Axis, Composer, check_option, composer, inter
 from schedsweep.errors import ConfigError
 from schedsweep.plan.identity import Identifier
 from schedsweep.plan import per_task, ranking
+from schedsweep.plan.per_task import set_path as _with
 from schedsweep.plan.point import Run, SweepKeys, make_run, without_labels
 from schedsweep.plan.ranking import RankBy
 
@@ -300,16 +301,6 @@ def _check_settable(cfg: dict[str, Any], axis: Axis, names: dict[str, str]) -> N
             f"cannot sweep '{axis.key}': no such key in the config ({where}). Keys there: {valid}. "
             f"To add a new key use +{axis.key}=..."
         )
-
-
-def _with(tree: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
-    """A copy of `tree` with `path` set to `value`, sharing every untouched branch.
-
-    Copying only the dicts on the path (not deep-copying the config) is what keeps planning at
-    thousands of runs per second; no run record is mutated after planning, so sharing is safe.
-    """
-    head, *rest = path
-    return {**tree, head: _with(tree[head], rest, value) if rest else value}
 
 
 def _resolve(cfg: dict[str, Any]) -> dict[str, Any]:
