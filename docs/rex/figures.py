@@ -121,10 +121,10 @@ def claims(rep: report.Report, runs: pd.DataFrame) -> str:
                 f"[{blow:.0f}, {bhigh:.0f}]")
         lines.append(f"| {claim} | {paper} | {ours} | {share_verdict(paper_share(paper), value, low, high)} |")
     for claim, paper, a, b, budgets in [
-        ("REX beats linear at low budgets", "REX abstract and §5 ('outperforms the linear schedule in the low "
+        ("REX beats linear at low budgets", "REX abstract ('outperforms the linear schedule in the low "
          "budget regime')", "rex", "linear", LOW),
         ("REX matches or beats linear at high budgets", "REX abstract ('matching or exceeding')", "rex", "linear", HIGH),
-        ("linear decay matches or beats cosine at the full budget", "refinement paper, abstract and §6 (arXiv "
+        ("linear decay matches or beats cosine at the full budget", "refinement paper, abstract (arXiv "
          "2310.07831: linear decay outperforms cosine annealing)", "linear", "cosine", [1.0]),
     ]:
         row = contrast_row(rep.ranked, runs, a, b, budgets, rep.maximize)
