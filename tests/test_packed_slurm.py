@@ -19,11 +19,11 @@ from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import claims, store
 from schedsweep.train import metrics, pinned
 
-LONG_STEPS = 1500  # long enough to catch two runs in flight (about 30 s each on 2 busy cores)
+LONG_STEPS = 6000  # long enough to catch two runs in flight: about 15 s each on 2 idle cores, a minute on busy ones
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
 RUNS = ["task=classifier", "task.n_train=256", "task.hidden=16", "budget=1.0"]
 TINY = [*RUNS, "executor=slurm", "executor.cpus_per_task=1"]
-LONG = [*RUNS, f"full_steps={LONG_STEPS}", "eval_every=500", "schedule=linear", "seed=range(3)"]
+LONG = [*RUNS, f"full_steps={LONG_STEPS}", "eval_every=2000", "schedule=linear", "seed=range(3)"]
 
 
 def test_a_job_time_limit_is_its_runs_limits_laid_on_its_gpus() -> None:

@@ -16,6 +16,11 @@ COLORS = {DONE: "green", RUNNING: "cyan", REQUEUED: "magenta", INTERRUPTED: "bri
           FAILED: "red", DIVERGED: "yellow", PRUNED: "dim"}
 
 
+
+def _lr(lr: float | None) -> str:
+    """A run's LR for a table: a script that sets its own and has not reported it yet has none."""
+    return "-" if lr is None else f"{lr:g}"
+
 def counts_line(state: Any) -> str:
     """The states that have runs, e.g. 'done 3 · running 2 · pending 7' ('pending 0' when there are none)."""
     shown = [(s, c) for s, c in COLORS.items() if state.get(s, 0)] or [(PENDING, COLORS[PENDING])]
@@ -44,7 +49,7 @@ def print_plan(out: Console, plan: Any, full: bool) -> None:
         lab = run.labels
         table.add_row(
             str(i), run.id, lab["task"], lab["optimizer"], lab["schedule"], str(lab["budget"]), str(lab["steps"]),
-            f"{lab['lr']:g}", str(lab["seed"]), *(str(lab["axes"].get(k, "")) for k in extras),
+            _lr(lab["lr"]), str(lab["seed"]), *(str(lab["axes"].get(k, "")) for k in extras),
         )
     out.print(table)
     if len(shown) < len(plan.runs):
@@ -124,8 +129,8 @@ def status_view(path: Path, sweep_status: Any, width: int = 10_000, show_all: bo
         # A failed run's status may predate its last metric part (it failed between writes): the furthest step.
         reached = metrics.reached(run / store.METRICS) or 0 if st.status != PENDING else 0
         step = st.steps_done if st.status in RESULTS else max(st.steps_done or 0, reached)
-        section.rows.append([view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"], f"{lab['lr']:g}",
-                             str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
+        section.rows.append([view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"],
+                             _lr(lab["lr"] if lab["lr"] is not None else st.peak_lr), str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
         error = (st.error or "").strip().splitlines()[-1:]
         if error:
             where = st.status if st.status == PRUNED else f"{st.status} at step {step}"

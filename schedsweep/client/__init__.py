@@ -240,10 +240,12 @@ class Run:
         """The interpreter exits (normally or on an exception) without finish(): keep the rows, say where it ended."""
         if self._ended or self._writer is None or self._stop is not None:  # stopped: "checkpointed" stays
             return
-        if self._row is not None and "loss" in self._row:
-            self._close()
-        self._writer.flush()
-        self._report("exited")
+        try:
+            if self._row is not None and "loss" in self._row:
+                self._close()
+            self._writer.flush()
+        finally:  # the status must say where the script ended even if its last rows could not be written
+            self._report("exited")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop = signum

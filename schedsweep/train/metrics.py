@@ -16,6 +16,9 @@ and the sweep's ETA read (`reached`).
 
 from __future__ import annotations
 
+# A flush may make pyarrow import pandas, which imports this module; at interpreter exit (a script's
+# last rows, flushed by the client's atexit hook) that import fails, so it happens now.
+import concurrent.futures.thread  # noqa: F401
 import json
 import math
 import os
