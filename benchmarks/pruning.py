@@ -16,11 +16,11 @@ problem (setting, budget) with the full sweep:
 Targets (issue 21): at most 40% of the steps, winner right in >= 95% of problems, best LR within one step
 in >= 90%.
 
-The rules (schedsweep.results.pruning.RULES): issue, top, pair, halve rank each LR on its mean at the rung it
+The rules (schedsweep.results.pruning.RULES): neighbours, top, pair, halve rank each LR on its mean at the rung it
 ran; extrap, extrap-pair, extrap-halve keep every LR for the two smallest budgets, then rank on its metric
 extrapolated to the next budget (a power law in the steps through its last two rungs).
 
-Run: .venv/bin/python benchmarks/pruning.py results/SWEEP --eta 3 [--rule issue|...|extrap|all] [--problems]
+Run: .venv/bin/python benchmarks/pruning.py results/SWEEP --eta 3 [--rule neighbours|...|extrap|all] [--problems]
      (--problems: the per-problem table: winner, pruned winner, same winner, LR ok, regret, steps)
      .venv/bin/python benchmarks/pruning.py results/FULL --pruned results/PRUNED   (online: what prune_lr trained)
 """
@@ -129,7 +129,7 @@ def main() -> None:
     if args.pruned is not None:
         online = load(args.pruned)[0]  # the full sweep's runs of the same grid points (ids), in its columns
         runs = runs.loc[runs["id"].isin(set(online["id"])), [c for c in runs.columns if c in online.columns]]
-        table = compare(runs, metric, args.eta, pruning.RULE_ISSUE, online)
+        table = compare(runs, metric, args.eta, pruning.RULE_NEIGHBOURS, online)
         print(f"online {args.pruned.name} against {args.sweep.name}: {summary(table)}")
         if args.problems:
             print(table.to_string(index=False))

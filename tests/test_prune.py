@@ -43,6 +43,34 @@ def test_prune_lr_is_typed_and_keeps_the_run_ids() -> None:
     for bad in ("prune_lr=1", "prune_lr=-2", "prune_lr=x"):
         with pytest.raises(ConfigError, match="prune_lr"):
             make_plan([*GRID, bad], check_imports=False)
+    assert pruned.prune_rule == "halve" and make_plan([*GRID, "prune_rule=extrap"], check_imports=False).prune_rule == "extrap"
+    with pytest.raises(ConfigError, match="prune_rule must be neighbours, .*; got 'third'"):
+        make_plan([*GRID, "prune_rule=third"], check_imports=False)
+    with pytest.raises(ConfigError, match="prune_rule"):  # a sweep's key, not a run's: not sweepable
+        make_plan([*GRID, "prune_rule=halve,extrap"], check_imports=False)
+
+
+def kept_per_rung(records: dict[str, dict], now: dict[str, str]) -> dict[str, list[int]]:
+    """schedule -> how many LRs trained at each budget (smallest first)."""
+    out: dict[str, list[int]] = {}
+    for schedule in sorted({lab["schedule"] for lab in records.values()}):
+        out[schedule] = [len({lab["lr"] for i, lab in records.items() if lab["schedule"] == schedule
+                              and lab["steps"] == steps and now[i] != PRUNED}) for steps in (10, 20, 40)]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", ["neighbours", "extrap"])
+def test_prune_rule_picks_which_lrs_go_on(tmp_path: Path, rule: str) -> None:
+    out = cli("launch", *GRID, "prune_lr=3", f"prune_rule={rule}", "--results", str(tmp_path), "--name", "p")
+    assert f"prune_lr=3 (prune_rule={rule}): trains at most" in " ".join(out.split())
+    records = {r["id"]: r["labels"] for r in store.read_plan(tmp_path / "p")}
+    kept = kept_per_rung(records, statuses(tmp_path / "p"))
+    for schedule, counts in kept.items():
+        if rule == "neighbours":  # the best third (>= 2) and the best's neighbours: 2 to 4 of the LRs below
+            assert counts[0] == 5 and 2 <= counts[1] <= 4 and 2 <= counts[2] <= min(4, counts[1]), (schedule, counts)
+        else:  # every LR for the two smallest budgets (a slope needs two), then the best third, at least 2
+            assert counts == [5, 5, 2], (schedule, counts)
 
 
 @pytest.mark.slow
@@ -55,11 +83,8 @@ def test_a_pruned_sweep_trains_fewer_runs_skips_them_on_relaunch_and_lists_them(
     assert 0 < len(pruned) < 20 and set(now.values()) == {"done", PRUNED}
     records = {r["id"]: r["labels"] for r in store.read_plan(sweep)}
     assert all(records[i]["steps"] > 10 for i in pruned)  # every LR runs the smallest budget
-    # The rule: each larger budget keeps at most the best third (>= 2) plus the best's two neighbours.
-    for schedule in ("cosine", "wsd"):
-        for steps in (20, 40):
-            kept = [i for i, lab in records.items() if lab["schedule"] == schedule and lab["steps"] == steps and now[i] != PRUNED]
-            assert 2 <= len(kept) <= 4
+    # The default rule, halve: each larger budget keeps the best third of the LRs of the one below, at least 1.
+    assert kept_per_rung(records, now) == {"cosine": [5, 2, 1], "wsd": [5, 2, 1]}
     assert f"pruned {len(pruned)}" in cli("status", str(sweep))
     again = cli("launch", *GRID, "prune_lr=3", "--results", results, "--name", "p")
     assert f"{len(pruned)} pruned; 0 to run" in again

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schedsweep.results import pruning
 
@@ -14,13 +17,13 @@ LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
 def test_the_issue_rule_keeps_a_third_at_least_two_and_the_best_s_neighbours() -> None:
     means = dict(zip(LRS, (5.0, 2.0, 1.0, 1.5, math.inf)))
-    assert pruning.kept(means, 3, pruning.RULE_ISSUE) == [3e-3, 1e-2, 3e-2]
+    assert pruning.kept(means, 3, pruning.RULE_NEIGHBOURS) == [3e-3, 1e-2, 3e-2]
     assert pruning.kept(means, 3, pruning.RULE_TOP) == [1e-2, 3e-2]
     assert pruning.kept(means, 3, pruning.RULE_PAIR) == [1e-2, 3e-2]
     assert pruning.kept(means, 3, pruning.RULE_HALVE) == [1e-2, 3e-2]
     assert pruning.kept({1e-2: 1.0, 3e-2: 1.5}, 3, pruning.RULE_HALVE) == [1e-2]
     # A diverged LR ranks last; at the edge the best has one neighbour.
-    assert pruning.kept(dict(zip(LRS, (1.0, 2.0, 3.0, 4.0, math.inf))), 3, pruning.RULE_ISSUE) == [1e-3, 3e-3]
+    assert pruning.kept(dict(zip(LRS, (1.0, 2.0, 3.0, 4.0, math.inf))), 3, pruning.RULE_NEIGHBOURS) == [1e-3, 3e-3]
 
 
 def test_replay_walks_the_rungs_with_the_survivors() -> None:
@@ -65,3 +68,20 @@ def test_the_extrapolated_rules_rank_on_the_next_rung_s_power_law() -> None:
     assert pruning.kept_next(history, 3, pruning.RULE_EXTRAP, 1, 1000) == [1e-3, 1e-2]
     assert pruning.kept_next({lr: h[:1] for lr, h in history.items()}, 3, pruning.RULE_EXTRAP, 0, 100) == sorted(history)
     assert pruning.kept_next(history, 3, pruning.RULE_HALVE, 1, 1000) == [1e-2]  # the plain rule ranks on the last mean
+
+
+@given(n=st.integers(1, 9), rungs=st.integers(1, 5), eta=st.integers(2, 4), rule=st.sampled_from(pruning.RULES),
+       seed=st.integers(0, 2**16))
+@settings(max_examples=150, deadline=None)
+def test_the_dry_run_s_promise_bounds_what_any_results_make_a_rule_keep(n: int, rungs: int, eta: int, rule: str,
+                                                                         seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lrs = [10.0 ** (-k / 2) for k in range(n)]
+    rows = [{"group": "g", "steps": 10 * 2**r, "lr": lr, "mean": float(rng.choice([rng.normal(), np.inf], p=[0.9, 0.1]))}
+            for r in range(rungs) for lr in lrs]
+    trained = pruning.replay(pd.DataFrame(rows), eta, rule)
+    per_rung = [len({lr for _, s, lr in trained if s == 10 * 2**r}) for r in range(rungs)]
+    promise = pruning.most_kept(n, rungs, eta, rule)
+    assert all(got <= most for got, most in zip(per_rung, promise)), (per_rung, promise)
+    if rule in (pruning.RULE_HALVE, pruning.RULE_TOP, pruning.RULE_PAIR):  # these keep a fixed number: exact
+        assert per_rung == promise

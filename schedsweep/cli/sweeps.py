@@ -66,7 +66,8 @@ def launch(
             from schedsweep.sharing import holds
 
             holds.clear_all(sweep.path)  # an earlier launch's prune_lr holds: this launch trains every run to its end
-        final = _execute_pruned(sweep, settings, wait, plan.prune_lr) if plan.prune_lr else _execute(sweep, settings, wait)
+        final = (_execute_pruned(sweep, settings, wait, plan.prune_lr, plan.prune_rule) if plan.prune_lr
+                 else _execute(sweep, settings, wait))
         if plan.refinement is not None:
             final = _refinement_stage(plan, sweep, overrides or [], config_dir, config_name, settings, wait, retry_failed) or final
         if extend_lr:
@@ -144,7 +145,7 @@ def _execute(sweep: Any, settings: Any, wait: Optional[bool], hold: Any = ()) ->
         return sweep.launch(settings, progress=update, hold=hold)
 
 
-def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -> Any:
+def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int, rule: str) -> Any:
     """prune_lr (schedsweep.sweep.prune): decide what the settled rungs allow, train what is not held, again."""
     from schedsweep.sweep import prune
 
@@ -154,7 +155,7 @@ def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int) -
     while True:
         runs, metric = sweep.ranked_runs()
         # Shared prefixes: a held trunk trains up to the fork its smaller budgets need (prune.limit).
-        held, trains = prune.limit(sweep.path, runs, prune.decide(sweep.path, runs, metric, eta))
+        held, trains = prune.limit(sweep.path, runs, prune.decide(sweep.path, runs, metric, eta, rule))
         if held and not trains:  # the rungs below them cannot settle (failed runs)
             out.print(f"prune_lr: {len(held)} run(s) wait on smaller budgets with failed runs; retry those with --retry-failed.")
             return final

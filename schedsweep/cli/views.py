@@ -229,6 +229,10 @@ def print_sharing(out: Console, plan: Any, full: bool) -> None:
     disk = kept.disk_line(kept.KeepTrunk.parse(plan.keep_trunk), sharing, plan.runs)
     if disk:
         out.print(f"  {disk}", highlight=False)
+    if plan.prune_lr:
+        from schedsweep.sweep import prune
+
+        out.print(f"  {prune.plan_line(plan.runs, plan.prune_lr, plan.prune_rule)}", highlight=False)
     if not full:
         return
     runs = {r.id: r for r in plan.runs}

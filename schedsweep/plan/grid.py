@@ -29,7 +29,7 @@ from schedsweep.plan.per_task import set_path as _with
 from schedsweep.plan.point import Run, SweepKeys, make_run, without_labels
 from schedsweep.plan.ranking import RankBy
 
-NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr", "budget_unit", "keep_trunk")
+NOT_SWEEPABLE = ("executor", "full_steps", "share_prefix", "prune_lr", "prune_rule", "budget_unit", "keep_trunk")
 SWEEP_KEYS = ("sweep", "refinement", ranking.KEY, per_task.KEY)  # describe the sweep, not a run: removed from every run's config
 
 
@@ -48,6 +48,7 @@ class Plan:
     counts: dict[str, int] = field(default_factory=dict)  # values per axis
     share_prefix: bool = True  # train prefixes shared across budgets once (schedsweep.sharing.branching); not in run ids
     prune_lr: int = 0  # successive halving over the LR axis with this ETA; 0 = off (schedsweep.sweep.prune)
+    prune_rule: str = "halve"  # which LRs prune_lr keeps (schedsweep.results.pruning)
     keep_trunk: str = "none"  # none | forks | every:FRACTION: forks kept for later launches (schedsweep.sharing.kept)
 
 
@@ -103,6 +104,7 @@ def make_plan(
         counts={a.key: len(a.values) for a in axes},
         share_prefix=_share_prefix(base),
         prune_lr=_prune_lr(base),
+        prune_rule=typed.parse(SweepKeys, {k: base[k] for k in ("prune_rule",) if k in base}, "", "the config").prune_rule,
         keep_trunk=_keep_trunk(base),
     )
 

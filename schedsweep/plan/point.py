@@ -11,6 +11,7 @@ from schedsweep import schedules, typed
 from schedsweep.errors import ConfigError
 from schedsweep.plan import options, units
 from schedsweep.plan.identity import Identifier
+from schedsweep.results import pruning
 from schedsweep.train import script
 from schedsweep.typed import choice, flag, number, text
 
@@ -100,11 +101,14 @@ class SweepKeys:
 
     prune_lr: int = number(0, low=0, doc="successive halving over the peak LR with this ETA (>= 2; 0 = off): each larger "
                                           "budget runs the best 1/ETA of the LRs of the one below (schedsweep.sweep.prune)")
+    prune_rule: str = choice(pruning.DEFAULT_RULE, pruning.RULES, doc="prune_lr: which LRs go on to the next budget: halve "
+                             "(the best 1/ETA, at least 1), neighbours (at least 2, and the best's neighbours), top, pair, "
+                             "extrap, extrap-pair, extrap-halve (schedsweep.results.pruning)")
 
 
 SECTIONS = ("task", "optimizer", "schedule", "executor")
 REQUIRED = (*SECTIONS, "full_steps", "budget")
-OTHER_KEYS = ("share_prefix", "prune_lr", "keep_trunk")  # the sweep's, not a run's (schedsweep.plan.grid)
+OTHER_KEYS = ("share_prefix", "prune_lr", "prune_rule", "keep_trunk")  # the sweep's, not a run's (schedsweep.plan.grid)
 
 
 def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], identifier: Identifier,

@@ -5,14 +5,17 @@ Per (setting, schedule) the budgets are rungs, smallest first. Every LR runs the
 larger budget runs only `kept(...)` of the LRs that ran the budget below, ranked by their mean over seeds
 (oriented: lower is better; a diverged LR is +inf, last):
 
-* RULE_ISSUE (the issue's rule): the best ceil(n / eta), at least 2, and the best's neighbours among
-  the LRs that ran below, so that the best can move one grid step;
+* RULE_NEIGHBOURS (the rule issue 21 proposed): the best ceil(n / eta), at least 2, and the best's
+  neighbours among the LRs that ran below, so that the best can move one grid step;
 * RULE_TOP: the best ceil(n / eta), at least 2 (no neighbours added);
 * RULE_PAIR: the best and its better neighbour (2 LRs: the valley's two sides are the ones that can win);
-* RULE_HALVE: plain successive halving, the best ceil(n / eta), at least 1: at the large budgets, where
-  most of the steps are, one LR per schedule (the best LR drifts slowly with the budget).
+* RULE_HALVE: plain successive halving (Jamieson & Talwalkar 2016; Hyperband's inner loop), the best
+  ceil(n / eta), at least 1: at the large budgets, where most of the steps are, one LR per schedule (the
+  best LR drifts slowly with the budget). prune_lr's default (DEFAULT_RULE): the one rule that met the
+  issue's targets on both sweeps it was replayed on (README, "Tune the peak LR").
 
-A pruned LR's larger budgets are not trained; the replay counts the steps of the runs that would have
+The same rules decide online (prune_lr=ETA prune_rule=RULE, schedsweep.sweep.prune). A pruned LR's larger
+budgets are not trained; the replay counts the steps of the runs that would have
 been (no prefix sharing), and ranks the pruned sweep as `report` would (schedsweep.results.report.rank).
 """
 
@@ -21,13 +24,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
-RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE = "issue", "top", "pair", "halve"
+import numpy as np
+
+if TYPE_CHECKING:  # the plan imports the rules' names; pandas is for the replay's callers
+    import pandas as pd
+
+RULE_NEIGHBOURS, RULE_TOP, RULE_PAIR, RULE_HALVE = "neighbours", "top", "pair", "halve"
 RULE_EXTRAP, RULE_EXTRAP_PAIR, RULE_EXTRAP_HALVE = "extrap", "extrap-pair", "extrap-halve"
-RULES = (RULE_ISSUE, RULE_TOP, RULE_PAIR, RULE_HALVE, RULE_EXTRAP, RULE_EXTRAP_PAIR, RULE_EXTRAP_HALVE)
+RULES = (RULE_NEIGHBOURS, RULE_TOP, RULE_PAIR, RULE_HALVE, RULE_EXTRAP, RULE_EXTRAP_PAIR, RULE_EXTRAP_HALVE)
 EXTRAPOLATED = {RULE_EXTRAP: RULE_TOP, RULE_EXTRAP_PAIR: RULE_PAIR, RULE_EXTRAP_HALVE: RULE_HALVE}  # -> how it keeps
+DEFAULT_RULE = RULE_HALVE
 
 
 def extrapolated(history: list[tuple[int, float]], steps: int) -> float:
@@ -43,7 +51,7 @@ def extrapolated(history: list[tuple[int, float]], steps: int) -> float:
     return min(m1, math.exp(math.log(m1) + slope * (math.log(steps) - math.log(s1))))
 
 
-def kept(means: dict[float, float], eta: int, rule: str = RULE_ISSUE, minimum: int = 2) -> list[float]:
+def kept(means: dict[float, float], eta: int, rule: str = RULE_NEIGHBOURS, minimum: int = 2) -> list[float]:
     """The LRs (of `means`: lr -> oriented mean at this rung) that go on to the next rung, ascending."""
     ran = sorted(means)
     order = sorted(ran, key=lambda lr: (means[lr] if math.isfinite(means[lr]) else math.inf, lr))
@@ -53,7 +61,7 @@ def kept(means: dict[float, float], eta: int, rule: str = RULE_ISSUE, minimum: i
         keep = {ran[best], *sorted(neighbours, key=lambda lr: means[lr])[:1]}
     else:
         keep = set(order[: max(1 if rule == RULE_HALVE else minimum, math.ceil(len(ran) / eta))])
-        if rule == RULE_ISSUE:
+        if rule == RULE_NEIGHBOURS:
             keep |= set(neighbours)
     return sorted(keep)
 
@@ -73,7 +81,7 @@ def kept_next(history: dict[float, list[tuple[int, float]]], eta: int, rule: str
     return kept(ahead, eta, EXTRAPOLATED[rule])
 
 
-def replay(per_lr: pd.DataFrame, eta: int, rule: str = RULE_ISSUE) -> set[tuple[Any, ...]]:
+def replay(per_lr: pd.DataFrame, eta: int, rule: str = RULE_NEIGHBOURS) -> set[tuple[Any, ...]]:
     """The (cell key..., lr) a pruned sweep trains. `per_lr`: one row per (group, steps, lr) with `group`
     (setting and schedule, hashable), `steps` and `mean` (oriented; +inf diverged, NaN unknown)."""
     out: set[tuple[Any, ...]] = set()
@@ -90,3 +98,23 @@ def replay(per_lr: pd.DataFrame, eta: int, rule: str = RULE_ISSUE) -> set[tuple[
                 history.setdefault(lr, []).append((int(steps), m if not np.isnan(m) else math.inf))
             alive = kept_next({lr: history[lr] for lr in means}, eta, rule, i, int(rungs[i + 1]))
     return out
+
+
+def most_kept(n_lrs: int, n_rungs: int, eta: int, rule: str) -> list[int]:
+    """The most LRs each rung trains (smallest budget first) when the smallest trains `n_lrs`: what a dry run
+    can promise before any result (RULE_NEIGHBOURS adds up to 2 neighbours, so this is an upper bound)."""
+    counts = [n_lrs]
+    for rung in range(1, n_rungs):
+        n = counts[-1]
+        if rule in EXTRAPOLATED and rung == 1:
+            counts.append(n)
+            continue
+        how = EXTRAPOLATED.get(rule, rule)
+        if how == RULE_PAIR:
+            k = min(n, 2)
+        else:
+            k = min(n, max(1 if how == RULE_HALVE else 2, math.ceil(n / eta)))
+            if how == RULE_NEIGHBOURS:
+                k = min(n, k + 2)
+        counts.append(k)
+    return counts

@@ -2,9 +2,11 @@
 
 Per (setting, schedule) the budgets are rungs, smallest first (by steps). Every LR runs the smallest
 budget. Once every run of a rung (each kept LR, each seed) has settled, the LRs that go on to the next
-budget are schedsweep.results.pruning.kept(..., RULE_ISSUE): the best ceil(n / ETA) by the mean over seeds
-of the sweep's metric (a diverged LR last), at least 2, and the best's neighbours so that the best can move
-one grid step. Every larger budget of the others gets status `pruned` (schedsweep.sweep.status): never
+budget are those `prune_rule` keeps (schedsweep.results.pruning.kept_next), ranked by the mean over seeds of
+the sweep's metric (a diverged LR last): `halve` (the default) the best ceil(n / ETA), at least 1;
+`neighbours` the best ceil(n / ETA), at least 2, and the best's neighbours so that the best can move one
+grid step; `extrap` every LR for the two smallest budgets, then ranked on its metric extrapolated to the
+next budget (the README gives each rule's figures). Every larger budget of the others gets status `pruned` (schedsweep.sweep.status): never
 trained, never retried, skipped by a relaunch, listed by the report as "pruned at budget b". Only runs that
 have not finished are pruned: a run already done (an earlier, unpruned launch) keeps its result.
 
@@ -35,7 +37,7 @@ from schedsweep.sweep.status import DIVERGED, DONE, INTERRUPTED, OPEN, PENDING, 
 PREFIX = "pruned at budget "
 
 
-def decide(sweep_dir: Path, runs: Any, metric: str, eta: int) -> set[str]:
+def decide(sweep_dir: Path, runs: Any, metric: str, eta: int, rule: str = pruning.DEFAULT_RULE) -> set[str]:
     """Write `pruned` for every run the settled rungs rule out; the ids of the runs still held. `runs`, `metric`:
     the sweep's runs and the column they are ranked by (Sweep.ranked_runs)."""
     from schedsweep.results import report as reporting
@@ -47,13 +49,16 @@ def decide(sweep_dir: Path, runs: Any, metric: str, eta: int) -> set[str]:
     for _, group in runs.groupby([runs[c].map(repr) for c in [*setting, "schedule"]], sort=False):
         rungs = sorted(group["steps"].unique())
         alive = set(group.loc[group["steps"] == rungs[0], "lr"])
+        history: dict[float, list[tuple[int, float]]] = {}  # lr -> (steps, mean) at each rung it ran
         for i, steps in enumerate(rungs[:-1]):
             rung = group[(group["steps"] == steps) & group["lr"].isin(alive)]
             if not rung["status"].isin([*RESULTS, PRUNED]).all():
                 held.update(group.loc[(group["steps"] > steps) & (group["status"] == PENDING), "id"])
                 break
-            means = {float(lr): _mean(part) for lr, part in rung.groupby("lr")}
-            alive = set(pruning.kept(means, eta)) if means else set()
+            for lr, part in rung.groupby("lr"):
+                history.setdefault(float(lr), []).append((int(steps), _mean(part)))
+            ran = {lr: history[lr] for lr in map(float, rung["lr"].unique())}
+            alive = set(pruning.kept_next(ran, eta, rule, i, int(rungs[i + 1]))) if ran else set()
             label = budget_label(rung["budget"].iloc[0]) if len(rung) else "?"
             out = group[(group["steps"] > steps) & ~group["lr"].isin(alive) & (group["status"] == PENDING)]
             for run_id in dict.fromkeys(out["id"]):
@@ -99,6 +104,31 @@ def _mean(part: Any) -> float:
         return math.inf
     done = part.loc[part["status"] == DONE, "_metric"].dropna()
     return float(done.mean()) if len(done) else math.inf
+
+
+def plan_line(planned: Any, eta: int, rule: str) -> str:
+    """A dry run's promise: at most how many of the planned runs and steps prune_lr trains (before any result,
+    from each (setting, schedule)'s LRs, budgets and seeds; schedsweep.results.pruning.most_kept)."""
+    not_setting = {"budget", "seed", "lr_mult"}
+    groups: dict[Any, dict[int, dict[float, int]]] = {}  # (setting, schedule) -> steps -> lr -> runs (seeds)
+    for run in planned:
+        lab = run.labels
+        axes = tuple(sorted((k, repr(v)) for k, v in lab["axes"].items() if k not in not_setting and not k.endswith(".lr")))
+        rungs = groups.setdefault((lab["task"], lab["optimizer"], lab["schedule"], axes), {})
+        lrs = rungs.setdefault(int(lab["steps"]), {})
+        lrs[lab["lr"]] = lrs.get(lab["lr"], 0) + 1
+    runs = steps = 0
+    for rungs in groups.values():
+        order = sorted(rungs)
+        counts = pruning.most_kept(len(rungs[order[0]]), len(order), eta, rule)
+        for n, rung in zip(counts, order):
+            seeds = max(rungs[rung].values())
+            runs += min(n, len(rungs[rung])) * seeds
+            steps += min(n, len(rungs[rung])) * seeds * rung
+    total_steps = sum(int(r.labels["steps"]) for r in planned)
+    return (f"prune_lr={eta} (prune_rule={rule}): trains at most {runs} of the {len(planned)} runs, {steps:,} of "
+            f"{total_steps:,} steps ({100 * steps / max(total_steps, 1):.0f}%) before prefix sharing; which LRs go on is "
+            "decided as each budget's runs finish")
 
 
 def pruned_notes(runs: Any) -> list[str]:
