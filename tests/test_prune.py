@@ -131,3 +131,15 @@ def test_pruning_on_a_wsd_trunk_stops_pruned_trunks_at_the_fork_and_continues_ke
         assert (a.final_loss, a.final_eval_loss, a.steps_done) == (b.final_loss, b.final_eval_loss, b.steps_done)
         mine, theirs = (read_metrics(store.run_dir(s, run_id) / store.METRICS) for s in (sweep, full))
         assert mine.column("loss").to_pylist() == theirs.column("loss").to_pylist()
+
+
+@pytest.mark.slow
+def test_pruning_ranked_by_a_logged_metric_with_every_larger_run_a_trunk_decides_in_one_launch(tmp_path: Path) -> None:
+    # Two bugs this caught: ranking before any run had logged eval_error failed ("unknown metric"), and when every
+    # held run was a trunk released up to its fork, the launch ended with them pending instead of deciding.
+    out = cli("launch", "task=classifier", "full_steps=20", "schedule=cosine", "budget=0.5,1.0", "optimizer.lr=0.01,0.1,1",
+              "prune_lr=3", "+report.metric=eval_error", "eval_every=5", "executor=debug", "--results", str(tmp_path),
+              "--name", "p")
+    assert "branch trees share their prefixes" in out
+    now = statuses(tmp_path / "p")
+    assert sorted(now.values()) == ["done"] * 4 + [PRUNED] * 2  # 3 LRs at 50%, the best third of them at 100%

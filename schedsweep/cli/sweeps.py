@@ -155,13 +155,13 @@ def _execute_pruned(sweep: Any, settings: Any, wait: Optional[bool], eta: int, r
     while True:
         runs, metric = sweep.ranked_runs()
         # Shared prefixes: a held trunk trains up to the fork its smaller budgets need (prune.limit).
-        held, trains = prune.limit(sweep.path, runs, prune.decide(sweep.path, runs, metric, eta, rule))
+        held, trains, stopping = prune.limit(sweep.path, runs, prune.decide(sweep.path, runs, metric, eta, rule))
         if held and not trains:  # the rungs below them cannot settle (failed runs)
             out.print(f"prune_lr: {len(held)} run(s) wait on smaller budgets with failed runs; retry those with --retry-failed.")
             return final
         final = _execute(sweep, settings, wait, held)
-        if not held or final is None:
-            if held:
+        if not (held or stopping) or final is None:
+            if held or stopping:
                 out.print("prune_lr: the larger budgets are decided once these runs have finished; run this same command again then.")
             return final
 

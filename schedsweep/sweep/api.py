@@ -334,6 +334,8 @@ class Sweep:
         from schedsweep.results import report as reporting
 
         runs = reporting.collected_runs(self.path, self.collect().summary)
+        if not runs["status"].isin(RESULTS).any():  # nothing has finished: a logged metric has no column yet
+            return runs.assign(**{reporting.TASK_METRIC: float("nan")}), reporting.TASK_METRIC
         rank_by = RankBy.parse(store.read_rank_by(self.path))
         if rank_by.metric_by_task:
             runs, _ = reporting.task_metric(runs, rank_by.metric, rank_by.metric_by_task)

@@ -69,9 +69,10 @@ def decide(sweep_dir: Path, runs: Any, metric: str, eta: int, rule: str = prunin
     return held
 
 
-def limit(sweep_dir: Path, runs: Any, held: set[str]) -> tuple[set[str], int]:
+def limit(sweep_dir: Path, runs: Any, held: set[str]) -> tuple[set[str], int, set[str]]:
     """After `decide`: release the held parents (trunks) whose forks a run of this round needs, each with a hold at
-    the latest such fork step, and clear every other hold. (The ids still held, how many runs this round trains.)
+    the latest such fork step, and clear every other hold. (The ids still held, how many runs this round trains,
+    the released ones that stop at a hold: they too have larger budgets still to decide.)
     `runs`: the sweep's runs (id); their statuses are read again, as `decide` has just pruned some."""
     held = set(held)
     ids = [i for i in dict.fromkeys(runs["id"]) if i not in held]
@@ -95,7 +96,7 @@ def limit(sweep_dir: Path, runs: Any, held: set[str]) -> tuple[set[str], int]:
     for parent, step in stops.items():
         holds.write(store.run_dir(sweep_dir, parent), step, "prune_lr: its larger budgets are not decided yet")
     holds.clear_all(sweep_dir, keep=set(stops))
-    return held - set(stops), trains + len(stops)
+    return held - set(stops), trains + len(stops), set(stops)
 
 
 def _mean(part: Any) -> float:
