@@ -213,6 +213,9 @@ def test_per_task_key_that_no_run_has_is_an_error(tmp_path: Path) -> None:
         make_plan(["+study=typo", "task=digits"], config_dir=tmp_path)
     # a block for a task the sweep does not plan is not checked (a study may cover more tasks than one launch)
     assert make_plan(["+study=typo", "task=quadratic"], config_dir=tmp_path).runs
+    # a schedule parameter no planned schedule takes is no typo: REX's warm-up with only rex_onecycle planned
+    only = make_plan(["+study=rex", "task=regression", "optimizer=adamw", "schedule=rex_onecycle", "budget=1.0", "lr_mult=1"])
+    assert len(only.runs) == 3 and all("warmup" not in r.spec["schedule"] for r in only.runs)
 
 
 # --- end to end ------------------------------------------------------------------------------------

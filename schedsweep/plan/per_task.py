@@ -7,7 +7,9 @@
 Each key is a dotted path set on the run's config after the sweep's values, so it holds for every schedule,
 optimizer and budget of that task. A key is set only where the run's config has it: rex_onecycle has no
 `warmup` (its rise from 0.1 x peak to the peak at T/2 is its warm-up), so it keeps its own. A key that no run of
-the task has is an error (a typo would otherwise change nothing), and a key given on the command line wins.
+the task has is an error (a typo would otherwise change nothing), unless it is a schedule parameter some
+schedule shape takes (`task=regression schedule=rex_onecycle` under REX's study plans no run with a warm-up,
+and that is no typo). A key given on the command line wins.
 The values change runs, so they are part of each run's id; the block itself is taken out of every run's config.
 """
 
@@ -57,10 +59,18 @@ def check_used(blocks: dict[str, dict[str, Any]], tasks: set[str], used: set[tup
                given: set[str]) -> None:
     """ConfigError for a key of a planned task that no run of it has (a typo, or a key of another task)."""
     for task in sorted(set(blocks) & tasks):
-        unused = [k for k in blocks[task] if (task, k) not in used and k not in given]
+        unused = [k for k in blocks[task] if (task, k) not in used and k not in given and not _schedule_parameter(k)]
         if unused:
             raise ConfigError(f"{KEY}.{task}: no run of task {task} has the key(s) {', '.join(unused)}; "
                               "each must be a dotted path of the run's config, such as schedule.warmup.")
+
+
+def _schedule_parameter(key: str) -> bool:
+    """`schedule.<name>` where some schedule shape takes <name> (schedsweep.schedules.shapes)."""
+    from schedsweep import schedules
+
+    section, _, leaf = key.partition(".")
+    return section == "schedule" and "." not in leaf and any(leaf in s.parameters for s in schedules.shapes().values())
 
 
 def set_path(tree: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
