@@ -92,6 +92,10 @@ def test_a_pruned_sweep_trains_fewer_runs_skips_them_on_relaunch_and_lists_them(
     assert f"prune_lr: {len(pruned)} run(s) pruned, never trained" in md and "pruned at budget 25%" in md
     ranking = pd.read_csv(io.StringIO(cli("report", str(sweep), "--format", "csv", "--table", "ranking")))
     assert (ranking["n_missing"] == 0).all() and (ranking["n_failed"] == 0).all()  # pruned is neither
+    # An LR pruned at a smaller budget was tried: a best LR next to it is no untried edge, only the grid's ends are.
+    edges = ranking[ranking["lr_edge"].notna()]  # an empty CSV cell reads as NaN
+    assert all((e, lr) in (("high", 3.0), ("low", 0.03)) for e, lr in zip(edges["lr_edge"], edges["best_lr"]))
+    assert (ranking["steps"] == 40).sum() == 2  # one LR per schedule at 100%, and none flagged unless at 0.03 or 3
 
     # The kept runs are the runs an unpruned sweep trains (its WSD trunks shared), bit for bit on CPU.
     cli("launch", *GRID, "--results", results, "--name", "full")

@@ -5,9 +5,12 @@
 - claims.md: the papers' claims, one row each: the paper's number, the study's with a 95% interval, a verdict;
 - convergence.md: each setting's 100% winner against the same run trained 4x longer (from a second sweep,
   `rex_long`, if it exists: see index.md for the command);
+- refinement.md: the refinement study (`+study=refinement`, both stages): refined vs linear vs cosine at the
+  full budget per setting, and the refinement paper's two claims as rows of the claims table;
 - avg_rank.png (REX Fig. 1, per optimizer) and sensitivity_<task>.png (metric against peak LR at 100%).
 
-    .venv/bin/python docs/rex/figures.py results/rex docs/rex [--long results/rex_long] [--plan +study=rex ...]
+    .venv/bin/python docs/rex/figures.py results/rex docs/rex [--long results/rex_long]
+        [--refinement results/refinement] [--plan +study=rex ...]
 
 Only the runs of `+study=rex` as conf/ plans it now count (a folder may hold runs of earlier grids). Intervals of
 shares are a bootstrap over the 10 (task, optimizer) settings (a setting's budgets move together: they share
@@ -124,21 +127,10 @@ def claims(rep: report.Report, runs: pd.DataFrame) -> str:
         ("REX beats linear at low budgets", "REX abstract ('outperforms the linear schedule in the low "
          "budget regime')", "rex", "linear", LOW),
         ("REX matches or beats linear at high budgets", "REX abstract ('matching or exceeding')", "rex", "linear", HIGH),
-        ("linear decay matches or beats cosine at the full budget", "refinement paper, abstract (arXiv "
-         "2310.07831: linear decay outperforms cosine annealing)", "linear", "cosine", [1.0]),
+        ("linear decay matches or beats cosine at the full budget (REX study)", "refinement paper, abstract ('the "
+         "linear-decay schedule matches or outperforms ... cosine annealing')", "linear", "cosine", [1.0]),
     ]:
-        row = contrast_row(rep.ranked, runs, a, b, budgets, rep.maximize)
-        if not row:
-            lines.append(f"| {claim} | {paper} | no problem has both | not comparable |")
-            continue
-        better = row["ci_high"] < 0 if not rep.maximize else row["ci_low"] > 0
-        worse = row["ci_low"] > 0 if not rep.maximize else row["ci_high"] < 0
-        verdict = (f"agrees: {a} better" if better else f"disagrees: {a} worse" if worse else
-                   "no difference shown (the interval holds 0)" + (": consistent with 'matches'"
-                                                                  if "matches" in claim else ": does not show 'beats'"))
-        lines.append(f"| {claim} | {paper} | {a} - {b}: {row['diff_pct']:+.2f}% [{row['ci_low']:+.2f}, "
-                     f"{row['ci_high']:+.2f}] of {b}'s metric over {row['problems']} problems ({a} better in "
-                     f"{row['a_better']}) | {verdict} |")
+        lines.append(claim_row(claim, paper, a, b, contrast_row(rep.ranked, runs, a, b, budgets, rep.maximize), rep.maximize))
     return "\n".join(lines) + "\n"
 
 
@@ -161,6 +153,50 @@ def convergence(long_sweep: Path, rep: report.Report) -> str:
         lines.append(f"| {cell['task']} {cell['optimizer']} | {cell['schedule']} ({cell['best_lr']:.3g}) | "
                      f"{cell['mean']:.4g} | {values.mean():.4g} (n={len(values)}) | {change:+.1f}% |")
     return "\n".join(lines) + "\n"
+
+
+REFINEMENT_CLAIMS = [  # the refinement paper's abstract (arXiv 2310.07831), read in full
+    ("linear decay matches or beats cosine (refinement study)", "refinement paper, abstract ('the linear-decay "
+     "schedule matches or outperforms all commonly used default schedules including cosine annealing')", "linear", "cosine"),
+    ("refined schedules improve on linear decay (refinement study)", "refinement paper, abstract ('our schedule "
+     "refinement method gives further improvements')", "refined", "linear"),
+]
+
+
+def refinement(sweep: Path) -> tuple[str, list[str]]:
+    """(refinement.md's table, claim rows) from both stages of `+study=refinement`: every run of the folder."""
+    runs = report.collected_runs(sweep, collect.collect(sweep).summary)
+    rank_by = RankBy.parse(store.read_rank_by(sweep))
+    rep = report.build(runs, metric=rank_by.metric, metric_by_task=rank_by.metric_by_task)
+    ranked_runs, _ = report.task_metric(runs, rank_by.metric, rank_by.metric_by_task)
+    lines = ["| setting | refined | linear | cosine | winner | best group |", "|---|---|---|---|---|---|"]
+    for (task, optimizer), cells in rep.ranked.groupby(["task", "optimizer"], sort=True):
+        by = {c["schedule"]: c for _, c in cells.iterrows()}
+        shown = [f"{by[s]['mean']:.4g} (lr {by[s]['best_lr']:.3g})" if s in by else "-" for s in ("refined", "linear", "cosine")]
+        winner = cells.sort_values("rank").iloc[0]["schedule"]
+        group = ", ".join(cells.loc[cells["best_group"].astype(bool), "schedule"])
+        lines.append(f"| {task} {optimizer} | {' | '.join(shown)} | {winner} | {group} |")
+    wins = rep.ranked[rep.ranked["rank"] == 1]["schedule"].value_counts()
+    table = "\n".join(lines) + "\n\nWins: " + ", ".join(f"{s} {n}" for s, n in wins.items()) + f" of {wins.sum()} settings.\n"
+    rows = []
+    for claim, paper, a, b in REFINEMENT_CLAIMS:
+        row = contrast_row(rep.ranked, ranked_runs, a, b, [1.0], rep.maximize)
+        rows.append(claim_row(claim, paper, a, b, row, rep.maximize))
+    return table, rows
+
+
+def claim_row(claim: str, paper: str, a: str, b: str, row: dict, maximize: bool) -> str:
+    """One contrast claim as a table row: A - B with its interval and a verdict."""
+    if not row:
+        return f"| {claim} | {paper} | no problem has both | not comparable |"
+    better = row["ci_high"] < 0 if not maximize else row["ci_low"] > 0
+    worse = row["ci_low"] > 0 if not maximize else row["ci_high"] < 0
+    verdict = (f"agrees: {a} better" if better else f"disagrees: {a} worse" if worse else
+               "no difference shown (the interval holds 0)" + (": consistent with 'matches'"
+                                                              if "matches" in claim else ": does not show it"))
+    return (f"| {claim} | {paper} | {a} - {b}: {row['diff_pct']:+.2f}% [{row['ci_low']:+.2f}, "
+            f"{row['ci_high']:+.2f}] of {b}'s metric over {row['problems']} problems ({a} better in "
+            f"{row['a_better']}) | {verdict} |")
 
 
 def run_facts(runs: pd.DataFrame) -> str:
@@ -205,7 +241,8 @@ def draw(sweep: Path, summary: pd.DataFrame, runs: pd.DataFrame, rep: report.Rep
     return plots.draw(rep, best, rows).png[wanted]
 
 
-def main(sweep: Path, out: Path, long_sweep: Path | None = None, plan: tuple[str, ...] = ("+study=rex",)) -> None:
+def main(sweep: Path, out: Path, long_sweep: Path | None = None, plan: tuple[str, ...] = ("+study=rex",),
+         refinement_sweep: Path | None = None) -> None:
     runs, summary, rank_by = study_runs(sweep, list(plan))
     runs, header = finished_settings(runs)
     build = dict(metric=rank_by.metric, metric_by_task=rank_by.metric_by_task)
@@ -216,6 +253,11 @@ def main(sweep: Path, out: Path, long_sweep: Path | None = None, plan: tuple[str
     (out / "run.md").write_text(header + facts, encoding="utf-8")
     fill(out / "index.md", "run", header + facts)
     table = claims(rep, ranked_runs)
+    if refinement_sweep is not None and (refinement_sweep / "sweep.yaml").exists():
+        refined, rows = refinement(refinement_sweep)
+        (out / "refinement.md").write_text(refined, encoding="utf-8")
+        fill(out / "index.md", "refinement", refined)
+        table += "\n".join(rows) + "\n"
     (out / "claims.md").write_text(header + table, encoding="utf-8")
     (out / "long.sh").write_text(long_commands(rep), encoding="utf-8")
     for page in (out / "index.md", out.parent.parent / "README.md"):
@@ -236,5 +278,6 @@ if __name__ == "__main__":
     parser.add_argument("out", type=Path)
     parser.add_argument("--long", type=Path, default=None, help="the sweep of 4x longer runs (convergence.md)")
     parser.add_argument("--plan", nargs="+", default=["+study=rex"], help="overrides that plan the study's runs")
+    parser.add_argument("--refinement", type=Path, default=None, help="the +study=refinement sweep (refinement.md)")
     args = parser.parse_args()
-    main(args.sweep, args.out, args.long, tuple(args.plan))
+    main(args.sweep, args.out, args.long, tuple(args.plan), args.refinement)

@@ -77,9 +77,11 @@ def degenerate_note(table: pd.DataFrame, label: Any) -> list[str]:
             f"phase rounds to 0 steps, or every schedule is within noise of the winner): " + "; ".join(cells) + "."]
 
 
-def lr_edges(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.Series:
-    """"low" / "high" where a cell's best LR is the lowest / highest of the >= 2 LRs it ran with, else ""."""
-    lrs = frame.groupby("_cid")["lr"].agg(["min", "max", "nunique"]).reindex(cells["_cid"])
+def lr_edges(frame: pd.DataFrame, cells: pd.DataFrame, pruned: pd.DataFrame | None = None) -> pd.Series:
+    """"low" / "high" where a cell's best LR is the lowest / highest of the >= 2 LRs it ran with, else "".
+    `pruned`: (_cid, lr) of LRs prune_lr ruled out at a smaller budget; they count as tried."""
+    tried = frame[["_cid", "lr"]] if pruned is None else pd.concat([frame[["_cid", "lr"]], pruned], ignore_index=True)
+    lrs = tried.groupby("_cid")["lr"].agg(["min", "max", "nunique"]).reindex(cells["_cid"])
     best = cells["best_lr"].to_numpy()
     several = lrs["nunique"].to_numpy() >= 2
     edge = np.select([several & (best == lrs["min"].to_numpy()), several & (best == lrs["max"].to_numpy())],

@@ -113,7 +113,16 @@ def metric_column(runs: pd.DataFrame, metric: str) -> str:
     return column
 
 
-def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False) -> pd.DataFrame:
+def _pruned_lrs(pruned: pd.DataFrame | None, cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
+    """(_cid, lr) of the pruned runs of the ranked cells."""
+    if pruned is None or pruned.empty or not set(keys) <= set(pruned.columns):
+        return None
+    ids = cells[["_cid", *keys]].astype({k: str for k in keys})
+    return pruned.astype({k: str for k in keys}).merge(ids, on=keys)[["_cid", "lr"]]
+
+
+def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False,
+         pruned: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rank schedules within each (setting, budget) by `metric`, one row per (setting, budget, schedule).
 
     A run's score is its metric when done, the worst possible (+inf when minimizing, -inf when
@@ -134,7 +143,8 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     other schedule ranks behind it for it); best_group, p_vs_best, p_test: in the best group (not
     significantly worse than the winner), the one-sided p-value and its test ("paired t", "Welch t",
     "" without one) (schedsweep.results.significance); lr_edge: "low" / "high" when best_lr is the
-    lowest / highest of the >= 2 LRs the cell ran with, else "". Sorted by setting (plan order),
+    lowest / highest of the >= 2 LRs the cell ran with or had pruned (`pruned`: runs prune_lr never
+    trained, schedsweep.sweep.prune: an LR that lost at a smaller budget is no untried edge), else "". Sorted by setting (plan order),
     steps, rank, schedule. `.attrs` holds the metric column and maximize.
     """
     column = metric_column(runs, metric)
@@ -178,7 +188,7 @@ def rank(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = F
     cells["_pid"] = by_budget.ngroup()
     cells = cells.join(significance.best_groups(cells.assign(_finite=cells["mean"].where(found)),
                                                 significance.seed_scores(frame, cells), "_pid"))
-    cells["lr_edge"] = caveats.lr_edges(frame, cells)
+    cells["lr_edge"] = caveats.lr_edges(frame, cells, _pruned_lrs(pruned, cells, keys))
     cells["gap"] = cells["mean"] - best_mean
     cells["gap_pct"] = 100 * cells["gap"] / best_mean.abs().where(best_mean != 0)
     sign = -1.0 if maximize else 1.0
@@ -282,7 +292,8 @@ def task_metric(runs: pd.DataFrame, metric: str, by_task: dict[str, str]) -> tup
 
 def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = False, baseline: str = "linear",
           r_max: float = compare.R_MAX, low: float = compare.LOW_BUDGET,
-          metric_by_task: dict[str, str] | None = None, fit_lr: bool = False) -> Report:
+          metric_by_task: dict[str, str] | None = None, fit_lr: bool = False,
+          pruned: pd.DataFrame | None = None) -> Report:
     """Rank, then every cross-setting table (schedsweep.results.compare) over the same ranking.
 
     metric_by_task: task -> metric for the tasks not ranked by `metric` (`task_metric`). fit_lr: lr* per
@@ -294,7 +305,7 @@ def build(runs: pd.DataFrame, metric: str = "final_eval_loss", maximize: bool = 
     if metric_by_task:
         runs, label = task_metric(runs, metric, metric_by_task)
         metric = TASK_METRIC
-    ranked = rank(runs, metric, maximize)
+    ranked = rank(runs, metric, maximize, pruned)
     column = ranked.attrs["metric"]
     if label:
         ranked.attrs["metric"] = label

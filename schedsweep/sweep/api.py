@@ -302,6 +302,7 @@ class Sweep:
         collected = collected if collected is not None else self.collect(last_k)
         runs = reporting.collected_runs(self.path, collected.summary)
         pruned = prune.pruned_notes(runs)
+        never = runs[runs["status"] == PRUNED]  # LRs that lost at a smaller budget: tried, for lr_edge
         runs = runs[runs["status"] != PRUNED]  # never trained: listed in a note, not ranked as missing
         if averaged:
             from schedsweep.results import rival
@@ -317,7 +318,7 @@ class Sweep:
                                f"choose one of: {', '.join(dict.fromkeys(runs['schedule']))}.")
         rank_by = RankBy() if metric is not None else RankBy.parse(store.read_rank_by(self.path))
         rep = reporting.build(runs, metric=metric or rank_by.metric, maximize=maximize, baseline=baseline or "linear",
-                              r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr)
+                              r_max=r_max, metric_by_task=rank_by.metric_by_task, fit_lr=fit_lr, pruned=never)
         rep.notes.extend(study.source_notes(self.path))
         rep.notes.extend(extend.notes(self.path) + pruned)
         rep.notes.extend(collecting.sharing_notes(collected.summary, forks.from_kept(self.path)))
