@@ -93,7 +93,7 @@ NOT_RUN = {
     "schedsweep launch task=classifier init_from=": "needs the user's checkpoint file (tests/test_init_from.py writes one "
                                                     "with a plain torch script and launches from it)",
     "schedsweep launch init_from=": "needs the user's checkpoint file (tests/test_init_from.py runs init_from)",
-    "schedsweep prune-checkpoints results/NAME": "NAME stands for the user's sweep (tests/test_kept_trunks.py runs it)",
+    "schedsweep prune-checkpoints results/<sweep>": "the user's sweep with kept trunks (tests/test_kept_trunks.py runs it)",
     "schedsweep launch ... ": "a template: `...` stands for the user's grid (tests/test_gpu_slots.py runs the keys)",
     "error: 2 run(s) of sweep": "the message a stale relaunch prints (tests/test_pinned_code.py checks it)",
     "9c1e... (trained with": "the same message, continued",

@@ -49,7 +49,8 @@ def test_ctrl_c_is_reported_as_sigint_and_the_sweep_is_not_all_finished(tmp_path
 
     screen = terminal.run(["launch", "task=quadratic", "full_steps=1000000", "schedule=linear", "budget=1.0",
                            "--name", "c"], 80, tmp_path, on_output=ctrl_c)
-    assert sent and screen.rc == 130, screen.text
+    assert sent, f"no run logged a step before the timeout (exit {screen.rc}):\n{screen.text}"
+    assert screen.rc == 130, f"exit {screen.rc}:\n{screen.text}"
     (run,) = list((sweep / "runs").iterdir())
     status = json.loads((run / store.STATUS).read_text())
     assert status["status"] == "interrupted"
