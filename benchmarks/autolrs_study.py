@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from schedsweep.plan.grid import make_plan
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder, store
 from schedsweep.train import run as train
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, read_metrics
@@ -34,10 +34,10 @@ SEEDS = (0, 1, 2)
 def one(folder: Path, overrides: list[str]) -> tuple[store.RunStatus, list[dict[str, Any]]]:
     (run,) = make_plan(overrides).runs
     folder.mkdir(parents=True)
-    writer = MetricsWriter(folder / store.METRICS)
+    writer = MetricsWriter(folder / run_folder.METRICS)
     status = train.train(run.record(), folder, Dist(), writer, None, train.StopFlag())
     writer.flush()
-    return status, read_metrics(folder / store.METRICS, ["step", "lr"]).to_pylist()
+    return status, read_metrics(folder / run_folder.METRICS, ["step", "lr"]).to_pylist()
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import schedsweep.client as sweep
 from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import script
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder
 from schedsweep.train.metrics import MetricsWriter
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train.py"
@@ -36,7 +36,7 @@ def per_call(steps: int, folder: Path) -> tuple[float, float]:
     writer.flush()
     direct = (time.perf_counter() - start) / steps
     spec = {"task": {"command": "x"}, "optimizer": {"lr": 0.1}, "schedule": schedules.load("cosine"), "steps": steps, "seed": 0}
-    files.write_json(folder / "run" / store.RUN_RECORD, {"id": "b", "spec": spec, "log": {}})
+    files.write_json(folder / "run" / run_folder.RECORD, {"id": "b", "spec": spec, "log": {}})
     os.environ[script.ENV_RUN_DIR] = str(folder / "run")
     run = sweep.init()
     start = time.perf_counter()
@@ -68,7 +68,7 @@ def main() -> None:
                 "schedule": schedules.load("cosine"), "steps": 200, "seed": 0}
         run_dir = folder / "swept"
         record = {"id": "s", "spec": spec, "labels": {}, "log": {}}
-        files.write_json(run_dir / store.RUN_RECORD, record)
+        files.write_json(run_dir / run_folder.RECORD, record)
         start = time.perf_counter()
         status = script.run(run_dir, record, threads=None)
         swept = time.perf_counter() - start

@@ -48,14 +48,13 @@ def wall(argv: list[str], env: dict[str, str]) -> float:
 
 def run_folder(root: Path) -> Path:
     """A run folder as the planner writes it (task=script, its own optimizer and LR)."""
-    from schedsweep import files
     from schedsweep.plan import grid
-    from schedsweep.sweep import store
+    from schedsweep.sweep.run_folder import RunFolder
 
     (run,) = grid.make_plan(["task=script", "task.command='python train.py'", "budget=50"]).runs
-    folder = root / "run"
-    files.write_json(folder / store.RUN_RECORD, run.record())
-    return folder
+    folder = RunFolder(root / "run")
+    folder.write_record(run.record())
+    return folder.path
 
 
 def main() -> None:

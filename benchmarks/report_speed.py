@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from schedsweep import files
 from schedsweep.results import collect, render
 from schedsweep.train import metrics
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder, store
 from schedsweep.results import report as reporting
 
 SCHEDULES = ["constant", "linear", "cosine", "step", "exponential", "onecycle", "rex", "wsd"]
@@ -66,8 +66,8 @@ def generate(sweep: Path, n_runs: int) -> int:
         record = {"id": run_id, "labels": labels, "spec": spec, "log": {"eval_every": EVAL_EVERY}}
         records.append(record)
         path = runs / run_id
-        (path / store.METRICS).mkdir(parents=True, exist_ok=True)
-        files.write_json(path / store.RUN_RECORD, record)
+        (path / run_folder.METRICS).mkdir(parents=True, exist_ok=True)
+        files.write_json(path / run_folder.RECORD, record)
         t = np.arange(steps)
         # A loss that falls with the budget, depends on schedule and LR, and is noisy per step and seed.
         floor = 1.0 + 0.3 / (1 + budget * 4) + 0.02 * SCHEDULES.index(schedule) / 8 + 0.05 * abs(np.log10(lr) + 1)
@@ -80,7 +80,7 @@ def generate(sweep: Path, n_runs: int) -> int:
             "samples_seen": (t + 1) * 64, "wall_s": t * 0.005, "samples_per_s": np.full(steps, 12800.0),
         }, schema=metrics.SCHEMA)
         for part, start in enumerate(range(0, steps, PART_ROWS)):
-            pq.write_table(table.slice(start, PART_ROWS), path / store.METRICS / f"part-{part:05d}.parquet")
+            pq.write_table(table.slice(start, PART_ROWS), path / run_folder.METRICS / f"part-{part:05d}.parquet")
         finite = eval_loss[~np.isnan(eval_loss)]
         store.write_status(path, store.RunStatus("done", steps_done=steps, final_loss=float(loss[-1]),
                                                  final_eval_loss=float(finite[-1]), best_eval_loss=float(finite.min()),
@@ -109,7 +109,7 @@ def naive(sweep: Path) -> pd.DataFrame:
     """Every part into pandas, then the final row of every run: what a notebook would do."""
     frames = []
     for folder in sorted((sweep / store.RUNS).iterdir()):
-        for part in sorted((folder / store.METRICS).glob("part-*.parquet")):
+        for part in sorted((folder / run_folder.METRICS).glob("part-*.parquet")):
             frames.append(pd.read_parquet(part).assign(run_id=folder.name))
     rows = pd.concat(frames, ignore_index=True)
     evals = rows.dropna(subset=["eval_loss"]).sort_values(["run_id", "step"])
@@ -140,7 +140,7 @@ def main() -> None:
         for label, changed in (("adjacent in the plan, as a queue finishes them", ids[len(ids) // 2:][:50]),
                                ("scattered over the sweep (worst case)", ids[::max(1, len(ids) // 50)][:50])):
             for run_id in changed:
-                os.utime(store.run_dir(sweep, run_id) / store.STATUS)
+                os.utime(store.run_dir(sweep, run_id) / run_folder.STATUS)
             timed(f"collect after 50 runs changed, {label}", lambda: collect.collect(sweep), results)
         text = timed("report in process (collect check + tables, md)", lambda: report_in_process(sweep), results)
         cli = [sys.executable, "-m", "schedsweep", "report", str(sweep), "--format", "md"]

@@ -26,7 +26,7 @@ import torch
 
 from schedsweep import schedules, tasks
 from schedsweep.train import groups, optimizers, run as train
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, read_metrics
 from schedsweep.plan.grid import make_plan
@@ -64,10 +64,10 @@ def bare(spec: dict[str, Any], steps: int, device: torch.device) -> float:
 def looped(record: dict[str, Any], steps: int) -> float:
     """Seconds per step from the run's own wall_s column, steps 2..steps-1: task construction excluded."""
     with tempfile.TemporaryDirectory() as tmp:
-        writer = MetricsWriter(Path(tmp) / store.METRICS)
+        writer = MetricsWriter(Path(tmp) / run_folder.METRICS)
         train.train(record, Path(tmp), Dist(), writer, None, train.StopFlag())
         writer.flush()
-        wall = read_metrics(Path(tmp) / store.METRICS, ["wall_s"])["wall_s"].to_pylist()
+        wall = read_metrics(Path(tmp) / run_folder.METRICS, ["wall_s"])["wall_s"].to_pylist()
         return (wall[-2] - wall[1]) / (steps - 3)  # the last row also holds the final evaluation
 
 

@@ -29,6 +29,7 @@ from schedsweep.train import run as train
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter
 from schedsweep.train.script import ENV_RUN_DIR
+from schedsweep.sweep import run_folder
 
 TESTS = Path(__file__).resolve().parent
 TINY = ["task=classifier", "full_steps=20", "eval_every=5", "task.n_train=256", "task.hidden=16"]
@@ -119,9 +120,9 @@ def assert_trained_once(sweep: Path, steps: int) -> None:
     for rid, status in statuses(sweep).items():
         run = store.run_dir(sweep, rid)
         assert status == "done"
-        assert metrics.read_metrics(run / store.METRICS)["step"].to_pylist() == list(range(steps))  # one row per step
+        assert metrics.read_metrics(run / run_folder.METRICS)["step"].to_pylist() == list(range(steps))  # one row per step
         assert len(claims.attempts(run)) == 1
-        assert not (run / claims.FILE).exists()  # released
+        assert not (run / run_folder.CLAIM).exists()  # released
 
 
 def run(schedule: dict[str, Any], steps: int, seed: int = 0, log: dict[str, Any] = LOG) -> PlanRun:
@@ -156,10 +157,10 @@ def run_record(overrides: list[str]) -> dict[str, Any]:
 def train_in(tmp: Path, record: dict[str, Any], state: dict[str, Any] | None = None) -> tuple[store.RunStatus, list[dict]]:
     """train.train() in this process; (status, the Parquet rows)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    writer = MetricsWriter(tmp / store.METRICS)
+    writer = MetricsWriter(tmp / run_folder.METRICS)
     status = train.train(record, tmp, Dist(), writer, state, train.StopFlag())
     writer.flush()
-    return status, metrics.read_metrics(tmp / store.METRICS).to_pylist()
+    return status, metrics.read_metrics(tmp / run_folder.METRICS).to_pylist()
 
 
 def numbers(rows: list[dict]) -> list[dict]:
@@ -205,7 +206,7 @@ def make_run_dir(tmp_path: Path, monkeypatch: Any, schedule: str = "linear", ste
     spec = {"task": {"command": "python train.py", "files": {}}, "optimizer": {"name": "adamw", "lr": 0.1},
             "schedule": schedules.load(schedule), "steps": steps, "seed": 3, "grad_clip": None}
     path = tmp_path / "runs" / "r1"
-    files.write_json(path / store.RUN_RECORD, {"id": "r1", "spec": spec, "labels": {}, "log": {"eval_every": 5}})
+    files.write_json(path / run_folder.RECORD, {"id": "r1", "spec": spec, "labels": {}, "log": {"eval_every": 5}})
     monkeypatch.setenv(ENV_RUN_DIR, str(path))
     return path
 
@@ -229,7 +230,7 @@ def write_parts(run_path: Path, steps: int, final: float, lr: float, part_rows: 
         "step": t, "lr": lr * (1 - t / steps), "loss": loss, "grad_norm": np.full(n, 0.5), "grad_norm_l1": np.full(n, 5.0),
         "eval_loss": pa.array(eval_loss, from_pandas=True), "samples_seen": (t + 1) * 8, "wall_s": (t + 1) * 0.01,
         "samples_per_s": np.full(n, 800.0), "inherited": np.zeros(n, dtype=bool)}, schema=metrics.SCHEMA)
-    folder = run_path / store.METRICS
+    folder = run_path / run_folder.METRICS
     folder.mkdir(parents=True, exist_ok=True)
     for i, start in enumerate(range(0, n, part_rows)):
         pq.write_table(table.slice(start, part_rows), folder / f"part-{i:05d}.parquet")

@@ -14,11 +14,12 @@ import torch
 from schedsweep import files
 from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import make_plan
-from schedsweep.sharing import branching, forks
+from schedsweep.sharing import branching
 from schedsweep.sweep import store
 from schedsweep.train import checkpoint
 from schedsweep.train import run as train
 from schedsweep.train.metrics import read_metrics
+from schedsweep.sweep import run_folder
 
 from helpers import TINY_MLP, cli, numbers, run_record, statuses, train_in
 
@@ -133,15 +134,15 @@ def test_a_branch_keeps_the_average_its_trunk_had_at_the_fork(tmp_path: Path) ->
         paths = {}
         for r in runs:
             paths[r.id] = store.run_dir(folder, r.id)
-            files.write_json(paths[r.id] / store.RUN_RECORD, r.record() | branching.record_keys(sharing, r.id))
+            files.write_json(paths[r.id] / run_folder.RECORD, r.record() | branching.record_keys(sharing, r.id))
             assert train.main(str(paths[r.id]), threads=1) == "done"
         return paths
 
     shared, alone = train_all(tmp_path / "shared", sharing), train_all(tmp_path / "alone", branching.find([]))
     columns = ["step", "loss", "eval_loss", "eval_loss_ema", "eval_error_ema"]
-    own = read_metrics(shared[branch.run] / store.METRICS).select(columns)
-    assert own.equals(read_metrics(alone[branch.run] / store.METRICS).select(columns))
-    assert (shared[tree.trunk] / forks.FORKS).is_dir()
+    own = read_metrics(shared[branch.run] / run_folder.METRICS).select(columns)
+    assert own.equals(read_metrics(alone[branch.run] / run_folder.METRICS).select(columns))
+    assert (shared[tree.trunk] / run_folder.FORKS).is_dir()
 
 
 @pytest.mark.slow
@@ -159,8 +160,8 @@ def test_report_ranks_by_the_average_and_a_failed_run_resumes_it_exactly(tmp_pat
     flag.unlink()
     cli(*args, "--name", "flaky", "--retry-failed", cwd=tmp_path)
     for run_id in statuses(sweep):
-        resumed = read_metrics(store.run_dir(sweep, run_id) / store.METRICS).to_pylist()
-        twin = read_metrics(store.run_dir(tmp_path / "results" / "twin", run_id) / store.METRICS).to_pylist()
+        resumed = read_metrics(store.run_dir(sweep, run_id) / run_folder.METRICS).to_pylist()
+        twin = read_metrics(store.run_dir(tmp_path / "results" / "twin", run_id) / run_folder.METRICS).to_pylist()
         assert [r["step"] for r in resumed] == list(range(24))
         assert numbers(resumed) == numbers(twin)
 
@@ -168,7 +169,7 @@ def test_report_ranks_by_the_average_and_a_failed_run_resumes_it_exactly(tmp_pat
     ranking = pd.read_csv(io.StringIO(shown))
     final = {}
     for record in store.read_plan(sweep):
-        rows = read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS).to_pylist()
+        rows = read_metrics(store.run_dir(sweep, record["id"]) / run_folder.METRICS).to_pylist()
         final[(record["spec"]["average"]["kind"], record["labels"]["schedule"])] = rows[-1].get("eval_loss_ema")
     ema = ranking[ranking["average.kind"] == "ema"].set_index("schedule")["mean"]
     assert ema.to_dict() == pytest.approx({s: final[("ema", s)] for s in ("constant", "linear")}, rel=1e-12)
@@ -184,7 +185,7 @@ def test_report_averaged_ranks_a_constant_trunks_ema_beside_the_cooldowns(tmp_pa
     sweep = tmp_path / "results" / "rival"
     final = {}
     for record in store.read_plan(sweep):
-        last = read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS).to_pylist()[-1]
+        last = read_metrics(store.run_dir(sweep, record["id"]) / run_folder.METRICS).to_pylist()[-1]
         if record["spec"].get("average"):  # its averaged weights compete as <schedule>+ema
             final[record["labels"]["schedule"] + "+ema"] = last["eval_loss_ema"]
         else:

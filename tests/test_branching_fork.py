@@ -15,6 +15,7 @@ from schedsweep.train import run as train
 from schedsweep.train.metrics import read_metrics
 from schedsweep.plan.identity import run_id
 from schedsweep.plan.point import Run
+from schedsweep.sweep import run_folder
 
 TASK = {"_target_": "schedsweep.tasks.classifier.Classifier", "n_features": 8, "n_classes": 4, "hidden": 16,
         "depth": 1, "n_train": 2000, "n_eval": 256, "batch_size": 16, "noise": 0.1, "data_seed": 0}
@@ -40,7 +41,7 @@ def make_run(schedule: str, optimizer: str, seed: int, steps: int) -> Run:
 
 def write(sweep: Path, run: Run, extra: dict[str, Any]) -> Path:
     path = store.run_dir(sweep, run.id)
-    files.write_json(path / store.RUN_RECORD, run.record() | extra)
+    files.write_json(path / run_folder.RECORD, run.record() | extra)
     return path
 
 
@@ -63,16 +64,16 @@ def test_a_branch_is_bit_identical_to_the_run_trained_alone(tmp_path: Path, sche
         alone = train_all(tmp_path / f"alone-{seed}", runs, branching.find([]))
         shared = train_all(tmp_path / f"shared-{seed}", runs, sharing)
         for b in tree.branches:
-            own, solo = read_metrics(shared[b.run] / store.METRICS), read_metrics(alone[b.run] / store.METRICS)
+            own, solo = read_metrics(shared[b.run] / run_folder.METRICS), read_metrics(alone[b.run] / run_folder.METRICS)
             assert own.select(COMPARED).equals(solo.select(COMPARED)), (schedule, optimizer, seed, b)
             assert own["inherited"].to_pylist() == [True] * b.step + [False] * (b.steps - b.step)
             mine, theirs = store.read_status(shared[b.run]), store.read_status(alone[b.run])
             assert mine.final_eval_loss == theirs.final_eval_loss and mine.final_loss == theirs.final_loss
             assert mine.steps_done == b.steps and mine.requeues == 0
-        trunk = read_metrics(shared[tree.trunk] / store.METRICS)  # writing forks does not change the trunk
-        assert trunk.select(COMPARED).equals(read_metrics(alone[tree.trunk] / store.METRICS).select(COMPARED))
+        trunk = read_metrics(shared[tree.trunk] / run_folder.METRICS)  # writing forks does not change the trunk
+        assert trunk.select(COMPARED).equals(read_metrics(alone[tree.trunk] / run_folder.METRICS).select(COMPARED))
         assert not pc.any(trunk["inherited"]).as_py()
-        assert sorted(p.name for p in (shared[tree.trunk] / forks.FORKS).iterdir()) == sorted(map(str, tree.forks))
+        assert sorted(p.name for p in (shared[tree.trunk] / run_folder.FORKS).iterdir()) == sorted(map(str, tree.forks))
 
 
 def test_a_branch_whose_fork_is_missing_trains_alone_once_its_parent_has_finished(tmp_path: Path) -> None:
@@ -82,9 +83,9 @@ def test_a_branch_whose_fork_is_missing_trains_alone_once_its_parent_has_finishe
     branch = paths[runs[1].id]
     assert not forks.ready(branch)  # its parent has not reached the fork yet
     store.write_status(paths[runs[0].id], store.RunStatus("failed", error="boom"))
-    assert forks.ready(branch) and not forks.start_from_fork(branch, files.read_json(branch / store.RUN_RECORD))
+    assert forks.ready(branch) and not forks.start_from_fork(branch, files.read_json(branch / run_folder.RECORD))
     assert train.main(str(branch), threads=1) == "done"
-    assert not pc.any(read_metrics(branch / store.METRICS)["inherited"]).as_py()
+    assert not pc.any(read_metrics(branch / run_folder.METRICS)["inherited"]).as_py()
 
 
 def test_forks_are_removed_once_every_branch_has_finished(tmp_path: Path) -> None:
@@ -96,11 +97,11 @@ def test_forks_are_removed_once_every_branch_has_finished(tmp_path: Path) -> Non
     assert forks.remove_forks(tmp_path) == 0  # both branches still to run
     assert train.main(str(paths[runs[2].id]), threads=1) == "done"
     assert forks.remove_forks(tmp_path) == 0  # the 10-step run removed its fork at 9 as it ended (no launcher on Slurm)
-    assert [p.name for p in (paths[runs[0].id] / forks.FORKS).iterdir()] == ["19"]
+    assert [p.name for p in (paths[runs[0].id] / run_folder.FORKS).iterdir()] == ["19"]
     store.write_status(paths[runs[1].id], store.RunStatus("failed", error="boom"))
     assert forks.remove_forks(tmp_path) == 0  # a failed branch keeps its fork for --retry-failed
     store.write_status(paths[runs[1].id], store.RunStatus("diverged"))
-    assert forks.remove_forks(tmp_path) == 1 and not list((paths[runs[0].id] / forks.FORKS).iterdir())
+    assert forks.remove_forks(tmp_path) == 1 and not list((paths[runs[0].id] / run_folder.FORKS).iterdir())
 
 
 def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Pat
     assert (own["branch_of"], own["branch_step"], own["steps_trained"]) == (runs[0].id, branch.step, 20 - branch.step)
     assert own["steps_done"] == 20 and own["n_rows"] == 20
     # The branch's clock continues the trunk's; its GPU-hours are only the seconds after the fork.
-    rows = read_metrics(store.run_dir(tmp_path, runs[1].id) / store.METRICS)
+    rows = read_metrics(store.run_dir(tmp_path, runs[1].id) / run_folder.METRICS)
     shared_s = rows["wall_s"][branch.step - 1].as_py()
     assert own["wall_s_trained"] == pytest.approx(own["wall_s"] - shared_s)
     assert own["gpu_hours"] == pytest.approx(2 * own["wall_s_trained"] / 3600)
@@ -131,6 +132,5 @@ def test_the_summary_names_each_branch_and_counts_shared_work_once(tmp_path: Pat
 
 
 def test_forks_name_the_checkpoint_file_as_the_loop_does() -> None:
-    from schedsweep.train import checkpoint
 
-    assert forks.CHECKPOINT == checkpoint.FILE
+    assert forks.CHECKPOINT == run_folder.CHECKPOINT

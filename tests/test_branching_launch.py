@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from schedsweep.results import collect
-from schedsweep.sharing import forks
 from schedsweep.sweep import store
 from schedsweep.train.metrics import read_metrics
+from schedsweep.sweep import run_folder
 
 TINY = ["task=classifier", "task.n_train=2000", "task.n_eval=256", "task.hidden=16", "task.depth=1", "full_steps=60",
         "eval_every=5", "schedule=wsd", "schedule.warmup=5", "budget=0.25,0.5,1.0", "optimizer=sgd,adamw"]
@@ -37,9 +37,9 @@ def test_a_shared_sweep_on_the_local_queue_gives_the_same_results_with_fewer_ste
     assert ours["steps_trained"].sum() == 2 * (60 + 2 + 5) and theirs["steps_trained"].sum() == 2 * 105
     for run_id, row in ours[ours["branch_step"] > 0].iterrows():
         assert ours.loc[row["branch_of"], "steps"] == 60
-        rows = read_metrics(store.run_dir(shared, run_id) / store.METRICS)
+        rows = read_metrics(store.run_dir(shared, run_id) / run_folder.METRICS)
         assert sum(rows["inherited"].to_pylist()) == row["branch_step"]
-    assert not list(shared.glob(f"runs/*/{forks.FORKS}/*"))  # every branch done: forks removed
+    assert not list(shared.glob(f"runs/*/{run_folder.FORKS}/*"))  # every branch done: forks removed
 
 
 @pytest.mark.slow
@@ -62,4 +62,4 @@ def test_a_relaunch_with_more_budgets_branches_from_a_kept_fork(tmp_path: Path) 
     alone, _ = Sweep.create(Sweep.plan([*base, "budget=0.75", "share_prefix=false"], name="alone"), tmp_path, reuse_runs=False)
     alone.launch()
     assert collect.collect(alone.path).summary["final_eval_loss"].tolist() == [new["final_eval_loss"]]
-    assert not list(first.path.glob(f"runs/*/{forks.FORKS}/*"))  # both branches done: the fork is gone
+    assert not list(first.path.glob(f"runs/*/{run_folder.FORKS}/*"))  # both branches done: the fork is gone

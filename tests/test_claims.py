@@ -16,6 +16,7 @@ import pytest
 from schedsweep import files
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import claims, store
+from schedsweep.sweep import run_folder
 from helpers import FLAKY, TESTS, _wait_for, assert_trained_once, attempts_per_seed, cli, statuses
 
 from helpers import pythonpath
@@ -70,7 +71,7 @@ def test_a_live_claim_is_left_alone_and_a_stale_one_is_interrupted_then_taken_ov
     for run, beat in ((live, time.time()), (stale, time.time() - claims.STALE_S - 1)):
         store.write_status(run, store.RunStatus("running", host="elsewhere", pid=1))
         claim = claims.Claim("elsewhere", 1, 1, None, store.now(), beat, "t")
-        files.write_json(run / claims.FILE, claim.__dict__)
+        files.write_json(run / run_folder.CLAIM, claim.__dict__)
     shown = cli("status", str(sweep), cwd=tmp_path).stdout
     assert "running 1" in shown and "interrupted 1" in shown and "elsewhere pid 1" in shown
 
@@ -80,7 +81,7 @@ def test_a_live_claim_is_left_alone_and_a_stale_one_is_interrupted_then_taken_ov
     (taken,) = claims.attempts(stale)
     assert taken["took_over"]["host"] == "elsewhere"
     assert store.read_status(live).status == "running" and claims.read(live).host == "elsewhere"  # untouched
-    assert not (live / store.METRICS).exists()
+    assert not (live / run_folder.METRICS).exists()
 
 
 @pytest.mark.slow
@@ -96,7 +97,7 @@ def test_a_failed_run_resumes_from_its_checkpoint_with_retry_failed(tmp_path: Pa
     run = store.run_dir(sweep, run_id)
     assert store.read_status(run).status == "failed"
     assert checkpoint.load(run)["step"] == 20  # kept: a failed run is not started over
-    first_part = metrics.part_files(run / store.METRICS)[0]
+    first_part = metrics.part_files(run / run_folder.METRICS)[0]
     before = (first_part.stat().st_ino, first_part.stat().st_mtime_ns)
 
     flag.unlink()
@@ -105,11 +106,11 @@ def test_a_failed_run_resumes_from_its_checkpoint_with_retry_failed(tmp_path: Pa
     assert (first_part.stat().st_ino, first_part.stat().st_mtime_ns) == before  # steps 0..19 kept, not redone
     (twin_id,) = statuses(tmp_path / "results" / "twin")
     twin = store.run_dir(tmp_path / "results" / "twin", twin_id)
-    resumed, uninterrupted = metrics.read_metrics(run / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+    resumed, uninterrupted = metrics.read_metrics(run / run_folder.METRICS), metrics.read_metrics(twin / run_folder.METRICS)
     assert resumed["step"].to_pylist() == list(range(40))
     assert resumed["loss"].to_pylist() == uninterrupted["loss"].to_pylist()
     assert store.read_status(run).final_loss == store.read_status(twin).final_loss
-    assert not (run / checkpoint.FILE).exists()
+    assert not (run / run_folder.CHECKPOINT).exists()
 
 
 @pytest.mark.slow
@@ -117,7 +118,7 @@ def test_ctrl_c_checkpoints_the_run_and_the_next_launch_resumes_it(tmp_path: Pat
     args = ["launch", *FLAKY, "full_steps=4000", "eval_every=1000", "checkpoint_every=200", "executor=debug", "--name", "sigint"]
     proc = popen(*args, cwd=tmp_path)
     sweep = tmp_path / "results" / "sigint"
-    _wait_for(lambda: store.is_sweep(sweep) and any((store.run_dir(sweep, i) / checkpoint.FILE).exists() for i in statuses(sweep)),
+    _wait_for(lambda: store.is_sweep(sweep) and any((store.run_dir(sweep, i) / run_folder.CHECKPOINT).exists() for i in statuses(sweep)),
               120, "the run's first checkpoint")
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
@@ -129,7 +130,7 @@ def test_ctrl_c_checkpoints_the_run_and_the_next_launch_resumes_it(tmp_path: Pat
     assert checkpoint.load(run)["step"] == status.steps_done > 0
     assert "interrupted 1" in cli("status", str(sweep), cwd=tmp_path).stdout
     cli(*args, cwd=tmp_path)
-    assert metrics.read_metrics(run / store.METRICS)["step"].to_pylist() == list(range(4000))
+    assert metrics.read_metrics(run / run_folder.METRICS)["step"].to_pylist() == list(range(4000))
     assert len(claims.attempts(run)) == 2
 
 

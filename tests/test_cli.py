@@ -15,6 +15,7 @@ import pytest
 
 from schedsweep.train import checkpoint, metrics
 from schedsweep.sweep import store
+from schedsweep.sweep import run_folder
 
 from helpers import TINY, _wait_for, cli, statuses
 
@@ -36,7 +37,7 @@ def test_local_sweep_end_to_end(tmp_path: Path) -> None:
     assert (sweep / "sweep.yaml").is_file() and "4 to run" in first.stdout
 
     for record in store.read_plan(sweep):
-        folder = store.run_dir(sweep, record["id"]) / store.METRICS
+        folder = store.run_dir(sweep, record["id"]) / run_folder.METRICS
         table = metrics.read_metrics(folder)
         assert table.schema.equals(metrics.schema_for(["eval_error"]))  # the classifier logs its held-out error
         steps = record["spec"]["steps"]
@@ -95,7 +96,7 @@ def test_divergence_is_a_status_and_ranks_last(tmp_path: Path) -> None:
     sweep = tmp_path / "results" / "div"
     assert sorted(statuses(sweep).values()) == ["diverged", "diverged", "done", "done"]
     diverged = [i for i, s in statuses(sweep).items() if s == "diverged"]
-    rows = metrics.read_metrics(store.run_dir(sweep, diverged[0]) / store.METRICS)
+    rows = metrics.read_metrics(store.run_dir(sweep, diverged[0]) / run_folder.METRICS)
     assert rows.num_rows < 20  # stopped early
     ranking = list(csv.DictReader(io.StringIO(cli("report", str(sweep), "--format", "csv", "--table", "ranking",
                                                   cwd=tmp_path).stdout)))
@@ -199,7 +200,7 @@ def test_a_killed_run_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> Non
     sweep = tmp_path / "results" / "killed"
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
-    _wait_for(lambda: (run / checkpoint.FILE).exists() and checkpoint.load(run)["step"] >= 150, 120, "a checkpoint")
+    _wait_for(lambda: (run / run_folder.CHECKPOINT).exists() and checkpoint.load(run)["step"] >= 150, 120, "a checkpoint")
     # Kill everything at once, as a crashed machine would: the queue and the run's worker, in the queue's session
     # (one signal, so the worker does not outlive its launcher long enough to checkpoint and stop cleanly).
     os.killpg(int((sweep / ".lock").read_text()), signal.SIGKILL)
@@ -212,12 +213,12 @@ def test_a_killed_run_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> Non
     relaunch = cli(*args, "--name", "killed", cwd=tmp_path)
     assert "1 to run" in relaunch.stdout
     twin = store.run_dir(tmp_path / "results" / "twin", run_id)
-    resumed, uninterrupted = metrics.read_metrics(run / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+    resumed, uninterrupted = metrics.read_metrics(run / run_folder.METRICS), metrics.read_metrics(twin / run_folder.METRICS)
     assert resumed["step"].to_pylist() == list(range(600))  # no step missing, none twice
     for column in ("lr", "loss", "grad_norm", "eval_loss"):
         assert resumed[column].to_pylist() == uninterrupted[column].to_pylist(), column
     assert store.read_status(run).final_eval_loss == store.read_status(twin).final_eval_loss
-    assert not (run / checkpoint.FILE).exists()  # removed once the run is done
+    assert not (run / run_folder.CHECKPOINT).exists()  # removed once the run is done
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -236,7 +237,7 @@ def test_reduce_on_plateau_is_driven_by_the_runs_own_eval_losses(tmp_path: Path)
         "optimizer.lr=0.05", "executor=debug", "--name", "plateau", cwd=tmp_path)
     sweep = tmp_path / "results" / "plateau"
     (record,) = store.read_plan(sweep)
-    table = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS)
+    table = metrics.read_metrics(store.run_dir(sweep, record["id"]) / run_folder.METRICS)
     replay = schedules.build(record["spec"]["schedule"], 60)
     expected = []
     for step, eval_loss in zip(table["step"].to_pylist(), table["eval_loss"].to_pylist()):

@@ -15,8 +15,8 @@ import schedsweep.client as sweep
 from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
-from schedsweep.sweep import store
-from schedsweep.train.script import ENV_RUN_DIR, STATE
+from schedsweep.train.script import ENV_RUN_DIR
+from schedsweep.sweep import run_folder
 
 from helpers import make_run_dir
 
@@ -67,13 +67,13 @@ def test_under_a_sweep_the_lr_used_at_every_step_is_the_schedules_and_parquet_ha
     run.log(STEPS - 1, accuracy=0.75)  # the same step: fills the same row
     run.finish(eval_loss=0.25)
     assert used == pytest.approx(expected, rel=1e-12)
-    table = metrics.read_metrics(path / store.METRICS)
+    table = metrics.read_metrics(path / run_folder.METRICS)
     assert table["step"].to_pylist() == list(range(STEPS))
     assert table["lr"].to_pylist() == pytest.approx(expected, rel=1e-12)
     assert table["accuracy"].to_pylist() == [0.5] * (STEPS - 1) + [0.75]
     assert table["eval_loss"].to_pylist() == [None] * (STEPS - 1) + [0.25]
     assert table.column_names[: len(metrics.COLUMNS)] == list(metrics.COLUMNS)
-    state = files.read_json(path / STATE)
+    state = files.read_json(path / run_folder.CLIENT)
     assert state["state"] == "finished" and state["steps_done"] == STEPS and state["final_eval_loss"] == 0.25
 
 
@@ -91,7 +91,7 @@ def test_bad_logging_raises_one_message_and_records_it_for_the_status(
         for step, loss in calls:
             run.log(step, loss=loss)
     assert message in str(error.value)
-    state = files.read_json(path / STATE)
+    state = files.read_json(path / run_folder.CLIENT)
     assert state["state"] == "error" and message in state["error"]
 
 
@@ -112,9 +112,9 @@ def test_a_non_finite_loss_records_diverged_and_stops_the_script(tmp_path: Path,
     run.log(0, loss=2.0)
     with pytest.raises(SystemExit):
         run.log(1, loss=math.inf)
-    state = files.read_json(path / STATE)
+    state = files.read_json(path / run_folder.CLIENT)
     assert state["state"] == "diverged" and "non-finite loss inf at step 1" in state["error"]
-    assert metrics.read_metrics(path / store.METRICS)["loss"].to_pylist() == [2.0, math.inf]
+    assert metrics.read_metrics(path / run_folder.METRICS)["loss"].to_pylist() == [2.0, math.inf]
 
 
 def test_a_checkpointed_run_resumes_at_start_step_with_no_missing_or_repeated_step(
@@ -136,7 +136,7 @@ def test_a_checkpointed_run_resumes_at_start_step_with_no_missing_or_repeated_st
     expected = [0.1 * f for f in schedules.values(schedules.load("linear"), STEPS)]
     assert train(resumed) == pytest.approx(expected[5:], rel=1e-12)  # the scheduler starts at step 5
     resumed.finish(eval_loss=0.5)
-    table = metrics.read_metrics(path / store.METRICS)
+    table = metrics.read_metrics(path / run_folder.METRICS)
     assert table["step"].to_pylist() == list(range(STEPS))
     assert 9.0 not in table["loss"].to_pylist()
     assert table["wall_s"].to_pylist() == sorted(table["wall_s"].to_pylist())  # wall time counts both attempts

@@ -16,7 +16,7 @@ import schedsweep.client as sweep
 from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import metrics
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder
 from helpers import make_run_dir
 
 pytestmark = pytest.mark.usefixtures("keep_signal_handlers")
@@ -57,7 +57,7 @@ def test_hf_trainer_with_the_callback_follows_the_schedule_and_logs_every_step(
 
     run = callback.run
     assert used == pytest.approx(expected_lrs(run), rel=1e-9)
-    table = metrics.read_metrics(path / store.METRICS)
+    table = metrics.read_metrics(path / run_folder.METRICS)
     assert table["step"].to_pylist() == list(range(STEPS))
     assert table["lr"].to_pylist() == pytest.approx(expected_lrs(run), rel=1e-6)
     assert all(0 < loss < 10 for loss in table["loss"].to_pylist())
@@ -107,7 +107,7 @@ def test_lightning_with_the_callback_replaces_the_modules_scheduler_and_logs_eve
     run = callback.run
     assert trainer.global_step == STEPS
     assert used == pytest.approx(expected_lrs(run), rel=1e-9)
-    table = metrics.read_metrics(path / store.METRICS)
+    table = metrics.read_metrics(path / run_folder.METRICS)
     assert table["step"].to_pylist() == list(range(STEPS))
     assert table["lr"].to_pylist() == pytest.approx(expected_lrs(run), rel=1e-9)
     evals = table["eval_loss"].to_pylist()
@@ -161,7 +161,7 @@ def test_lightning_stopped_by_a_signal_checkpoints_and_resumes_at_the_next_step(
     second = attempt()
     assert second.run.start_step == 4
     assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
-    assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
+    assert metrics.read_metrics(path / run_folder.METRICS)["step"].to_pylist() == list(range(STEPS))
     assert files.read_json(path / "client.json")["state"] == "finished"
 
 
@@ -203,5 +203,5 @@ def test_hf_trainer_stopped_by_a_signal_saves_and_resumes_at_the_next_step(
     second = attempt()
     assert second.run.start_step == 4
     assert used == pytest.approx(expected_lrs(second.run), rel=1e-9)  # no step missing, none repeated
-    assert metrics.read_metrics(path / store.METRICS)["step"].to_pylist() == list(range(STEPS))
+    assert metrics.read_metrics(path / run_folder.METRICS)["step"].to_pylist() == list(range(STEPS))
     assert files.read_json(path / "client.json")["state"] == "finished"

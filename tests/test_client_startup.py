@@ -11,7 +11,7 @@ import pytest
 
 from schedsweep import files
 from schedsweep.plan import grid
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder
 from helpers import TESTS, pythonpath
 
 NEVER = ("torch", "pyarrow", "pandas", "hydra", "omegaconf", "yaml", "typer", "rich", "scipy", "matplotlib", "submitit",
@@ -35,7 +35,7 @@ def test_a_swept_script_without_torch_reaches_its_first_step_without_torch(tmp_p
     monkeypatch.chdir(tmp_path)
     (run,) = grid.make_plan(["task=script", "task.command='python train.py'", "budget=20"]).runs
     folder = tmp_path / "run"
-    files.write_json(folder / store.RUN_RECORD, run.record())
+    files.write_json(folder / run_folder.RECORD, run.record())
     code = ("import schedsweep.client as sweep\nr = sweep.init(steps=5, peak_lr=0.01)\nr.log(0, loss=1.0)\n"
             "assert not r.should_stop() and r.peak_lr == 0.01 and r.steps == 20")
     assert loaded(code, {"SCHEDSWEEP_RUN_DIR": str(folder)}) == ["pyarrow"]  # the run's Parquet writer, nothing else

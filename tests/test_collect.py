@@ -24,6 +24,7 @@ from schedsweep.sweep import store
 from schedsweep.cli import app
 from schedsweep.errors import ResultsError
 from schedsweep.results.report import build, rank
+from schedsweep.sweep import run_folder
 
 
 
@@ -61,7 +62,7 @@ def test_the_dataset_holds_every_row_of_every_part_sorted_by_run_and_step(tmp_pa
     frame = table.to_pandas()
     for record in store.read_plan(sweep):
         mine = frame[frame["run_id"] == record["id"]].drop(columns="run_id").reset_index(drop=True)
-        parts = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS).to_pandas()
+        parts = metrics.read_metrics(store.run_dir(sweep, record["id"]) / run_folder.METRICS).to_pandas()
         pd.testing.assert_frame_equal(mine, parts)
     keys = list(zip(frame["run_id"], frame["step"]))
     assert keys == sorted(keys)
@@ -80,7 +81,7 @@ def test_collect_is_incremental(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     # One run is re-run with other numbers: only it is re-read, and its rows are replaced.
     record = store.read_plan(sweep)[3]
     path = store.run_dir(sweep, record["id"])
-    for part in metrics.part_files(path / store.METRICS):
+    for part in metrics.part_files(path / run_folder.METRICS):
         part.unlink()
     write_parts(path, 10, 0.5, 1e-3)
     store.write_status(path, store.RunStatus("done", steps_done=10, final_eval_loss=0.5, final_loss=0.6))
@@ -119,8 +120,8 @@ def test_missing_and_corrupt_run_folders_are_named_and_the_rest_still_works(tmp_
     for p in sorted(gone.rglob("*"), reverse=True):
         p.rmdir()
     gone.rmdir()
-    (torn_status / store.STATUS).write_text('{"status": "do')
-    metrics.part_files(torn_part / store.METRICS)[1].write_bytes(b"PAR1 not really")
+    (torn_status / run_folder.STATUS).write_text('{"status": "do')
+    metrics.part_files(torn_part / run_folder.METRICS)[1].write_bytes(b"PAR1 not really")
     result = collect.collect(sweep)
     assert len(result.problems) == 3
     warning = result.warning()
@@ -211,7 +212,7 @@ def test_cli_collect_prints_counts_and_warns_about_missing_runs(tmp_path: Path) 
     first = cli("collect", str(sweep))
     assert first.exit_code == 0 and "16 re-read, 0 unchanged" in first.stdout and "240 metric" in first.stdout
     record = store.read_plan(sweep)[2]
-    (store.run_dir(sweep, record["id"]) / store.STATUS).write_text("{")
+    (store.run_dir(sweep, record["id"]) / run_folder.STATUS).write_text("{")
     second = cli("collect", str(sweep))
     assert second.exit_code == 0 and "1 re-read, 15 unchanged" in second.stdout
     assert "warning: 1 run folder(s) missing or unreadable" in second.stderr and record["id"] in second.stderr
@@ -263,7 +264,7 @@ def test_a_damaged_collected_chunk_is_collected_again(tmp_path: Path) -> None:
     chunk.write_bytes(b"not parquet")
     with pytest.raises(ResultsError, match="collect --rebuild"):
         collect.read_rows(sweep, collect.read_summary(sweep), [store.read_plan(sweep)[0]["id"]], ["step"])
-    os.utime(store.run_dir(sweep, store.read_plan(sweep)[0]["id"]) / store.STATUS, ns=(1, 1))  # one run changed
+    os.utime(store.run_dir(sweep, store.read_plan(sweep)[0]["id"]) / run_folder.STATUS, ns=(1, 1))  # one run changed
     result = collect.collect(sweep)
     assert result.reread == 16
     assert len(collect.read_rows(sweep, result.summary, list(result.summary["run_id"]), ["step"])) == 240

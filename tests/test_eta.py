@@ -16,6 +16,7 @@ from schedsweep.train import metrics
 from schedsweep.plan import variants
 from schedsweep.plan.grid import make_plan
 from schedsweep.sweep.api import Sweep
+from schedsweep.sweep import run_folder
 
 
 def _nothing(run: str) -> int | None:
@@ -117,7 +118,7 @@ def test_a_local_launch_trains_its_runs_in_queue_order(tmp_path: Path) -> None:
     sweep, _ = Sweep.create(plan, tmp_path)
     sweep.launch()
     # The debug executor trains one run after another: the order they finished is the order they started.
-    started = sorted(plan.runs, key=lambda r: (store.run_dir(sweep.path, r.id) / store.STATUS).stat().st_mtime_ns)
+    started = sorted(plan.runs, key=lambda r: (store.run_dir(sweep.path, r.id) / run_folder.STATUS).stat().st_mtime_ns)
     assert [r.labels["task"] for r in started] == ["classifier", "quadratic", "classifier", "quadratic"]
     assert eta.queue(sweep.path) == {}  # every run finished
 
@@ -127,7 +128,7 @@ def test_a_branch_counts_only_the_steps_it_trains(tmp_path: Path) -> None:
     plan = make_plan(["task=classifier", "schedule=constant", "full_steps=20", "budget=0.5,1.0", "executor=debug"], name="b")
     sweep, _ = Sweep.create(plan, tmp_path)
     by_steps = {r.spec["steps"]: r.id for r in plan.runs}
-    branch = files.read_json(store.run_dir(sweep.path, by_steps[10]) / store.RUN_RECORD)["branch"]
+    branch = files.read_json(store.run_dir(sweep.path, by_steps[10]) / run_folder.RECORD)["branch"]
     assert branch["of"] == by_steps[20]
     assert eta.queue(sweep.path) == {by_steps[20]: range(20), by_steps[10]: range(branch["step"], 10)}
 
@@ -176,7 +177,7 @@ def test_a_branch_is_queued_after_the_run_it_forks_from(tmp_path: Path) -> None:
                       "optimizer=sgd", "executor=debug"], name="tree")
     sweep, _ = Sweep.create(plan, tmp_path)
     queue = [store.run_dir(sweep.path, r["id"]) for r in variants.queue_order(store.read_plan(sweep.path))]
-    parent = {p: p.parent / b["of"] for p in queue if (b := files.read_json(p / store.RUN_RECORD).get("branch"))}
+    parent = {p: p.parent / b["of"] for p in queue if (b := files.read_json(p / run_folder.RECORD).get("branch"))}
     trunks = set(parent.values())
     constant = {p for p, r in zip(queue, variants.queue_order(store.read_plan(sweep.path))) if r["labels"]["schedule"] == "constant"}
     assert constant - trunks <= set(parent) and trunks  # the shorter constant runs branch from the longest
@@ -187,5 +188,5 @@ def test_a_branch_is_queued_after_the_run_it_forks_from(tmp_path: Path) -> None:
         assert ordered.index(trunk) == min(ordered.index(b) for b in parent if parent[b] == trunk) - 1
     assert [p for p in ordered if p not in trunks] == [p for p in queue if p not in trunks]  # the rest keep their order
     sweep.launch()  # the debug executor trains one run after another, in the order it is given
-    finished = sorted(queue, key=lambda p: (p / store.STATUS).stat().st_mtime_ns)
+    finished = sorted(queue, key=lambda p: (p / run_folder.STATUS).stat().st_mtime_ns)
     assert finished == ordered

@@ -12,7 +12,7 @@ import pytest
 from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import make_plan
 from schedsweep.results import collect
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder, store
 from schedsweep.train.metrics import read_metrics
 
 from helpers import cli
@@ -78,8 +78,8 @@ def test_cooldowns_of_a_plain_torch_checkpoint_continue_its_run_exactly(tmp_path
     cli("launch", *common, "budget=1.0", "--name", "whole", cwd=tmp_path)  # the same 40 steps in schedsweep's loop
     cli("launch", *common, "budget=1.0", f"init_from={path}", "init_step=20", "--name", "cont", cwd=tmp_path)
     whole, cont = (store.read_plan(tmp_path / "results" / n)[0]["id"] for n in ("whole", "cont"))
-    rows = read_metrics(store.run_dir(tmp_path / "results" / "cont", cont) / store.METRICS).to_pylist()
-    ref = read_metrics(store.run_dir(tmp_path / "results" / "whole", whole) / store.METRICS).to_pylist()[20:]
+    rows = read_metrics(store.run_dir(tmp_path / "results" / "cont", cont) / run_folder.METRICS).to_pylist()
+    ref = read_metrics(store.run_dir(tmp_path / "results" / "whole", whole) / run_folder.METRICS).to_pylist()[20:]
     assert [r["step"] for r in rows] == list(range(20, 40))
     for column in ("lr", "loss", "grad_norm", "eval_loss"):  # bit for bit: a plain AdamW's state, matched by parameter
         assert [r[column] for r in rows] == [r[column] for r in ref], column
@@ -92,7 +92,7 @@ def test_cooldowns_of_a_plain_torch_checkpoint_continue_its_run_exactly(tmp_path
     assert "are cooldowns of that checkpoint: they start at its step 20" in report
     assert sorted(summary["steps_trained"]) == [20, 20] and (summary["steps_done"] == 40).all()
     for record in store.read_plan(tmp_path / "results" / "cool"):
-        table = read_metrics(store.run_dir(tmp_path / "results" / "cool", record["id"]) / store.METRICS)
+        table = read_metrics(store.run_dir(tmp_path / "results" / "cool", record["id"]) / run_folder.METRICS)
         decay = record["spec"]["schedule"]["decay"]
         lrs = table["lr"].to_pylist()
         assert lrs[0] == pytest.approx(0.01) and lrs[-1] < 0.01 * 0.1
@@ -118,5 +118,5 @@ def test_a_script_task_gets_the_checkpoint_path(tmp_path: Path) -> None:
         f"init_from={ckpt}", "init_step=10", "executor=debug", "--name", "s", cwd=tmp_path)
     assert (tmp_path / "seen.txt").read_text() == f"{ckpt} 10 10\n"
     (record,) = store.read_plan(tmp_path / "results" / "s")
-    table = read_metrics(store.run_dir(tmp_path / "results" / "s", record["id"]) / store.METRICS)
+    table = read_metrics(store.run_dir(tmp_path / "results" / "s", record["id"]) / run_folder.METRICS)
     assert table["step"].to_pylist() == list(range(10, 30))

@@ -15,6 +15,7 @@ from schedsweep.results import collect
 from schedsweep.sharing import branching, forks, kept
 from schedsweep.sweep import store
 from schedsweep.train.metrics import read_metrics
+from schedsweep.sweep import run_folder
 
 from helpers import cli
 
@@ -66,7 +67,7 @@ def test_a_later_launch_branches_new_budgets_and_cooldowns_from_the_kept_trunk_b
     assert "keep_trunk=every:0.125 keeps up to 7 checkpoints (1 run), about " in first
     sweep = tmp_path / "results" / "kt"
     (trunk,) = [r["id"] for r in store.read_plan(sweep) if r["labels"]["steps"] == 40]
-    assert sorted(int(p.name) for p in (store.run_dir(sweep, trunk) / forks.FORKS).iterdir()) == [5, 10, 15, 17, 20, 25, 30]
+    assert sorted(int(p.name) for p in (store.run_dir(sweep, trunk) / run_folder.FORKS).iterdir()) == [5, 10, 15, 17, 20, 25, 30]
 
     later = ["budget=0.375,0.75", "schedule.decay=0.1,0.2"]
     second = cli("launch", *BASE, *later, "keep_trunk=every:0.125", "--name", "kt", cwd=tmp_path).stdout
@@ -77,8 +78,8 @@ def test_a_later_launch_branches_new_budgets_and_cooldowns_from_the_kept_trunk_b
     new = list(theirs.index)
     assert len(new) == 4 and (ours.loc[new, "status"] == "done").all()
     for run_id in new:  # the same run ids, and bit for bit the same rows
-        mine = read_metrics(store.run_dir(sweep, run_id) / store.METRICS).select(COMPARED)
-        assert mine.equals(read_metrics(store.run_dir(alone, run_id) / store.METRICS).select(COMPARED)), run_id
+        mine = read_metrics(store.run_dir(sweep, run_id) / run_folder.METRICS).select(COMPARED)
+        assert mine.equals(read_metrics(store.run_dir(alone, run_id) / run_folder.METRICS).select(COMPARED)), run_id
     assert ours.loc[new, "final_eval_loss"].tolist() == theirs["final_eval_loss"].tolist()
     from_trunk = ours.loc[new][ours.loc[new, "branch_of"] == trunk]
     assert sorted(from_trunk["branch_step"]) == [10, 10]  # the 30-step runs: the latest kept fork before their own at 13/14
@@ -87,10 +88,10 @@ def test_a_later_launch_branches_new_budgets_and_cooldowns_from_the_kept_trunk_b
     report = cli("report", str(sweep), "--format", "md", cwd=tmp_path).stdout
     assert "2 of them from checkpoints kept by an earlier launch, 20 steps not trained again" in report
 
-    kept_before = list(sweep.glob(f"runs/*/{forks.FORKS}/*"))
+    kept_before = list(sweep.glob(f"runs/*/{run_folder.FORKS}/*"))
     assert len(kept_before) == 7 + 5 + 6  # the first trunk's, and the new 30-step runs' own after step 10
     pruned = cli("prune-checkpoints", str(sweep), cwd=tmp_path).stdout
     assert f"removed {len(kept_before)} kept checkpoint(s)" in pruned and "kB freed" in pruned
-    assert not list(sweep.glob(f"runs/*/{forks.FORKS}/*"))
+    assert not list(sweep.glob(f"runs/*/{run_folder.FORKS}/*"))
     assert cli("prune-checkpoints", str(sweep), cwd=tmp_path).stdout.strip() == "no kept checkpoint to remove."
-    assert files.read_json(store.run_dir(sweep, trunk) / store.RUN_RECORD)[forks.KEEP] is True
+    assert files.read_json(store.run_dir(sweep, trunk) / run_folder.RECORD)[forks.KEEP] is True

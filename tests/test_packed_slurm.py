@@ -18,6 +18,7 @@ from schedsweep.executors import packed, slurm
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import claims, store
 from schedsweep.train import metrics, pinned
+from schedsweep.sweep import run_folder
 
 LONG_STEPS = 6000  # long enough to catch two runs in flight: about 15 s each on 2 idle cores, a minute on busy ones
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
@@ -48,7 +49,7 @@ def test_packed_jobs_train_each_run_once_one_gpu_per_run(tmp_path: Path) -> None
     per_job: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for rid in statuses(sweep):
         run = store.run_dir(sweep, rid)
-        assert metrics.read_metrics(run / store.METRICS)["step"].to_pylist() == list(range(30))
+        assert metrics.read_metrics(run / run_folder.METRICS)["step"].to_pylist() == list(range(30))
         assert len(claims.attempts(run)) == 1  # trained once, by one job
         (attempt,) = pinned.attempts(run)
         assert attempt["devices"] in ("0", "1", "2", "3") and attempt["job"] in {j["job"] for j in jobs.values()}
@@ -67,7 +68,7 @@ def test_a_requeued_packed_job_resumes_every_run_in_flight_exactly(tmp_path: Pat
     runs = [store.run_dir(sweep, rid) for rid in statuses(sweep)]
 
     def in_flight() -> list[Path]:
-        return [r for r in runs if store.read_status(r).status == "running" and metrics.part_files(r / store.METRICS)]
+        return [r for r in runs if store.read_status(r).status == "running" and metrics.part_files(r / run_folder.METRICS)]
 
     wait(lambda: len(in_flight()) == 2, 240, "two runs of the packed job to be training")
     time.sleep(1)
@@ -81,7 +82,7 @@ def test_a_requeued_packed_job_resumes_every_run_in_flight_exactly(tmp_path: Pat
     # Exactly: the same losses, step for step, as the same runs trained without interruption on the local pool.
     cli("launch", *LONG, "executor=local", "executor.threads_per_run=1", "--results", "local", "--name", "requeue", cwd=tmp_path)
     for r in runs:
-        here = metrics.read_metrics(r / store.METRICS)
-        there = metrics.read_metrics(tmp_path / "local" / "requeue" / "runs" / r.name / store.METRICS)
+        here = metrics.read_metrics(r / run_folder.METRICS)
+        there = metrics.read_metrics(tmp_path / "local" / "requeue" / "runs" / r.name / run_folder.METRICS)
         assert here["step"].to_pylist() == list(range(LONG_STEPS))
         assert here["loss"].to_pylist() == there["loss"].to_pylist()

@@ -17,6 +17,7 @@ from schedsweep.plan.grid import make_plan
 from schedsweep.sweep import store
 from schedsweep.train.metrics import read_metrics
 from schedsweep.sweep.status import FINAL, PRUNED, RESULTS, SETTLED
+from schedsweep.sweep import run_folder
 
 GRID = ["task=quadratic", "full_steps=40", "schedule=cosine,wsd", "budget=0.25,0.5,1.0", "optimizer.lr=0.03,0.1,0.3,1,3",
         "executor=debug"]
@@ -133,7 +134,7 @@ def test_pruning_on_a_wsd_trunk_stops_pruned_trunks_at_the_fork_and_continues_ke
     for run_id in done:
         a, b = store.read_status(store.run_dir(sweep, run_id)), store.read_status(store.run_dir(full, run_id))
         assert (a.final_loss, a.final_eval_loss, a.steps_done) == (b.final_loss, b.final_eval_loss, b.steps_done)
-        mine, theirs = (read_metrics(store.run_dir(s, run_id) / store.METRICS) for s in (sweep, full))
+        mine, theirs = (read_metrics(store.run_dir(s, run_id) / run_folder.METRICS) for s in (sweep, full))
         assert mine.column("loss").to_pylist() == theirs.column("loss").to_pylist()
 
 

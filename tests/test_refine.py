@@ -15,6 +15,7 @@ from schedsweep import schedules
 from schedsweep.train import metrics
 from schedsweep.sweep import store
 from schedsweep.schedules.refine import RefineError, choose_norm, closed_form, median_smooth, refine_run, schedule_yaml
+from schedsweep.sweep import run_folder
 from helpers import cli
 
 G = np.array([4, 2, 1, 1, 1, 1, 1, 1, 1, 1.0])
@@ -50,10 +51,10 @@ def test_auto_norm_follows_the_optimizer() -> None:
 
 def _fake_run(tmp_path: Path, norms: list[float | None], optimizer: str = "torch.optim.SGD") -> Path:
     run = tmp_path / "runs" / "abc"
-    files.write_json(run / store.RUN_RECORD, {"id": "abc", "spec": {"steps": len(norms), "optimizer": {"_target_": optimizer}}})
+    files.write_json(run / run_folder.RECORD, {"id": "abc", "spec": {"steps": len(norms), "optimizer": {"_target_": optimizer}}})
     rows = [{"step": t, "lr": 0.1, "loss": 1.0, "grad_norm": g, "grad_norm_l1": None if g is None else 10 * g,
              "samples_seen": t, "wall_s": 0.0} for t, g in enumerate(norms)]
-    writer = metrics.MetricsWriter(run / store.METRICS)
+    writer = metrics.MetricsWriter(run / run_folder.METRICS)
     for row in rows:
         writer.append(row)
     writer.flush()

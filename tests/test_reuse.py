@@ -10,6 +10,7 @@ import pytest
 from schedsweep import files
 from schedsweep.sweep import claims, store
 from schedsweep.train import metrics
+from schedsweep.sweep import run_folder
 
 from helpers import cli, statuses
 
@@ -33,8 +34,8 @@ def test_a_grown_grid_trains_only_its_new_runs_under_any_name(tmp_path: Path) ->
     for run_id in statuses(old):
         here, there = store.run_dir(new, run_id), store.run_dir(old, run_id)
         assert claims.attempts(here) == []  # never trained in the new sweep
-        assert files.read_json(here / store.RUN_RECORD)["reused_from"] == str(there.resolve())
-        assert metrics.read_metrics(here / store.METRICS).equals(metrics.read_metrics(there / store.METRICS))
+        assert files.read_json(here / run_folder.RECORD)["reused_from"] == str(there.resolve())
+        assert metrics.read_metrics(here / run_folder.METRICS).equals(metrics.read_metrics(there / run_folder.METRICS))
     named = cli("launch", *GRID, "schedule=linear,cosine,rex", "--name", "mine", cwd=tmp_path).stdout
     assert "reused 3 finished run(s)" in named and "0 to run" in named
     report = cli("report", str(tmp_path / "results" / "mine"), "--format", "csv", "--table", "ranking", cwd=tmp_path).stdout

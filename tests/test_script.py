@@ -17,7 +17,7 @@ from schedsweep import files
 from schedsweep.results import collect
 from schedsweep.train import metrics
 from schedsweep.plan import grid as plan
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder, store
 from schedsweep.errors import ConfigError
 from helpers import EXAMPLE, cli, statuses
 
@@ -64,7 +64,7 @@ def test_the_example_script_swept_over_two_schedules_and_two_budgets_is_ranked(t
     assert list(statuses(sweep).values()) == ["done"] * 4
     for record in store.read_plan(sweep):
         run = store.run_dir(sweep, record["id"])
-        table = metrics.read_metrics(run / store.METRICS)
+        table = metrics.read_metrics(run / run_folder.METRICS)
         steps = record["spec"]["steps"]
         assert table["step"].to_pylist() == list(range(steps))
         assert table["samples_seen"].to_pylist() == [64 * (t + 1) for t in range(steps)]
@@ -81,7 +81,7 @@ def test_the_example_script_swept_over_two_schedules_and_two_budgets_is_ranked(t
         assert [r["rank"] for r in at if int(r["steps"]) == steps] == ["1", "2"]
     # The script's own metric is a column of the collected summary, and the report ranks by it.
     summary = collect.collect(sweep).summary
-    last = {i: metrics.read_metrics(store.run_dir(sweep, i) / store.METRICS)["param_norm"].to_pylist()[-1]
+    last = {i: metrics.read_metrics(store.run_dir(sweep, i) / run_folder.METRICS)["param_norm"].to_pylist()[-1]
             for i in summary["run_id"]}
     assert summary.set_index("run_id")["final_param_norm"].to_dict() == pytest.approx(last)
     ids = {(r["labels"]["steps"], r["labels"]["schedule"]): r["id"] for r in store.read_plan(sweep)}
@@ -175,7 +175,7 @@ def test_two_tasks_per_run_start_two_ranks_with_torchrun_variables(tmp_path: Pat
     assert envs[0]["MASTER_PORT"] == envs[1]["MASTER_PORT"] and envs[0]["MASTER_ADDR"]
     assert {e["cwd"] for e in envs} == {str(tmp_path)}  # the folder the sweep was launched from
     assert {e["run"] for e in envs} == {str(store.run_dir(sweep, run_id).resolve())}
-    assert metrics.read_metrics(store.run_dir(sweep, run_id) / store.METRICS)["step"].to_pylist() == [0, 1, 2, 3]
+    assert metrics.read_metrics(store.run_dir(sweep, run_id) / run_folder.METRICS)["step"].to_pylist() == [0, 1, 2, 3]
     assert (store.run_dir(sweep, run_id) / "logs" / "script.rank1.err").exists()
 
 
@@ -185,7 +185,7 @@ def test_a_command_that_does_not_exist_fails_the_run_with_one_message(tmp_path: 
 
     record = {"id": "r", "spec": {"task": {"command": "no-such-command-xyz --flag", "files": {}}}, "labels": {}, "log": {}}
     path = tmp_path / "runs" / "r"
-    files.write_json(path / store.RUN_RECORD, record)
+    files.write_json(path / run_folder.RECORD, record)
     assert train.main(str(path)) == "failed"  # the one execution seam dispatches script tasks
     assert store.read_status(path).error == ("cannot start task.command 'no-such-command-xyz --flag': "
                                              "command 'no-such-command-xyz' not found (neither a file nor on PATH)")

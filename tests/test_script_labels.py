@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from schedsweep.plan import grid as plan
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder, store
 from schedsweep.train import metrics
 from helpers import cli
 
@@ -53,7 +53,7 @@ def test_a_script_with_its_own_sgd_and_lr_is_reported_as_script_at_its_own_lr(tm
         run = store.run_dir(sweep, record["id"])
         assert store.read_status(run).peak_lr == 0.01  # reported back by the client
         assert (run / "logs" / "script.out").read_text().startswith("peak_lr 0.01")
-        assert metrics.read_metrics(run / store.METRICS)["lr"].to_pylist()[0] == pytest.approx(0.01)
+        assert metrics.read_metrics(run / run_folder.METRICS)["lr"].to_pylist()[0] == pytest.approx(0.01)
     rows = _ranking(sweep, tmp_path)
     assert sorted(r["schedule"] for r in rows) == ["cosine", "linear"]
     assert {r["optimizer"] for r in rows} == {"script"}

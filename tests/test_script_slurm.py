@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep.train import checkpoint, metrics
+from schedsweep.train import metrics
 from schedsweep.executors import slurm
 from schedsweep.sweep import store
 from schedsweep.sweep.status import FINAL
+from schedsweep.sweep import run_folder
 from helpers import _wait_for as _wait
 from helpers import cli, statuses
 from helpers import EXAMPLE
@@ -36,7 +37,7 @@ def test_the_example_swept_on_slurm_resumes_a_requeued_run_and_is_ranked(tmp_pat
     run = store.run_dir(sweep, longest["id"])
     # The example checkpoints every 50 steps and on SIGTERM; under load the SIGTERM one may not beat Slurm's
     # KillWait, so requeue after the first periodic one: either way the run resumes past step 0.
-    _wait(lambda: (run / checkpoint.FILE).exists(), 180, "a first checkpoint")
+    _wait(lambda: (run / run_folder.CHECKPOINT).exists(), 180, "a first checkpoint")
     subprocess.run(["scontrol", "requeue", jobs[longest["id"]]["job"]], check=True)
     _wait(lambda: set(statuses(sweep).values()) <= set(FINAL), 420, "every run to finish")
     assert set(statuses(sweep).values()) == {"done"}
@@ -45,7 +46,7 @@ def test_the_example_swept_on_slurm_resumes_a_requeued_run_and_is_ranked(tmp_pat
     resumed = re.search(r"resumed at step (\d+)", out)
     assert resumed and 0 < int(resumed.group(1)) < 200, out
     for record in store.read_plan(sweep):
-        table = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS)
+        table = metrics.read_metrics(store.run_dir(sweep, record["id"]) / run_folder.METRICS)
         assert table["step"].to_pylist() == list(range(record["spec"]["steps"]))  # none missing, none repeated
     ranking = list(csv.DictReader(io.StringIO(cli("report", str(sweep), "--format", "csv", cwd=tmp_path).stdout)))
     assert sorted((r["steps"], r["rank"]) for r in ranking) == sorted((s, k) for s in ("100", "200") for k in "123")

@@ -13,10 +13,10 @@ import pytest
 
 from schedsweep.sweep import claims, store
 from schedsweep.results import collect
-from schedsweep.sharing import forks
 from schedsweep.train import metrics
 from schedsweep.executors import slurm
 from schedsweep.sweep.api import Sweep
+from schedsweep.sweep import run_folder
 from helpers import _wait_for as _wait
 from helpers import cli, statuses
 from helpers import accounting as _accounting
@@ -32,8 +32,8 @@ def assert_same_as_alone(tmp_path: Path, sweep: Path, args: list[str]) -> None:
     twin.launch()  # in this process: the same entry point (train.main) without a second interpreter's start
     alone = twin.path
     for run_id in statuses(sweep):
-        ours = metrics.read_metrics(store.run_dir(sweep, run_id) / store.METRICS)
-        theirs = metrics.read_metrics(store.run_dir(alone, run_id) / store.METRICS)
+        ours = metrics.read_metrics(store.run_dir(sweep, run_id) / run_folder.METRICS)
+        theirs = metrics.read_metrics(store.run_dir(alone, run_id) / run_folder.METRICS)
         assert ours["step"].to_pylist() == theirs["step"].to_pylist() == list(range(len(theirs)))
         assert ours["loss"].to_pylist() == theirs["loss"].to_pylist()
         assert ours["eval_loss"].to_pylist() == theirs["eval_loss"].to_pylist()
@@ -71,7 +71,7 @@ def test_a_branched_sweep_with_a_requeued_segment_is_exact(tmp_path: Path) -> No
     summary = collect.collect(sweep).summary.set_index("run_id")
     assert sorted(summary["branch_step"]) == [0, 0, 161, 161]
     assert summary["steps_trained"].sum() == 2 * (400 + 39) and (summary["steps_done"] == summary["steps"]).all()
-    assert not list(sweep.glob(f"runs/*/{forks.FORKS}/*"))  # every branch done: its fork is gone
+    assert not list(sweep.glob(f"runs/*/{run_folder.FORKS}/*"))  # every branch done: its fork is gone
     assert_same_as_alone(tmp_path, sweep, args)
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from schedsweep.train import checkpoint, metrics
+from schedsweep.train import metrics
 from schedsweep.sweep import claims, store
 from schedsweep.results import report
 from schedsweep.executors import slurm, squeue
 from schedsweep.sweep.api import Sweep
+from schedsweep.sweep import run_folder
 from helpers import FLAKY, assert_trained_once, attempts_per_seed
 from helpers import _wait_for as _wait
 from helpers import TESTS, cli, statuses
@@ -93,12 +94,12 @@ def test_a_requeued_job_resumes_exactly(tmp_path: Path) -> None:
     sweep = tmp_path / "results" / "requeued"
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
-    _wait(lambda: (run / checkpoint.FILE).exists(), 120, "a first checkpoint")
+    _wait(lambda: (run / run_folder.CHECKPOINT).exists(), 120, "a first checkpoint")
     job = slurm.latest_jobs(sweep)[run_id]["job"]
     subprocess.run(["scontrol", "requeue", job], check=True)
     _wait(lambda: store.read_status(run).status == "done", 240, "the requeued run to finish")
     twin = store.run_dir(tmp_path / "results" / "twin", run_id)
-    resumed, uninterrupted = metrics.read_metrics(run / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+    resumed, uninterrupted = metrics.read_metrics(run / run_folder.METRICS), metrics.read_metrics(twin / run_folder.METRICS)
     assert resumed["step"].to_pylist() == list(range(1500))
     assert resumed["loss"].to_pylist() == uninterrupted["loss"].to_pylist()
     assert store.read_status(run).final_eval_loss == store.read_status(twin).final_eval_loss
@@ -111,9 +112,9 @@ def test_two_task_ddp_matches_its_single_process_twin(tmp_path: Path) -> None:
     cli("launch", *args, "executor=slurm", "executor.tasks_per_node=2", "--wait", "--name", "ddp", cwd=tmp_path)
     cli("launch", *args, "executor.tasks_per_node=2", "executor.threads_per_run=1", "--name", "ddp_local", cwd=tmp_path)
     (run_id,) = statuses(tmp_path / "results" / "single")
-    single = metrics.read_metrics(store.run_dir(tmp_path / "results" / "single", run_id) / store.METRICS)
+    single = metrics.read_metrics(store.run_dir(tmp_path / "results" / "single", run_id) / run_folder.METRICS)
     for name in ("ddp", "ddp_local"):
-        ddp = metrics.read_metrics(store.run_dir(tmp_path / "results" / name, run_id) / store.METRICS)
+        ddp = metrics.read_metrics(store.run_dir(tmp_path / "results" / name, run_id) / run_folder.METRICS)
         assert ddp["step"].to_pylist() == list(range(30))
         assert ddp["loss"].to_pylist() == pytest.approx(single["loss"].to_pylist(), rel=1e-5)
         evals = [(a, b) for a, b in zip(ddp["eval_loss"].to_pylist(), single["eval_loss"].to_pylist()) if a or b]
@@ -131,9 +132,9 @@ def test_two_node_ddp_over_four_ranks_matches_its_single_process_twin(tmp_path: 
     cli("launch", *args, "executor=slurm", "executor.nodes=2", "executor.tasks_per_node=2", "--wait", "--name", "multi",
         cwd=tmp_path)
     (run_id,) = statuses(tmp_path / "results" / "single")
-    single = metrics.read_metrics(store.run_dir(tmp_path / "results" / "single", run_id) / store.METRICS)
+    single = metrics.read_metrics(store.run_dir(tmp_path / "results" / "single", run_id) / run_folder.METRICS)
     multi_dir = store.run_dir(tmp_path / "results" / "multi", run_id)
-    multi = metrics.read_metrics(multi_dir / store.METRICS)
+    multi = metrics.read_metrics(multi_dir / run_folder.METRICS)
     assert store.read_status(multi_dir).status == "done"
     assert multi["step"].to_pylist() == list(range(30))
     assert multi["loss"].to_pylist() == pytest.approx(single["loss"].to_pylist(), rel=1e-5)
@@ -186,7 +187,7 @@ def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Pat
     sweep = tmp_path / "results" / "usr2"
     (run_id,) = statuses(sweep)
     run = store.run_dir(sweep, run_id)
-    _wait(lambda: (metrics.reached(run / store.METRICS) or 0) > 0 or (run / checkpoint.FILE).exists(), 120, "training to start")
+    _wait(lambda: (metrics.reached(run / run_folder.METRICS) or 0) > 0 or (run / run_folder.CHECKPOINT).exists(), 120, "training to start")
     job = slurm.latest_jobs(sweep)[run_id]["job"]
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     _wait(lambda: store.read_status(run).requeues == 1, 240, "the run to checkpoint and requeue itself")
@@ -194,7 +195,7 @@ def test_usr2_checkpoints_and_requeues_itself_then_resumes_exactly(tmp_path: Pat
     _wait(lambda: store.read_status(run).status == "done", 240, "the self-requeued run to finish")
     assert store.read_status(run).requeues == 1
     twin = store.run_dir(tmp_path / "results" / "twin", run_id)
-    resumed, uninterrupted = metrics.read_metrics(run / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+    resumed, uninterrupted = metrics.read_metrics(run / run_folder.METRICS), metrics.read_metrics(twin / run_folder.METRICS)
     assert resumed["step"].to_pylist() == list(range(1500))
     assert resumed["loss"].to_pylist() == uninterrupted["loss"].to_pylist()
 

@@ -24,6 +24,7 @@ from schedsweep.cli import app
 from schedsweep.plan.point import without_labels
 from schedsweep.results import caveats, significance
 from schedsweep.sweep import store
+from schedsweep.sweep import run_folder
 
 
 def sweep_of(root: Path, runs: list[Run]) -> Path:
@@ -297,7 +298,7 @@ def test_classification_tasks_log_eval_error_and_report_ranks_by_it(tmp_path: Pa
     sweep = tmp_path / "results" / "err"
     ranking = pd.read_csv(io.StringIO(report(sweep, "--metric", "eval_error", "--format", "csv")))
     for record in store.read_plan(sweep):
-        logged = metrics.read_metrics(store.run_dir(sweep, record["id"]) / store.METRICS)
+        logged = metrics.read_metrics(store.run_dir(sweep, record["id"]) / run_folder.METRICS)
         errors = [e for e in logged["eval_error"].to_pylist() if e is not None]
         assert len(errors) == 4  # after steps 4, 9, 14, 19
         assert row(ranking, schedule=record["labels"]["schedule"])["mean"] == pytest.approx(errors[-1])

@@ -14,7 +14,7 @@ import pytest
 import terminal
 from helpers import Run, make_sweep
 
-from schedsweep.sweep import store
+from schedsweep.sweep import run_folder, store
 
 PY = sys.executable
 
@@ -52,7 +52,7 @@ def test_ctrl_c_is_reported_as_sigint_and_the_sweep_is_not_all_finished(tmp_path
     assert sent, f"no run logged a step before the timeout (exit {screen.rc}):\n{screen.text}"
     assert screen.rc == 130, f"exit {screen.rc}:\n{screen.text}"
     (run,) = list((sweep / "runs").iterdir())
-    status = json.loads((run / store.STATUS).read_text())
+    status = json.loads((run / run_folder.STATUS).read_text())
     assert status["status"] == "interrupted"
     assert status["error"].startswith("stopped by SIGINT at step ")
     shown = terminal.run(["status", str(sweep)], 80, tmp_path)

@@ -23,6 +23,7 @@ from schedsweep.train import run as train
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, read_metrics
 from schedsweep.train.trials import Controller
+from schedsweep.sweep import run_folder
 
 TINY_MLP = ["task=classifier", "task.n_train=512", "task.hidden=16", "task.n_eval=128"]
 
@@ -40,10 +41,10 @@ def train_in(tmp: Path, record: dict[str, Any], state: dict[str, Any] | None = N
              stop: train.StopFlag | None = None) -> tuple[store.RunStatus, list[dict]]:
     """train.train() in this process; (status, the Parquet rows)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    writer = MetricsWriter(tmp / store.METRICS)
+    writer = MetricsWriter(tmp / run_folder.METRICS)
     status = train.train(record, tmp, Dist(), writer, state, stop or train.StopFlag())
     writer.flush()
-    return status, read_metrics(tmp / store.METRICS).to_pylist()
+    return status, read_metrics(tmp / run_folder.METRICS).to_pylist()
 
 
 def numbers(rows: list[dict]) -> list[dict]:

@@ -19,6 +19,7 @@ from schedsweep.sweep import store
 from schedsweep.executors import workers
 from schedsweep.plan.grid import make_plan
 from schedsweep.sweep.api import Sweep
+from schedsweep.sweep import run_folder
 
 from helpers import pythonpath
 
@@ -63,9 +64,9 @@ def test_one_worker_trains_runs_one_after_another_as_a_fresh_process_would(tmp_p
     for path in paths[2:]:
         twin = Path(str(path).replace("/pool/", "/twin/"))
         twin.mkdir(parents=True)
-        (twin / store.RUN_RECORD).write_bytes((path / store.RUN_RECORD).read_bytes())
+        (twin / run_folder.RECORD).write_bytes((path / run_folder.RECORD).read_bytes())
         assert train.main(str(twin), 1) == "done"
-        ours, theirs = metrics.read_metrics(path / store.METRICS), metrics.read_metrics(twin / store.METRICS)
+        ours, theirs = metrics.read_metrics(path / run_folder.METRICS), metrics.read_metrics(twin / run_folder.METRICS)
         for column in ("step", "lr", "loss", "grad_norm", "eval_loss"):
             assert ours[column].to_pylist() == theirs[column].to_pylist(), column
     assert "Traceback" not in (paths[0] / "logs" / "run.log").read_text()

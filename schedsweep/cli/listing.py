@@ -23,6 +23,7 @@ def list_sweeps(results: Path = typer.Argument(Path("results"), help="A folder o
     from schedsweep.results import widths
     from schedsweep.results.render import Section
     from schedsweep.sweep import claims, store
+    from schedsweep.sweep.run_folder import RunFolder
 
     if not results.is_dir():
         raise SchedsweepError(f"'{results}' is not a folder; sweeps are made by `schedsweep launch` (in ./results by default).")
@@ -33,7 +34,7 @@ def list_sweeps(results: Path = typer.Argument(Path("results"), help="A folder o
     section = Section("", "", ["sweep", "runs", "states", "last launch", "command"], left=1)
     for path in sweeps:
         records = store.read_plan(path)
-        statuses = claims.observe_all([store.run_dir(path, r["id"]) for r in records])
+        statuses = claims.observe_all([RunFolder.of(path, r["id"]).path for r in records])
         counts: dict[str, int] = {}
         for st in statuses:
             counts[st.status] = counts.get(st.status, 0) + 1
@@ -56,6 +57,7 @@ def list_runs(
     from schedsweep.results import widths
     from schedsweep.results.render import Section
     from schedsweep.sweep import claims, store
+    from schedsweep.sweep.run_folder import RunFolder
     from schedsweep.sweep.status import RESULTS
     from schedsweep.train import metrics
 
@@ -63,14 +65,14 @@ def list_runs(
     wanted = _selection(where, records)
     axes = sorted({k for r in records for k in r["labels"].get("axes", {})} - {*LABELS, "optimizer.lr"})
     section = Section("", "", ["run id", *LABELS, *axes, "status", "step", "eval loss"], left=1)
-    paths = [store.run_dir(sweep, r["id"]) for r in records]
+    paths = [RunFolder.of(sweep, r["id"]).path for r in records]
     for record, path, st in zip(records, paths, claims.observe_all(paths)):
         labels = {**record["labels"], **record["labels"].get("axes", {})}
         if labels.get("lr") is None and st.peak_lr is not None:  # a script's own LR, as its client reported it
             labels["lr"] = st.peak_lr
         if not all(variants.matches(labels.get(k), values) for k, values in wanted.items()):
             continue
-        step = st.steps_done if st.status in RESULTS else max(st.steps_done, metrics.reached(path / store.METRICS) or 0)
+        step = st.steps_done if st.status in RESULTS else max(st.steps_done, metrics.reached(RunFolder(path).metrics) or 0)
         loss = "" if st.final_eval_loss is None else f"{st.final_eval_loss:.4f}"
         section.rows.append([record["id"], *[_cell(labels.get(k), k) for k in (*LABELS, *axes)], st.status,
                              f"{step}/{record['labels']['steps']}", loss])

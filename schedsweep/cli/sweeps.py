@@ -286,19 +286,20 @@ def run_index(
     A run that another live process holds is left alone (exit 0)."""
     from schedsweep import executors
     from schedsweep.sweep import store
+    from schedsweep.sweep.run_folder import RunFolder
     from schedsweep.train import run as train
 
     records = store.read_plan(store.require_sweep(sweep))
     if index >= len(records):
         raise SchedsweepError(f"--index {index} is out of range: the sweep '{sweep}' has {len(records)} runs (0..{len(records) - 1}).")
     record = records[index]
-    path = store.run_dir(sweep, record["id"])
-    if store.read_status(path).status in SETTLED:
-        out.print(f"run {record['id']} is already {store.read_status(path).status}.")
+    folder = RunFolder.of(sweep, record["id"])
+    if folder.status().status in SETTLED:
+        out.print(f"run {record['id']} is already {folder.status().status}.")
         return
-    if not (path / store.RUN_RECORD).exists():
-        files.write_json(path / store.RUN_RECORD, record)
-    status = train.main(str(path), executors.cpus(), max_requeues)
+    if not folder.has_record():
+        folder.write_record(record)
+    status = train.main(str(folder.path), executors.cpus(), max_requeues)
     out.print(f"run {record['id']}: {'left alone: another process trains it' if status == train.BUSY else status}")
     if status == FAILED:
         raise typer.Exit(1)

@@ -95,7 +95,7 @@ def status_view(path: Path, sweep_status: Any, width: int = 10_000, show_all: bo
 
     from schedsweep.results import widths
     from schedsweep.results.render import Section
-    from schedsweep.sweep import store
+    from schedsweep.sweep.run_folder import RunFolder
     from schedsweep.train import metrics
 
     runs = sweep_status.runs
@@ -125,9 +125,9 @@ def status_view(path: Path, sweep_status: Any, width: int = 10_000, show_all: bo
     for view in shown:
         st = view.status
         lab = view.record["labels"]
-        run = store.run_dir(path, view.record["id"])
+        run = RunFolder.of(path, view.record["id"])
         # A failed run's status may predate its last metric part (it failed between writes): the furthest step.
-        reached = metrics.reached(run / store.METRICS) or 0 if st.status != PENDING else 0
+        reached = metrics.reached(run.metrics) or 0 if st.status != PENDING else 0
         step = st.steps_done if st.status in RESULTS else max(st.steps_done or 0, reached)
         section.rows.append([view.record["id"], lab["schedule"], str(lab["budget"]), lab["optimizer"],
                              _lr(lab["lr"] if lab["lr"] is not None else st.peak_lr), str(lab["seed"]), st.status, str(step), f"{view.job} {view.job_state}".strip()])
@@ -166,10 +166,11 @@ def disk_full(path: Path, error: OSError) -> str:
     import shutil
 
     from schedsweep.sweep import store
+    from schedsweep.sweep.run_folder import RunFolder
 
     used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
     runs = store.read_plan(path) if (path / store.PLAN).is_file() else []
-    done = sum(1 for r in runs if store.read_status(store.run_dir(path, r["id"])).status in RESULTS)
+    done = sum(1 for r in runs if RunFolder.of(path, r["id"]).status().status in RESULTS)
     free = shutil.disk_usage(path if path.is_dir() else path.parent).free if path.parent.is_dir() else 0
     need = ""
     if done and len(runs) > done:

@@ -42,9 +42,9 @@ from typing import Any
 from schedsweep import files
 from schedsweep import schedules
 from schedsweep.train import checkpoint, recorder
-from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.errors import SchedsweepError
-from schedsweep.train.script import ENV_RUN_DIR, SIGNALS, STATE
+from schedsweep.train.script import ENV_RUN_DIR, SIGNALS
 from schedsweep.sweep.status import DIVERGED
 
 # Imported where used, not here: pyarrow (schedsweep.train.metrics) only for a run with a folder, torch only
@@ -215,7 +215,7 @@ class Run:
         from schedsweep.train.metrics import MetricsWriter, truncate_parts
 
         self._state = checkpoint.load(folder)
-        metrics_dir = folder / store.METRICS
+        metrics_dir = RunFolder(folder).metrics
         if self._state is not None:
             self.start_step = int(self._state["step"])
             self._last = self.start_step - 1
@@ -278,7 +278,7 @@ class Run:
         """client.json for schedsweep.train.script, which turns it into the run's status (rank 0 only)."""
         if self.folder is None or self.rank != 0:
             return
-        files.write_json(self.folder / STATE, {
+        files.write_json(RunFolder(self.folder).client_file, {
             "state": state, "steps_done": self._last + 1 if steps_done is None else steps_done, "error": error,
             "peak_lr": self.peak_lr,
             **recorder.losses(self._numbers), "wall_s": time.perf_counter() - self._start, "pid": os.getpid(),
@@ -313,7 +313,7 @@ def init(*, steps: int = 100, peak_lr: float = 1e-3, schedule: str | dict[str, A
         if _current is not None and _current.folder == path:  # the script and a callback share one run
             return _current
         try:
-            record = files.read_json(path / store.RUN_RECORD)
+            record = RunFolder(path).record()
         except (OSError, ValueError) as e:
             raise ClientError(f"${ENV_RUN_DIR}={run_dir!r} is not a schedsweep run folder ({e}).") from None
         _current = Run(record["spec"], path, record.get("log", {}).get("eval_every"), default_lr=peak_lr)

@@ -21,6 +21,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 import schedsweep.client as sweep
+from schedsweep.sweep.run_folder import RunFolder
 
 SKIPPED = frozenset({"epoch", "total_flos"})  # bookkeeping, not metrics of the step
 RENAMED = {"learning_rate": "lr"}
@@ -36,7 +37,7 @@ def apply(args: Any, run: sweep.Run | None = None) -> Any:
     args.logging_steps = 1
     args.logging_nan_inf_filter = False  # the Trainer would log a NaN loss as the mean so far: divergence unseen
     if run.folder is not None:
-        args.output_dir = str(run.folder / "hf")  # the Trainer's checkpoints live with the run
+        args.output_dir = str(RunFolder(run.folder).hf)  # the Trainer's checkpoints live with the run
     return args
 
 

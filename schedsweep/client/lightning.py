@@ -25,9 +25,9 @@ from lightning.pytorch.callbacks import Callback as _Callback
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 import schedsweep.client as sweep
+from schedsweep.sweep.run_folder import RunFolder
 
 RENAMED = {"val_loss": "eval_loss"}
-CKPT = "lightning.ckpt"
 
 
 class Callback(_Callback):
@@ -63,7 +63,7 @@ class Callback(_Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.run.log(trainer.global_step - 1, loss=float(loss), lr=self._lr)  # the update just made
         if self.run.should_stop() and trainer.global_step < self.run.steps and self.run.folder is not None:
-            path = self.run.folder / CKPT
+            path = RunFolder(self.run.folder).lightning_checkpoint
             trainer.save_checkpoint(path)
             self.run.save_checkpoint({"lightning_ckpt": str(path)}, step=trainer.global_step)
             trainer.should_stop = True

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 
 from schedsweep.sharing import forks
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.claims import BUSY
 from schedsweep.executors.settings import DebugSettings, LocalSettings, Settings, SlurmSettings
 from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, PENDING, RUNNING
@@ -192,7 +193,7 @@ class LocalSubmitit:
 
         from schedsweep.train import run as train
 
-        ex = submitit.AutoExecutor(folder=path / "logs", cluster="local")
+        ex = submitit.AutoExecutor(folder=RunFolder(path).logs, cluster="local")
         ex.update_parameters(timeout_min=self.timeout_min, name=f"schedsweep-{path.name}", tasks_per_node=self.tasks)
         if self.slots is None:
             return ex.submit(train.main, str(path), self.threads)
@@ -226,19 +227,18 @@ def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:
     """How a local run's process ended: `answer` (what train.main returned, None if it died first),
     its status, or, when it died without one, interrupted (it holds a checkpoint: the next launch
     resumes it) or failed; `died` says why."""
-    from schedsweep.train import checkpoint
-
     if answer == BUSY:
         return BUSY
-    status = store.read_status(path)
+    folder = RunFolder(path)
+    status = folder.status()
     if status.status in FINAL or status.status == INTERRUPTED or answer == status.status == PENDING:
         return status.status  # pending: stopped at a fork step by its hold (prune_lr), the next round goes on
     error = died()
-    if (path / checkpoint.FILE).exists():
-        store.write_status(path, store.RunStatus(INTERRUPTED, steps_done=status.steps_done, error=(
+    if folder.checkpoint.exists():
+        folder.write_status(store.RunStatus(INTERRUPTED, steps_done=status.steps_done, error=(
             f"the run's process ended without a status ({error}); the next launch resumes it from its checkpoint")))
         return INTERRUPTED
-    store.write_status(path, store.RunStatus(FAILED, error=f"the run's process ended without a status: {error}"))
+    folder.write_status(store.RunStatus(FAILED, error=f"the run's process ended without a status: {error}"))
     return FAILED
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from schedsweep import files
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.status import FINAL, RUNNING
 
 PACKS = "packs"
@@ -69,7 +70,7 @@ def order(sweep_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]
     from schedsweep.plan.variants import queue_order
     from schedsweep.sharing import forks
 
-    by_path = {store.run_dir(sweep_dir, r["id"]): r for r in queue_order(records)}
+    by_path = {RunFolder.of(sweep_dir, r["id"]).path: r for r in queue_order(records)}
     return [by_path[p] for p in forks.parents_first(list(by_path))]
 
 
@@ -93,8 +94,8 @@ def work(pack_file: str, pack: int) -> dict[str, int]:
     data = files.read_json(Path(pack_file))
     sweep_dir = Path(pack_file).parent.parent
     ids, k = data["runs"], data["per_job"]
-    mine = [store.run_dir(sweep_dir, i) for i in ids[pack * k:] + ids[:pack * k]]  # its own first, then the others
-    queue = [p for p in mine if store.read_status(p).status not in FINAL]
+    mine = [RunFolder.of(sweep_dir, i).path for i in ids[pack * k:] + ids[:pack * k]]  # its own first, then the others
+    queue = [p for p in mine if RunFolder(p).status().status not in FINAL]
     counts: Counter[str] = Counter()
     if not queue:
         return {}
@@ -108,7 +109,7 @@ def work(pack_file: str, pack: int) -> dict[str, int]:
     pool = workers.Pool(size, data["threads"], pins=pins)
     try:
         while not stop:
-            queue = [p for p in queue if store.read_status(p).status not in FINAL]
+            queue = [p for p in queue if RunFolder(p).status().status not in FINAL]
             while pool.idle and queue and not stop:
                 path = _next(queue, idle=not pool.busy)
                 if path is None:
@@ -128,7 +129,7 @@ def work(pack_file: str, pack: int) -> dict[str, int]:
         pool.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if stop.get("signal") == signal.SIGUSR2 and any(store.read_status(p).status not in FINAL for p in mine[:k]):
+    if stop.get("signal") == signal.SIGUSR2 and any(RunFolder(p).status().status not in FINAL for p in mine[:k]):
         _requeue(slurm_job(), data["max_requeues"])
     return dict(counts)
 
@@ -146,8 +147,8 @@ def _next(queue: list[Path], idle: bool) -> Path | None:
     from schedsweep.sweep import claims
 
     for i, path in enumerate(queue):
-        parent = path.parent / (files.read_json(path / store.RUN_RECORD).get("branch") or {}).get("of", path.name)
-        if claims.observed(parent, store.read_status(parent)).status != RUNNING:  # its writer gone: interrupted
+        parent = RunFolder(path.parent / (RunFolder(path).branch() or {}).get("of", path.name))
+        if claims.observed(parent.path, parent.status()).status != RUNNING:  # its writer gone: interrupted
             return queue.pop(i)
     return None
 

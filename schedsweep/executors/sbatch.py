@@ -15,10 +15,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from schedsweep import files
 from schedsweep.executors import slurm
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.plan.config import PACKAGE_DIR
 from schedsweep.errors import ConfigError
 
@@ -101,7 +101,7 @@ def render(sweep_dir: Path, executor: SlurmSettings, max_size: int, template: Pa
 def prepare_all(sweep_dir: Path) -> None:
     """Every run of the plan gets its run.json and the log folder exists, as the script needs."""
     for record in store.read_plan(sweep_dir):
-        path = store.run_dir(sweep_dir, record["id"])
-        if not (path / store.RUN_RECORD).exists():
-            files.write_json(path / store.RUN_RECORD, record)
+        folder = RunFolder.of(sweep_dir, record["id"])
+        if not folder.has_record():
+            folder.write_record(record)
     (sweep_dir / "sbatch").mkdir(exist_ok=True)

@@ -26,6 +26,7 @@ from schedsweep.sharing import forks, segments
 from schedsweep.executors import snapshot, squeue
 from schedsweep.executors.settings import SlurmSettings
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.status import DONE, FAILED, FINAL, INTERRUPTED, OPEN
 
 JOBS = "jobs.jsonl"
@@ -43,15 +44,15 @@ def plan_arrays(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmS
     """The runs' segments (cut at the forks their branches still need) and the arrays that submit them."""
     from schedsweep.train import checkpoint
 
-    runs = [files.read_json(store.run_dir(sweep_dir, r["id"]) / store.RUN_RECORD) for r in records]
+    runs = [RunFolder.of(sweep_dir, r["id"]).record() for r in records]
     referenced = {(r["id"], k) for r in runs for k in r.get("forks", ())}
     referenced |= {(r["branch"]["of"], int(r["branch"]["step"])) for r in runs if r.get("branch")}
     written = {(run, k) for run, k in referenced
-               if (forks.fork_dir(store.run_dir(sweep_dir, run), k) / forks.CHECKPOINT).is_file()}
+               if (RunFolder.of(sweep_dir, run).fork(k) / forks.CHECKPOINT).is_file()}
     queued_now = active_runs(sweep_dir)
     running = {(j["run"], j["stop"]): j["job"] for run, js in current_jobs(sweep_dir).items() if run in queued_now
                for j in js if j.get("stop") is not None}
-    resume = {r["id"]: k for r in runs if (k := checkpoint.step(store.run_dir(sweep_dir, r["id"]))) is not None}
+    resume = {r["id"]: k for r in runs if (k := checkpoint.step(RunFolder.of(sweep_dir, r["id"]).path)) is not None}
     cut = segments.cut(runs, written, running, resume)
     labels = {r["id"]: r["labels"] for r in runs}
 
@@ -90,7 +91,7 @@ def submit(sweep_dir: Path, records: list[dict[str, Any]], executor: SlurmSettin
         if after:
             extra |= {"dependency": after, "kill_on_invalid_dep": "yes"}  # a failed segment cancels what waits on it
         jobs = _submit_array(sweep_dir, executor, code, array.time_min, array.throttle, extra,
-                             [(train.segment, str(store.run_dir(sweep_dir, cut[i].run)), executor.cpus_per_task,
+                             [(train.segment, str(RunFolder.of(sweep_dir, cut[i].run).path), executor.cpus_per_task,
                                executor.max_requeues, cut[i].stop) for i in array.segments])
         array_job.append(jobs[0].split("_")[0])
         now = store.now()
@@ -212,14 +213,13 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
     waited on: it is interrupted when it holds a checkpoint (the next launch resumes it), else failed.
     A run whose job never started because a segment it waits on failed (Slurm cancels it) is failed,
     naming that segment. A run that another writer has claimed meanwhile is left alone."""
-    from schedsweep.train import checkpoint
     from schedsweep.sweep import claims
 
     everything = _job_records(sweep_dir)
     by_job = {j["job"]: j for j in everything}
     jobs = current_jobs(sweep_dir)
     unfinished = [r["id"] for r in records if r["id"] in jobs
-                  and store.read_status(store.run_dir(sweep_dir, r["id"])).status in OPEN]
+                  and RunFolder.of(sweep_dir, r["id"]).status().status in OPEN]
     asked: set[str] = set()
     for chain in [list(jobs[r]) for r in unfinished]:  # each job and every job it waits on, up the chain
         while chain:
@@ -234,25 +234,25 @@ def reconcile(sweep_dir: Path, records: list[dict[str, Any]]) -> None:
             continue
         first = next((j for j in jobs[run_id] if not _succeeded(sweep_dir, j, current.get(j["job"], squeue.GONE))), jobs[run_id][-1])
         job, state = first["job"], current.get(first["job"], squeue.GONE)
-        path = store.run_dir(sweep_dir, run_id)
-        claim = claims.read(path)
+        folder = RunFolder.of(sweep_dir, run_id)
+        claim = claims.read(folder.path)
         if claim is not None and claim.job != job and not claims.gone(claim, queued_now if claim.job else None):
             continue  # trained by another writer (a local launch, `schedsweep run`)
-        status = store.read_status(path)  # read again: the job may have finished its status since
+        status = folder.status()  # read again: the job may have finished its status since
         if status.status in FINAL:
             continue
         failed = _failed_segment(sweep_dir, first, by_job, current)
         if failed is not None:
-            store.write_status(path, store.RunStatus(FAILED, steps_done=status.steps_done, error=(
+            folder.write_status(store.RunStatus(FAILED, steps_done=status.steps_done, error=(
                 f"{segments.describe(failed)} {_how(current.get(failed['job'], squeue.GONE))}, so this run could not go on; "
                 "relaunch with --retry-failed to resume that segment from its checkpoint, then this run")))
             continue
         how = _how(state)
-        if (path / checkpoint.FILE).exists():
-            store.write_status(path, store.RunStatus(INTERRUPTED, steps_done=status.steps_done, requeues=status.requeues,
-                                                     error=f"Slurm job {job} {how}; the next launch resumes it from its checkpoint"))
+        if folder.checkpoint.exists():
+            folder.write_status(store.RunStatus(INTERRUPTED, steps_done=status.steps_done, requeues=status.requeues,
+                                                error=f"Slurm job {job} {how}; the next launch resumes it from its checkpoint"))
         else:
-            store.write_status(path, store.RunStatus(FAILED, steps_done=status.steps_done, error=(
+            folder.write_status(store.RunStatus(FAILED, steps_done=status.steps_done, error=(
                 f"Slurm job {job} {how} without a result (logs: {sweep_dir / store.SUBMITIT}); "
                 "relaunch with --retry-failed to run it again")))
 
@@ -283,17 +283,17 @@ def _succeeded(sweep_dir: Path, job: dict[str, Any], state: str) -> bool:
         return True
     if state != squeue.GONE or job.get("run") in (None, "?"):
         return False
-    path = store.run_dir(sweep_dir, job["run"])
-    if store.read_status(path).status == DONE:
+    folder = RunFolder.of(sweep_dir, job["run"])
+    if folder.status().status == DONE:
         return True
     stop = job.get("stop")
     if stop is None:
         return False
-    if (forks.fork_dir(path, stop) / forks.CHECKPOINT).exists():
+    if (folder.fork(stop) / forks.CHECKPOINT).exists():
         return True
     from schedsweep.train import checkpoint  # torch: only for a run that left the queue without accounting
 
-    return (checkpoint.step(path) or 0) >= stop
+    return (checkpoint.step(folder.path) or 0) >= stop
 
 
 def cancel(sweep_dir: Path) -> list[str]:

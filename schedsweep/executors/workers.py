@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any, Sequence
 
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 
 SIGNAL_EVERY_S = 1.0  # a signal is re-sent until the run answers: one sent before its handler is up is ignored
 GRACE_S = 30.0  # after the first signal, the run has this long to checkpoint before it is killed
@@ -197,7 +198,7 @@ class Pool:
             return None
         code = worker.proc.returncode
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        return Finished(run_dir, None, f"its worker process ended with {how} (see {run_dir / 'logs' / 'run.log'})")
+        return Finished(run_dir, None, f"its worker process ended with {how} (see {RunFolder(run_dir).run_log})")
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
@@ -248,8 +249,8 @@ def serve(threads: int, launcher_pid: int, commands: IO[str]) -> None:
 
 def _one(run_dir: Path, threads: int, train: Any, quiet: int) -> dict[str, Any]:
     """Train one run with this process's stdout and stderr in its log; the answer to the launcher."""
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    with (run_dir / "logs" / "run.log").open("ab") as log:
+    RunFolder(run_dir).logs.mkdir(parents=True, exist_ok=True)
+    with RunFolder(run_dir).run_log.open("ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:

@@ -3,7 +3,7 @@ the folder it was launched from.
 
 A run id covers the config and a script task's files (schedsweep.plan.identity), not the Python a custom
 task's class lives in nor the installed package. So each run records, when it starts, what it trains with
-(runs/<id>/code.json), and a relaunch compares that with the code it would train now (schedsweep.sweep.stale):
+(its run folder's code file: schedsweep.sweep.run_folder), and a relaunch compares that with the code it would train now (schedsweep.sweep.stale):
 
     {"task": "mymodule.MyTask", "file": "/home/me/proj/mymodule.py", "sha256": "...", "package": "schedsweep 0.1.0",
      "git": {"commit": "...", "dirty": true, "folder": "/home/me/proj"}}
@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-FILE = "code.json"
 CODE_DIR = "SCHEDSWEEP_CODE_DIR"  # a Slurm job's snapshot of the launch folder (schedsweep.executors.snapshot)
 LAUNCH_RECORD = ".launch.json"  # in a snapshot: the launch folder and its git state when the snapshot was taken
 

@@ -20,6 +20,7 @@ import yaml
 from schedsweep.schedules.tabulated import write_spec
 from schedsweep.schedules import refine
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.errors import ConfigError
 from schedsweep.plan.grid import Plan, make_plan
 from schedsweep.sweep.status import DONE, FINAL
@@ -43,7 +44,7 @@ class Settings:
 
 def stage_one_done(sweep_dir: Path) -> bool:
     return all(
-        store.read_status(store.run_dir(sweep_dir, r["id"])).status in FINAL
+        RunFolder.of(sweep_dir, r["id"]).status().status in FINAL
         for r in store.read_plan(sweep_dir)
         if r["labels"]["schedule"] != "refined"
     )
@@ -66,7 +67,7 @@ def sources(sweep_dir: Path, per_budget: bool) -> dict[tuple[str, str, Any], dic
         labels = record["labels"]
         if not per_budget and labels["steps"] != largest[labels["task"]]:
             continue
-        status = store.read_status(store.run_dir(sweep_dir, record["id"]))
+        status = RunFolder.of(sweep_dir, record["id"]).status()
         if status.status != DONE:
             continue
         loss = status.final_eval_loss if status.final_eval_loss is not None else math.inf
@@ -92,7 +93,7 @@ def stage_two(
         name = "refined"
         setting = f"{task}_{optimizer}" if several_tasks else optimizer
         folder = sweep_dir / "refined" / (f"{setting}_budget_{budget}" if settings.per_budget else setting)
-        result = refine.refine_run(store.run_dir(sweep_dir, record["id"]), settings.norm, settings.window)
+        result = refine.refine_run(RunFolder.of(sweep_dir, record["id"]).path, settings.norm, settings.window)
         label = f"linear, {task}, {optimizer}, budget {record['labels']['budget']}, lr {record['labels']['lr']:g}"
         spec = refine.schedule_yaml(result, name, label)
         write_spec(folder / "schedule" / f"{name}.yaml", spec)

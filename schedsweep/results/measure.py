@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from schedsweep import files
-from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import METRICS, RUNS, STATUS, RunFolder
 from schedsweep.train import metrics
 from schedsweep.sweep.status import FAILED
 
@@ -27,18 +26,18 @@ def scan(sweep_dir: Path, run_ids: list[str]) -> tuple[dict[str, str], dict[str,
     part is renamed into it or removed (parts are never rewritten in place). Plain string paths:
     pathlib objects cost more than the stat calls over 10,000 runs.
     """
-    runs = os.path.join(sweep_dir, store.RUNS)
+    runs = os.path.join(sweep_dir, RUNS)  # plain strings of the run folder's names (schedsweep.sweep.run_folder)
     fingerprints: dict[str, str] = {}
     missing: dict[str, str] = {}
     for run_id in run_ids:
         folder = f"{runs}/{run_id}"
         try:
-            st = os.stat(f"{folder}/{store.STATUS}")
+            st = os.stat(f"{folder}/{STATUS}")
             status = f"{st.st_mtime_ns}:{st.st_size}"
         except OSError:
             status = "-"
         try:
-            parts = str(os.stat(f"{folder}/{store.METRICS}").st_mtime_ns)
+            parts = str(os.stat(f"{folder}/{METRICS}").st_mtime_ns)
         except OSError:
             parts = "-"
         if status == parts == "-" and not os.path.isdir(folder):
@@ -49,8 +48,8 @@ def scan(sweep_dir: Path, run_ids: list[str]) -> tuple[dict[str, str], dict[str,
 
 def measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any], pa.Table | None]:
     """A run's summary numbers and its rows (with run_id); None rows when it logged none or they are unreadable."""
-    path = store.run_dir(sweep_dir, run_id)
-    st = store.read_status(path)
+    folder = RunFolder.of(sweep_dir, run_id)
+    st = folder.status()
     problem = None
     if st.status == FAILED and st.updated == "" and st.error:  # read_status's marks of an unreadable status.json
         problem = st.error.splitlines()[0]
@@ -63,7 +62,7 @@ def measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any], 
         "script_lr": math.nan if st.peak_lr is None else float(st.peak_lr),
     }
     table = None
-    parts = metrics.part_files(path / store.METRICS)
+    parts = metrics.part_files(folder.metrics)
     try:
         if parts:
             table = pa.concat_tables((metrics.read_part(p) for p in parts), promote_options="default")
@@ -87,11 +86,11 @@ def measure(sweep_dir: Path, run_id: str, last_k: int) -> tuple[dict[str, Any], 
     )
     # A run from init_from logs from its checkpoint's step: it trained only the steps it logged.
     row.update(steps_trained=row["steps_done"] - int(step[0]), wall_s_trained=row["wall_s"])
-    row.update(_branch(path, table, row["steps_done"], row["wall_s"]))
+    row.update(_branch(folder, table, row["steps_done"], row["wall_s"]))
     return row, table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
 
 
-def _branch(path: Path, table: pa.Table, steps_done: int, wall_s: float) -> dict[str, Any]:
+def _branch(folder: RunFolder, table: pa.Table, steps_done: int, wall_s: float) -> dict[str, Any]:
     """branch_of, branch_step (inherited rows), and the steps and seconds the run trained itself.
 
     From the rows actually inherited, not from the plan: a branch whose fork was gone trained alone.
@@ -102,7 +101,7 @@ def _branch(path: Path, table: pa.Table, steps_done: int, wall_s: float) -> dict
     if not k:
         return {}
     try:
-        of = (files.read_json(path / store.RUN_RECORD).get("branch") or {}).get("of")
+        of = (folder.branch() or {}).get("of")
     except (OSError, ValueError):
         of = None
     shared_s = float(table["wall_s"][k - 1].as_py())

@@ -26,6 +26,7 @@ from schedsweep.results import caveats, collect, compare, contrasts, identical, 
 from schedsweep.results.significance import T975, t_quantile  # noqa: F401 - re-exported
 from schedsweep.results.pivot import AVG_RANK, PIVOT_FIELDS, pivot  # noqa: F401 - AVG_RANK, PIVOT_FIELDS re-exported
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.errors import ConfigError
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED
 
@@ -58,7 +59,7 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     """
     records = store.read_plan(Path(sweep_dir))
     frame = collect.label_frame(records, Path(sweep_dir) / store.PLAN).rename(columns={"run_id": "id"})
-    statuses = [store.read_status(store.run_dir(Path(sweep_dir), r["id"])) for r in records]
+    statuses = [RunFolder.of(Path(sweep_dir), r["id"]).status() for r in records]
     for column in STATUS_COLUMNS:
         frame[column] = [getattr(s, column) for s in statuses]
     losses = {k: float for k in ("final_eval_loss", "final_loss", "best_eval_loss", "wall_s")}

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from schedsweep.schedules.tabulated import piecewise_spec
-from schedsweep import files
 from schedsweep.train import metrics
-from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RECORD, RunFolder
 from schedsweep.errors import SchedsweepError
 
 NORMS = {"l2": ("grad_norm", 2.0), "l1": ("grad_norm_l1", 1.0)}
@@ -87,12 +86,12 @@ def refine_run(run_path: Path, norm: str = "auto", window: float = 0.1) -> Refin
     if not 0 <= window < 1:
         raise RefineError(f"--window {window} must be a fraction of the run in [0, 1) (the paper uses 0.1).")
     try:
-        record = files.read_json(run_path / store.RUN_RECORD)
+        record = RunFolder(run_path).record()
     except (OSError, ValueError):
-        raise RefineError(f"'{run_path}' is not a schedsweep run folder: it has no readable {store.RUN_RECORD}.") from None
+        raise RefineError(f"'{run_path}' is not a schedsweep run folder: it has no readable {RECORD}.") from None
     norm = choose_norm(norm, record["spec"]["optimizer"])
     column, power = NORMS[norm]
-    table = metrics.read_metrics(run_path / store.METRICS, columns=["step", column])
+    table = metrics.read_metrics(RunFolder(run_path).metrics, columns=["step", column])
     values = table[column].to_numpy(zero_copy_only=False).astype(np.float64) if table.num_rows else np.array([])
     if len(values) == 0 or np.isnan(values).all():
         raise RefineError(f"run '{run_path.name}' has no '{column}' values to refine from (did it log any step?).")

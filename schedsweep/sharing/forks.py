@@ -18,16 +18,15 @@ from typing import Any
 
 from schedsweep import files
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import CHECKPOINT, FORKS, RunFolder  # a fork's checkpoint has a run's own name
 from schedsweep.sweep.status import FINAL, SETTLED
 
-FORKS = "forks"
-CHECKPOINT = "checkpoint.pt"  # schedsweep.train.checkpoint.FILE (a run's own; a fork's has the same name), no torch import
 FORK_ROWS = "inherited.parquet"
 KEEP = "keep_forks"  # run.json: the run's forks stay once their branches finish (keep_trunk, schedsweep.sharing.kept)
 
 
 def fork_dir(parent: Path, step: int) -> Path:
-    return parent / FORKS / str(step)
+    return RunFolder(parent).fork(step)
 
 
 def keep_fork(run_path: Path, step: int) -> None:
@@ -49,8 +48,8 @@ def keep_fork(run_path: Path, step: int) -> None:
     shutil.rmtree(final, ignore_errors=True)  # an earlier attempt's partial fork: this one replaces it
     with files.replacing(final) as tmp:
         tmp.mkdir()
-        shutil.copyfile(run_path / CHECKPOINT, tmp / CHECKPOINT)
-        rows = metrics.read_metrics(run_path / store.METRICS)
+        shutil.copyfile(RunFolder(run_path).checkpoint, tmp / CHECKPOINT)
+        rows = metrics.read_metrics(RunFolder(run_path).metrics)
         rows = rows.filter(pc.less(rows["step"], step))
         rows = rows.set_column(rows.schema.get_field_index("inherited"), metrics.SCHEMA.field("inherited"),
                                pa.array([True] * rows.num_rows, pa.bool_()))
@@ -69,12 +68,12 @@ def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
     from schedsweep.train import metrics
 
     branch = record.get("branch")
-    if not branch or (run_path / CHECKPOINT).exists():
+    if not branch or RunFolder(run_path).checkpoint.exists():
         return False
     fork = fork_dir(run_path.parent / branch["of"], int(branch["step"]))
     if not (fork / CHECKPOINT).is_file():
         return False
-    folder = run_path / store.METRICS
+    folder = RunFolder(run_path).metrics
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     part = folder / f"{metrics.PART_PREFIX}00000.parquet"
@@ -83,7 +82,7 @@ def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
     state = torch.load(fork / CHECKPOINT, map_location="cpu", weights_only=False)
     state["parts"] = 1  # the inherited rows; the parent's own part count is meaningless here
     state["run"] = state["run"] | {"requeues": 0}  # the parent's requeues are not this run's
-    with files.replacing(run_path / CHECKPOINT) as tmp:
+    with files.replacing(RunFolder(run_path).checkpoint) as tmp:
         torch.save(state, tmp)  # not checkpoint.save: that would replace the fork's RNG states with ours
     return True
 
@@ -91,13 +90,12 @@ def start_from_fork(run_path: Path, record: dict[str, Any]) -> bool:
 def ready(run_path: Path) -> bool:
     """Whether the run can start now: not a branch, resuming its own checkpoint, its fork written, or its
     parent finished without writing the fork (the run then trains from step 0)."""
-    record = files.read_json(run_path / store.RUN_RECORD)
-    branch = record.get("branch")
-    if not branch or (run_path / CHECKPOINT).exists():
+    folder = RunFolder(run_path)
+    branch = folder.branch()
+    if not branch or folder.checkpoint.exists():
         return True
-    parent = run_path.parent / branch["of"]
-    return (fork_dir(parent, int(branch["step"])) / CHECKPOINT).is_file() \
-        or store.read_status(parent).status in FINAL
+    parent = RunFolder(run_path.parent / branch["of"])
+    return (parent.fork(int(branch["step"])) / CHECKPOINT).is_file() or parent.status().status in FINAL
 
 
 def remove_forks(sweep_dir: Path, keep_kept: bool = True) -> int:
@@ -107,17 +105,16 @@ def remove_forks(sweep_dir: Path, keep_kept: bool = True) -> int:
     run.json says `keep_forks` (keep_trunk) stay too, unless `keep_kept` is False (prune-checkpoints).
     """
     waiting: set[tuple[str, int]] = set()
-    runs = sweep_dir / store.RUNS
     for record in store.read_plan(sweep_dir):
-        path = runs / record["id"]
+        run = RunFolder.of(sweep_dir, record["id"])
         try:
-            branch = files.read_json(path / store.RUN_RECORD).get("branch")
+            branch = run.branch()
         except OSError:
             continue
-        if branch and store.read_status(path).status not in SETTLED:
+        if branch and run.status().status not in SETTLED:
             waiting.add((branch["of"], int(branch["step"])))
     removed = 0
-    for forks in runs.glob(f"*/{FORKS}"):
+    for forks in RunFolder.glob(sweep_dir, FORKS):
         if keep_kept and _keeps(forks.parent):
             continue
         for fork in forks.iterdir():
@@ -129,7 +126,7 @@ def remove_forks(sweep_dir: Path, keep_kept: bool = True) -> int:
 
 def _keeps(run_path: Path) -> bool:
     try:
-        return bool(files.read_json(run_path / store.RUN_RECORD).get(KEEP))
+        return bool(RunFolder(run_path).record().get(KEEP))
     except (OSError, ValueError):
         return False
 
@@ -139,7 +136,7 @@ def from_kept(sweep_dir: Path) -> set[str]:
     out = set()
     for record in store.read_plan(sweep_dir):
         try:
-            branch = files.read_json(store.run_dir(sweep_dir, record["id"]) / store.RUN_RECORD).get("branch") or {}
+            branch = RunFolder.of(sweep_dir, record["id"]).branch() or {}
         except (OSError, ValueError):
             continue
         if branch.get("kept"):
@@ -149,9 +146,9 @@ def from_kept(sweep_dir: Path) -> set[str]:
 
 def prune(sweep_dir: Path) -> tuple[int, int]:
     """Remove every fork no unfinished branch waits for, kept ones too: (forks removed, bytes freed)."""
-    size = sum(f.stat().st_size for f in (sweep_dir / store.RUNS).glob(f"*/{FORKS}/*/*") if f.is_file())
+    size = sum(f.stat().st_size for f in RunFolder.glob(sweep_dir, f"{FORKS}/*/*") if f.is_file())
     removed = remove_forks(sweep_dir, keep_kept=False)
-    left = sum(f.stat().st_size for f in (sweep_dir / store.RUNS).glob(f"*/{FORKS}/*/*") if f.is_file())
+    left = sum(f.stat().st_size for f in RunFolder.glob(sweep_dir, f"{FORKS}/*/*") if f.is_file())
     return removed, size - left
 
 
@@ -161,7 +158,7 @@ def kept(sweep_dir: Path, records: list[dict[str, Any]]) -> list[tuple[Any, tupl
 
     out = []
     for record in records:
-        folder = store.run_dir(sweep_dir, record["id"]) / FORKS
+        folder = RunFolder.of(sweep_dir, record["id"]).forks
         steps = sorted(int(f.name) for f in folder.iterdir() if f.name.isdigit() and (f / CHECKPOINT).is_file()) \
             if folder.is_dir() else []
         out.append((Run.from_record(record), tuple(steps)))
@@ -175,7 +172,7 @@ def parents_first(queue: list[Path]) -> list[Path]:
     and its tree would train alone there while the other workers idle."""
     parent_of = {}
     for path in queue:
-        branch = files.read_json(path / store.RUN_RECORD).get("branch")
+        branch = RunFolder(path).branch()
         if branch:
             parent_of[path] = path.parent / branch["of"]
     queued, placed, ordered = set(queue), set(), []

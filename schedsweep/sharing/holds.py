@@ -17,15 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from schedsweep import files
-from schedsweep.sweep import store
-
-HOLD = "hold.json"
+from schedsweep.sweep.run_folder import HOLD, RunFolder
 
 
 def until(run_path: Path, until: int | None = None) -> int | None:
     """The step the run stops at: the smaller of `until` (a Slurm segment's) and its hold's, either may be absent."""
     try:
-        step = int(files.read_json(run_path / HOLD)["step"])
+        step = int(files.read_json(RunFolder(run_path).hold_file)["step"])
     except FileNotFoundError:
         return until
     return step if until is None else min(until, step)
@@ -34,13 +32,13 @@ def until(run_path: Path, until: int | None = None) -> int | None:
 def write(run_path: Path, step: int, why: str) -> None:
     if until(run_path) == step:
         return
-    files.write_json(run_path / HOLD, {"step": int(step), "why": why})
+    files.write_json(RunFolder(run_path).hold_file, {"step": int(step), "why": why})
 
 
 def clear(run_path: Path) -> bool:
     """Remove the run's hold; whether it had one."""
     try:
-        (run_path / HOLD).unlink()
+        RunFolder(run_path).hold_file.unlink()
     except FileNotFoundError:
         return False
     return True
@@ -49,7 +47,7 @@ def clear(run_path: Path) -> bool:
 def clear_all(sweep_dir: Path, keep: frozenset[str] | set[str] = frozenset()) -> int:
     """Remove every hold of the sweep but those of the run ids in `keep`; how many were removed."""
     removed = 0
-    for path in (sweep_dir / store.RUNS).glob(f"*/{HOLD}"):
+    for path in RunFolder.glob(sweep_dir, HOLD):
         if path.parent.name not in keep:
             path.unlink(missing_ok=True)
             removed += 1

@@ -1,5 +1,6 @@
-"""The sweep folder: its plan, its runs' folders and statuses, the claims that keep two processes off one
-run, the ETA; `Sweep` (sweep.api) is the library the CLI and a notebook call."""
+"""The sweep folder: its plan, its runs' folders (run_folder.RunFolder names every file of one) and
+statuses, the claims that keep two processes off one run, the ETA; `Sweep` (sweep.api) is the library the
+CLI and a notebook call."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from schedsweep import executors
 from schedsweep.sharing import branching, forks
 from schedsweep.sharing import kept as keeping
 from schedsweep.sweep import claims, extend, prune, reuse, stale, store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.errors import ResultsError
 from schedsweep.plan.grid import Plan
 from schedsweep.plan.variants import queue_order
@@ -132,36 +133,35 @@ class Sweep:
             files.append_jsonl(sweep.path / store.LAUNCHES, {"time": store.now(), "argv": list(argv),
                                                              "runs": len(plan.runs), "retry_failed": retry_failed})
             # Runs another sweep of `results` has finished: linked in, never trained again (sweep.reuse).
-            status_of = {r.id: store.read_status(store.run_dir(sweep.path, r.id)).status for r in plan.runs}
+            status_of = {r.id: RunFolder.of(sweep.path, r.id).status().status for r in plan.runs}
             unsettled = [run_id for run_id, status in status_of.items() if status not in FINAL]
             reused = reuse.find(results, sweep.path, unsettled) if reuse_runs else {}
             for run in plan.runs:
                 if run.id in reused:
-                    reuse.link(reused[run.id], store.run_dir(sweep.path, run.id))
-                    files.write_json(store.run_dir(sweep.path, run.id) / store.RUN_RECORD,
-                                     run.record() | {"reused_from": str(reused[run.id].resolve())})
-                    status_of[run.id] = store.read_status(store.run_dir(sweep.path, run.id)).status
+                    folder = RunFolder.of(sweep.path, run.id)
+                    reuse.link(reused[run.id], folder.path)
+                    folder.write_record(run.record() | {"reused_from": str(reused[run.id].resolve())})
+                    status_of[run.id] = folder.status().status
             skipped: Counter[str] = Counter()
             # Shared prefixes: trees among the runs new to the sweep; a run written earlier keeps its place.
-            fresh = [r for r in plan.runs if not (store.run_dir(sweep.path, r.id) / store.RUN_RECORD).exists()]
+            fresh = [r for r in plan.runs if not RunFolder.of(sweep.path, r.id).has_record()]
             sharing = branching.plan_trees(fresh, plan.share_prefix)
             keep = keeping.KeepTrunk.parse(plan.keep_trunk)
             kept = branching.from_kept(fresh, sharing, forks.kept(sweep.path, known)) if plan.share_prefix and known \
                 else branching.Kept({}, 0)
             for run in plan.runs:
-                path = store.run_dir(sweep.path, run.id)
+                folder = RunFolder.of(sweep.path, run.id)
                 status = status_of[run.id]
                 if status == FAILED and retry_failed:
-                    (path / store.STATUS).rename(path / "status.previous.json")
+                    folder.set_status_aside()
                 elif status in FINAL:
                     skipped[status] += 1
                     continue
-                if not (path / store.RUN_RECORD).exists():
+                if not folder.has_record():
                     branch = kept.branches.get(run.id)
                     from_kept = {"branch": {"of": branch.of, "step": branch.step, "kept": True}} if branch else {}
                     keeps = keeping.record_keys(keep, sharing, run, start=branch.step if branch else 0)  # keep_trunk
-                    files.write_json(path / store.RUN_RECORD,
-                                     run.record() | branching.record_keys(sharing, run.id) | keeps | from_kept)
+                    folder.write_record(run.record() | branching.record_keys(sharing, run.id) | keeps | from_kept)
         return sweep, Prepared(len(plan.runs), len(records), len(plan.runs) - sum(skipped.values()), skipped, kept,
                                reuse.summary(reused))
 
@@ -201,8 +201,8 @@ class Sweep:
             view = self._observe(records)
             unfinished = [v for v in view.runs if v.status.status in (*OPEN, INTERRUPTED) and v.record["id"] not in hold]
             if local:
-                unfinished = [v for v in unfinished if not _held(store.run_dir(self.path, v.record["id"]))]
-            todo = [store.run_dir(self.path, v.record["id"]) for v in unfinished]
+                unfinished = [v for v in unfinished if not _held(RunFolder.of(self.path, v.record["id"]).path)]
+            todo = [RunFolder.of(self.path, v.record["id"]).path for v in unfinished]
             if local:
                 todo = forks.parents_first(todo)
             executor = executors.make(settings, self.path, records)
@@ -261,7 +261,7 @@ class Sweep:
         jobs = slurm.current_jobs(self.path)
         if jobs and reconcile:
             slurm.reconcile(self.path, records)
-        paths = [store.run_dir(self.path, r["id"]) for r in records]
+        paths = [RunFolder.of(self.path, r["id"]).path for r in records]
         statuses = claims.observe_all(paths)
         active = slurm.active_runs(self.path) if jobs else {}  # a segmented run: the job that drives it now
         job_of = {r["id"]: active.get(r["id"], jobs[r["id"]][-1]["job"]) for r in records if r["id"] in jobs}

@@ -27,12 +27,10 @@ from typing import Any, Iterator
 
 from schedsweep import files
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.status import HELD, INTERRUPTED, SETTLED
 
 BUSY = "busy"  # what train.main returns, touching nothing, when another live writer holds the claim
-FILE = "claim.json"
-HISTORY = "claims.jsonl"
-LOCK = ".claim.lock"
 HEARTBEAT_S = 30.0
 STALE_S = 10 * HEARTBEAT_S  # a heartbeat this old means its writer is gone (another host, no Slurm job)
 
@@ -67,7 +65,7 @@ def pid_start(pid: int) -> int | None:
 
 def read(run_path: Path) -> Claim | None:
     try:
-        data = json.loads((run_path / FILE).read_text(encoding="utf-8"))
+        data = json.loads(RunFolder(run_path).claim_file.read_text(encoding="utf-8"))
         return Claim(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -95,22 +93,23 @@ def _mine(claim: Claim) -> bool:
 
 
 def _locked(run_path: Path) -> Any:
-    return files.locked(run_path / LOCK)
+    return files.locked(RunFolder(run_path).claim_lock)
 
 
 def acquire(run_path: Path) -> tuple[Claim | None, Claim | None]:
     """Claim the run: (our claim, None), or (None, the live claim of its current owner), or
     (None, None) when an earlier writer finished it (done or diverged): nothing is left to train."""
     with _locked(run_path):
-        if store.read_status(run_path).status in SETTLED:
+        folder = RunFolder(run_path)
+        if folder.status().status in SETTLED:
             return None, None
         held = read(run_path)
         if held is not None and not _mine(held) and not gone(held):
             return None, held
         me = os.getpid()
         claim = Claim(socket.gethostname(), me, pid_start(me), slurm_job(), store.now(), time.time(), secrets.token_hex(8))
-        files.write_json(run_path / FILE, asdict(claim))
-        files.append_jsonl(run_path / HISTORY, {k: v for k, v in asdict(claim).items() if k != "heartbeat"}
+        files.write_json(folder.claim_file, asdict(claim))
+        files.append_jsonl(folder.claims_file, {k: v for k, v in asdict(claim).items() if k != "heartbeat"}
                            | {"took_over": asdict(held) if held is not None else None})
         return claim, None
 
@@ -120,12 +119,12 @@ def release(run_path: Path, claim: Claim) -> None:
     with _locked(run_path):
         held = read(run_path)
         if held is not None and held.token == claim.token:
-            (run_path / FILE).unlink()
+            RunFolder(run_path).claim_file.unlink()
 
 
 def attempts(run_path: Path) -> list[dict[str, object]]:
     """Every claim ever taken on the run, oldest first."""
-    return files.read_jsonl(run_path / HISTORY, missing_ok=True)
+    return files.read_jsonl(RunFolder(run_path).claims_file, missing_ok=True)
 
 
 @contextmanager
@@ -139,7 +138,7 @@ def heartbeat(run_path: Path, claim: Claim, every_s: float = HEARTBEAT_S) -> Ite
                 held = read(run_path)
                 if held is None or held.token != claim.token:
                     return  # taken over: we are no longer its writer
-                files.write_json(run_path / FILE, asdict(held) | {"heartbeat": time.time()})
+                files.write_json(RunFolder(run_path).claim_file, asdict(held) | {"heartbeat": time.time()})
 
     thread = threading.Thread(target=beat, name="schedsweep-heartbeat", daemon=True)
     thread.start()
@@ -163,7 +162,7 @@ def observed(run_path: Path, status: store.RunStatus, queued: set[str] | None = 
 
 def observe_all(paths: list[Path]) -> list[store.RunStatus]:
     """observed() for many runs, with one squeue call for every Slurm job that holds a claim."""
-    raw = [store.read_status(p) for p in paths]
+    raw = [RunFolder(p).status() for p in paths]
     held = [read(p) if s.status in HELD else None for p, s in zip(paths, raw)]
     jobs = {c.job for c in held if c is not None and c.job}
     queued = None

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from schedsweep import files
 from schedsweep.train import metrics
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RUNS, STATUS, RunFolder
 from schedsweep.sweep.status import DONE, FINAL, PENDING, RUNNING, STOPPED
 
 
@@ -20,11 +20,11 @@ def queue(sweep_dir: Path) -> dict[str, range]:
     stopped."""
     steps = {}
     for record in store.read_plan(sweep_dir):
-        path = store.run_dir(sweep_dir, record["id"])
-        status = store.read_status(path)
+        run = RunFolder.of(sweep_dir, record["id"])
+        status = run.status()
         if status.status in FINAL:
             continue
-        written = files.read_json(path / store.RUN_RECORD) if (path / store.RUN_RECORD).exists() else {}
+        written = run.record() if run.has_record() else {}
         first = max((written.get("branch") or {}).get("step", 0), status.steps_done)
         steps[record["id"]] = range(first, record["spec"]["steps"])
     return steps
@@ -71,7 +71,7 @@ class Estimate:
     def of(cls, sweep_dir: Path) -> Estimate:
         """The estimate of a launch of `sweep_dir`, made before it starts: running runs' progress is read
         from their metrics' progress marker (schedsweep.train.metrics.reached)."""
-        return cls(queue(sweep_dir), lambda run: metrics.reached(store.run_dir(sweep_dir, run) / store.METRICS))
+        return cls(queue(sweep_dir), lambda run: metrics.reached(RunFolder.of(sweep_dir, run).metrics))
 
     def finished(self, statuses: Mapping[str, str]) -> int:
         """How many of the queue's runs have finished (for this launch)."""
@@ -108,12 +108,13 @@ def seconds_per_step(results: Path, tasks: set[str]) -> dict[str, tuple[float, i
 
     timed: dict[str, list[float]] = {t: [] for t in tasks}
     seen = 0
-    for looked, status_file in enumerate(results.glob(f"*/{store.RUNS}/*/{store.STATUS}")):
+    for looked, status_file in enumerate(results.glob(f"*/{RUNS}/*/{STATUS}")):
         if seen >= SAMPLED or looked >= 20 * SAMPLED:  # a dry run stays quick in a folder of other tasks' runs
             break
         try:
-            st = store.read_status(status_file.parent)
-            task = files.read_json(status_file.parent / store.RUN_RECORD)["labels"]["task"]
+            run = RunFolder(status_file.parent)
+            st = run.status()
+            task = run.record()["labels"]["task"]
         except (OSError, ValueError, KeyError):
             continue
         if task in timed and st.status == DONE and st.steps_done > 0 and st.wall_s > 0:

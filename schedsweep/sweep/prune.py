@@ -28,10 +28,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from schedsweep import files
 from schedsweep.results import pruning
 from schedsweep.sharing import forks, holds
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.status import DIVERGED, DONE, INTERRUPTED, OPEN, PENDING, PRUNED, RESULTS
 
 PREFIX = "pruned at budget "
@@ -62,10 +62,10 @@ def decide(sweep_dir: Path, runs: Any, metric: str, eta: int, rule: str = prunin
             label = budget_label(rung["budget"].iloc[0]) if len(rung) else "?"
             out = group[(group["steps"] > steps) & ~group["lr"].isin(alive) & (group["status"] == PENDING)]
             for run_id in dict.fromkeys(out["id"]):
-                path = store.run_dir(sweep_dir, run_id)
-                path.mkdir(parents=True, exist_ok=True)
-                done = store.read_status(path).steps_done if (path / store.STATUS).is_file() else 0  # a trunk: its fork step
-                store.write_status(path, store.RunStatus(PRUNED, steps_done=done, error=f"{PREFIX}{label}"))
+                run = RunFolder.of(sweep_dir, run_id)
+                run.path.mkdir(parents=True, exist_ok=True)
+                done = run.status().steps_done if run.has_status() else 0  # a trunk: its fork step
+                run.write_status(store.RunStatus(PRUNED, steps_done=done, error=f"{PREFIX}{label}"))
     return held
 
 
@@ -76,25 +76,25 @@ def limit(sweep_dir: Path, runs: Any, held: set[str]) -> tuple[set[str], int, se
     `runs`: the sweep's runs (id); their statuses are read again, as `decide` has just pruned some."""
     held = set(held)
     ids = [i for i in dict.fromkeys(runs["id"]) if i not in held]
-    todo = [i for i in ids if store.read_status(store.run_dir(sweep_dir, i)).status in (*OPEN, INTERRUPTED)]
+    todo = [i for i in ids if RunFolder.of(sweep_dir, i).status().status in (*OPEN, INTERRUPTED)]
     trains = len(todo)
     stops: dict[str, int] = {}
     while todo:  # a released parent may itself be a branch whose fork its own held parent must write
         released = []
         for run_id in todo:
-            path = store.run_dir(sweep_dir, run_id)
-            branch = files.read_json(path / store.RUN_RECORD).get("branch")
-            if not branch or (path / forks.CHECKPOINT).exists():
+            run = RunFolder.of(sweep_dir, run_id)
+            branch = run.branch()
+            if not branch or run.checkpoint.exists():
                 continue
             parent, step = branch["of"], int(branch["step"])
-            if parent not in held or (forks.fork_dir(store.run_dir(sweep_dir, parent), step) / forks.CHECKPOINT).is_file():
+            if parent not in held or (RunFolder.of(sweep_dir, parent).fork(step) / forks.CHECKPOINT).is_file():
                 continue
             if parent not in stops:
                 released.append(parent)
             stops[parent] = max(step, stops.get(parent, 0))
         todo = released
     for parent, step in stops.items():
-        holds.write(store.run_dir(sweep_dir, parent), step, "prune_lr: its larger budgets are not decided yet")
+        holds.write(RunFolder.of(sweep_dir, parent).path, step, "prune_lr: its larger budgets are not decided yet")
     holds.clear_all(sweep_dir, keep=set(stops))
     return held - set(stops), trains + len(stops), set(stops)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.status import RESULTS
 
 
@@ -27,16 +28,17 @@ def find(results: Path, this: Path, run_ids: Iterable[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for run_id in run_ids:
         for sweep in others:
-            folder = store.run_dir(sweep, run_id)
-            if (folder / store.STATUS).is_file() and store.read_status(folder).status in RESULTS:  # a pruned run has no result to reuse
-                found[run_id] = folder
+            folder = RunFolder.of(sweep, run_id)
+            if folder.has_status() and folder.status().status in RESULTS:  # a pruned run has no result to reuse
+                found[run_id] = folder.path
                 break
     return found
 
 
 def link(source: Path, target: Path) -> None:
     """The finished run's status and metrics in `target` (hard links, else copies); nothing else."""
-    files = [source / store.STATUS, *sorted((source / store.METRICS).glob("*"))]
+    run = RunFolder(source)
+    files = [run.status_file, *sorted(run.metrics.glob("*"))]
     for path in files:
         if not path.is_file():
             continue

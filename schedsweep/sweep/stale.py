@@ -21,7 +21,8 @@ from typing import Any, Mapping
 from schedsweep import files
 from schedsweep.errors import SchedsweepError
 from schedsweep.plan import code
-from schedsweep.sweep import claims, store
+from schedsweep.sweep import claims
+from schedsweep.sweep.run_folder import RunFolder
 
 FILE = "stale.json"  # runs kept with other code (--keep-stale): id -> what trained it
 STOP, RERUN, KEEP = "stop", "rerun", "keep"
@@ -45,7 +46,7 @@ def find(sweep_dir: Path, records: list[Mapping[str, Any]]) -> list[Stale]:
     current: dict[str, dict[str, Any]] = {}
     stale = []
     for record in records:
-        recorded = pinned.read(store.run_dir(sweep_dir, record["id"]))
+        recorded = pinned.read(RunFolder.of(sweep_dir, record["id"]).path)
         if recorded is None:
             continue
         task = record["spec"]["task"]
@@ -78,12 +79,12 @@ def settle(sweep_dir: Path, records: list[Mapping[str, Any]], choice: str) -> li
     if choice == KEEP:
         files.write_json(sweep_dir / FILE, kept | {s.run: s.recorded for s in stale})
         return stale
-    busy = [s.run for s in stale if (c := claims.read(store.run_dir(sweep_dir, s.run))) is not None and not claims.gone(c)]
+    busy = [s.run for s in stale if (c := claims.read(RunFolder.of(sweep_dir, s.run).path)) is not None and not claims.gone(c)]
     if busy:
         raise StaleCode(f"--rerun-stale: run(s) {', '.join(busy)} of '{sweep_dir}' are being trained right now; "
                         f"cancel them first (schedsweep cancel {sweep_dir}), then relaunch.")
     for s in stale:
-        reset(store.run_dir(sweep_dir, s.run))
+        reset(RunFolder.of(sweep_dir, s.run).path)
     files.write_json(sweep_dir / FILE, {k: v for k, v in kept.items() if k not in {s.run for s in stale}})
     return stale
 
@@ -93,10 +94,11 @@ def reset(path: Path) -> None:
     step 0. Its run.json, claims and attempts history stay."""
     from schedsweep.sharing import forks
 
-    for name in (store.STATUS, forks.CHECKPOINT, forks.FORK_ROWS, code.FILE, "status.previous.json"):
-        (path / name).unlink(missing_ok=True)
-    for folder in (store.METRICS, forks.FORKS):
-        shutil.rmtree(path / folder, ignore_errors=True)
+    run = RunFolder(path)
+    for file in (run.status_file, run.checkpoint, path / forks.FORK_ROWS, run.code_file, run.previous_status_file):
+        file.unlink(missing_ok=True)
+    for folder in (run.metrics, run.forks):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _kept(sweep_dir: Path) -> dict[str, Any]:

@@ -6,18 +6,9 @@
       launches.jsonl      one line per launch: argv, time, counts
       jobs.jsonl          Slurm only: one line per submitted job: run id, job id, array id, segment (start, stop, after)
       .submitit/          executor logs (stdout/stderr of every job)
-      runs/<run_id>/
-        run.json          the run record; the worker reads only this
-        claim.json        while a process trains the run: host, pid, Slurm job id, start, heartbeat
-        claims.jsonl      one line per claim ever taken (who trained this run, and how often)
-        status.json       running | requeued | interrupted | done | failed | diverged (schedsweep.sweep.status), with summary numbers
-        checkpoint.pt     until the run is done or diverged: model, optimizer, step, RNG states
-        forks/<k>/        shared prefixes: its state before update k, for its branches (schedsweep.sharing.forks)
-        metrics/part-NNNNN.parquet   per-step metrics (schema in schedsweep.train.metrics)
-        metrics/progress.json        the steps logged so far, at most 0.5 s old (the ETA and `status` read it)
+      runs/<run_id>/      one folder per run: its files are named and documented in schedsweep.sweep.run_folder
 
-A run folder without status.json is pending. Every file is written under a temporary name and
-renamed into place, so a reader never sees half a file and a killed writer leaves no torn one.
+Every file is written under a temporary name and renamed into place, so a reader never sees half a file and a killed writer leaves no torn one.
 """
 
 from __future__ import annotations
@@ -25,24 +16,17 @@ from __future__ import annotations
 import errno
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from schedsweep import files
 from schedsweep.errors import ResultsError
-from schedsweep.sweep.status import FAILED, PENDING, STATES
+from schedsweep.sweep.run_folder import RUNS, RunFolder, RunStatus, now  # noqa: F401 - RUNS, now: re-exported
 
 PLAN = "plan.jsonl"
 SWEEP_CONFIG = "sweep.yaml"
 LAUNCHES = "launches.jsonl"
-RUNS = "runs"
-RUN_RECORD = "run.json"
-STATUS = "status.json"
-METRICS = "metrics"
 SUBMITIT = ".submitit"
-
 
 
 def read_executor(sweep_dir: Path) -> dict[str, Any]:
@@ -66,12 +50,9 @@ def _sweep_section(sweep_dir: Path, key: str) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def run_dir(sweep_dir: Path, run_id: str) -> Path:
-    return sweep_dir / RUNS / run_id
+    """The path of a run's folder (RunFolder.of(sweep_dir, run_id).path); kept for the tests that use it."""
+    return RunFolder.of(sweep_dir, run_id).path
 
 
 def is_sweep(path: Path) -> bool:
@@ -103,43 +84,14 @@ def write_plan(sweep_dir: Path, records: Iterable[dict[str, Any]]) -> None:
     files.write_text(sweep_dir / PLAN, "".join(line + "\n" for line in lines))
 
 
-@dataclass(frozen=True)
-class RunStatus:
-    """What status.json holds. Losses are None when not finite or not measured."""
-
-    status: str
-    steps_done: int = 0
-    final_loss: float | None = None
-    final_eval_loss: float | None = None
-    best_eval_loss: float | None = None
-    wall_s: float = 0.0
-    requeues: int = 0
-    trial_steps: int = 0  # of steps_done, the updates an adaptive schedule's trials took and rewound (AutoLRS)
-    peak_lr: float | None = None  # a script run's peak LR as its client reported it (schedsweep.train.script)
-    error: str | None = None
-    host: str | None = None  # where a running run runs (pid on host)
-    pid: int | None = None
-    updated: str = field(default_factory=now)
-
-
 def write_status(run_path: Path, status: RunStatus) -> None:
-    files.write_json(run_path / STATUS, asdict(status))
+    """RunFolder(run_path).write_status(status); kept for the tests that use it."""
+    RunFolder(run_path).write_status(status)
 
 
 def read_status(run_path: Path) -> RunStatus:
-    """The run's status; `pending` when it never started, `failed` when status.json is unreadable."""
-    path = run_path / STATUS
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return RunStatus(PENDING, updated="")
-    except (OSError, ValueError) as e:
-        return RunStatus(FAILED, error=f"unreadable {path}: {e}", updated="")
-    known = RunStatus.__dataclass_fields__
-    status = RunStatus(**{k: v for k, v in data.items() if k in known})
-    if status.status not in STATES:
-        return RunStatus(FAILED, error=f"{path}: unknown status {status.status!r}", updated="")
-    return status
+    """RunFolder(run_path).status(); kept for the tests that use it."""
+    return RunFolder(run_path).status()
 
 
 def disk_full(error: BaseException) -> bool:

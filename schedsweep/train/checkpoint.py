@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from schedsweep import files
-
-FILE = "checkpoint.pt"
+from schedsweep.sweep.run_folder import RunFolder
 
 
 def rng_state() -> dict[str, Any]:
@@ -31,12 +30,12 @@ def save(run_path: Path, state: dict[str, Any]) -> None:
     import torch
 
     state = state | {"rng": rng_state()}
-    with files.replacing(run_path / FILE) as tmp:
+    with files.replacing(RunFolder(run_path).checkpoint) as tmp:
         torch.save(state, tmp)
 
 
 def load(run_path: Path) -> dict[str, Any] | None:
-    path = run_path / FILE
+    path = RunFolder(run_path).checkpoint
     if not path.exists():
         return None
     import torch
@@ -46,7 +45,7 @@ def load(run_path: Path) -> dict[str, Any] | None:
 
 def step(run_path: Path) -> int | None:
     """The step the run resumes from, None without a checkpoint; memory-mapped: the tensors are not read."""
-    path = run_path / FILE
+    path = RunFolder(run_path).checkpoint
     if not path.exists():
         return None
     import torch
@@ -64,4 +63,4 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def remove(run_path: Path) -> None:
-    (run_path / FILE).unlink(missing_ok=True)
+    RunFolder(run_path).checkpoint.unlink(missing_ok=True)

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 from schedsweep import files
 from schedsweep.plan import code
+from schedsweep.sweep.run_folder import RunFolder
 
-ATTEMPTS = "attempts.jsonl"
 JOB = "SCHEDSWEEP_JOB"  # the Slurm job of a packed job's worker pool (whose processes get no SLURM_* variables)
 
 
@@ -26,30 +26,31 @@ def begin(path: Path, task: Mapping[str, Any], fresh: bool) -> str:
     """Record the start of an attempt (and, from step 0, the run's code); the attempt's token."""
     from schedsweep.sweep import claims
 
+    folder = RunFolder(path)
     now = code.current(task)
-    if fresh or not (path / code.FILE).exists():
-        files.write_json(path / code.FILE, now)
+    if fresh or not folder.code_file.exists():
+        files.write_json(folder.code_file, now)
     token = secrets.token_hex(6)
-    files.append_jsonl(path / ATTEMPTS, {"token": token, "start": time.time(), "host": socket.gethostname(), "pid": os.getpid(),
+    files.append_jsonl(folder.attempts_file, {"token": token, "start": time.time(), "host": socket.gethostname(), "pid": os.getpid(),
                                          "job": os.environ.get(JOB) or claims.slurm_job(), "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                                          "code": code.fingerprint(now)})
     return token
 
 
 def end(path: Path, token: str, status: str) -> None:
-    files.append_jsonl(path / ATTEMPTS, {"token": token, "end": time.time(), "status": status})
+    files.append_jsonl(RunFolder(path).attempts_file, {"token": token, "end": time.time(), "status": status})
 
 
 def read(path: Path) -> dict[str, Any] | None:
     """The code the run recorded (None before its first step)."""
     try:
-        return files.read_json(path / code.FILE)
+        return files.read_json(RunFolder(path).code_file)
     except (OSError, ValueError):
         return None
 
 
 def attempts(path: Path) -> list[dict[str, Any]]:
     """Each attempt as one dict: the start line with `end` and `status` merged in when it ended."""
-    lines = files.read_jsonl(path / ATTEMPTS, missing_ok=True)
+    lines = files.read_jsonl(RunFolder(path).attempts_file, missing_ok=True)
     ends = {line["token"]: line for line in lines if "end" in line}
     return [line | {k: v for k, v in ends.get(line["token"], {}).items() if k != "token"} for line in lines if "start" in line]

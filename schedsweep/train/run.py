@@ -22,7 +22,6 @@ the controller's finished trials and returns requeued.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -43,6 +42,7 @@ from schedsweep import files
 from schedsweep import schedules, tasks
 from schedsweep.train import averaging, checkpoint, init_from, recorder, distributed, groups, loop, optimizers, pinned, script, trials
 from schedsweep.sweep import claims, store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sharing import forks, holds
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
@@ -128,7 +128,7 @@ def _claimed(path: Path, max_requeues: int, stop: StopFlag, until: int | None = 
             where = f"Slurm job {holder.job}" if holder.job else f"{holder.host} pid {holder.pid}"
             print(f"run {path.name} is being trained by {where} (since {holder.start}); left alone", file=sys.stderr)
         distributed.teardown(dist)
-        return store.read_status(path).status if dist.main and holder is None else BUSY  # done by an earlier writer
+        return RunFolder(path).status().status if dist.main and holder is None else BUSY  # done by an earlier writer
     status = None
     try:
         with claims.heartbeat(path, claim) if claim is not None else nullcontext():
@@ -144,7 +144,8 @@ def _claimed(path: Path, max_requeues: int, stop: StopFlag, until: int | None = 
 def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: int | None = None) -> store.RunStatus:
     """One attempt at the claimed run: resume from its checkpoint if any, write its status at the end.
     Only `done` and `diverged` remove the checkpoint: a failed run resumes with --retry-failed."""
-    record = json.loads((path / store.RUN_RECORD).read_text(encoding="utf-8"))
+    folder = RunFolder(path)
+    record = folder.record()
     if dist.main:
         forks.start_from_fork(path, record)  # a branch's first start: its parent's state at the fork step
     dist.any(False)  # all ranks meet here, so none loads the checkpoint before rank 0 has written it
@@ -152,13 +153,13 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
     writer = None
     token = None
     if dist.main:
-        store.write_status(path, store.RunStatus(RUNNING, host=socket.gethostname(), pid=os.getpid()))
+        folder.write_status(store.RunStatus(RUNNING, host=socket.gethostname(), pid=os.getpid()))
         token = pinned.begin(path, record["spec"]["task"], fresh=state is None)  # the code and devices it trains with
         if state is None:  # parts of an attempt that left no checkpoint belong to no run
-            shutil.rmtree(path / store.METRICS, ignore_errors=True)
+            shutil.rmtree(folder.metrics, ignore_errors=True)
         else:
-            truncate_parts(path / store.METRICS, state["parts"])
-        writer = MetricsWriter(path / store.METRICS)
+            truncate_parts(folder.metrics, state["parts"])
+        writer = MetricsWriter(folder.metrics)
     start = time.perf_counter()
     try:
         if script.is_script(record["spec"]["task"]):  # the user's own command (task=script): schedsweep.train.script runs it
@@ -170,7 +171,7 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
             raise
         status = store.RunStatus(FAILED, error=traceback.format_exc(), wall_s=time.perf_counter() - start)
         if not dist.main:  # rank 0 writes the status: leave it this rank's reason
-            files.write_text(path / f"error.rank{dist.rank}.txt", status.error or "")
+            files.write_text(folder.rank_error(dist.rank), status.error or "")
     finally:
         if writer is not None:
             writer.flush()
@@ -182,10 +183,10 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
                 status = replace(status, status=INTERRUPTED, error=f"stopped by {signal.Signals(stop.signal).name} "
                                  f"at step {status.steps_done}; the next launch resumes it from its checkpoint")
         if status.status == FAILED and not status.steps_done:  # the step it failed at, as far as it logged
-            status = replace(status, steps_done=metrics_reached(path / store.METRICS) or 0)
+            status = replace(status, steps_done=metrics_reached(folder.metrics) or 0)
         if status.status == FAILED and dist.world > 1:
             status = replace(status, error=(status.error or "") + _rank_errors(path))
-        store.write_status(path, status)
+        folder.write_status(status)
         if token is not None:
             pinned.end(path, token, status.status)
         if status.status in SETTLED:
@@ -199,8 +200,9 @@ def _rank_errors(path: Path) -> str:
     """The other ranks' errors (a rank that raises ends its process, so every other rank's next
     collective fails at once instead of waiting: the whole run stops as failed)."""
     time.sleep(0.5)  # the failing rank writes its reason before its process ends
-    texts = [f"\n{p.stem.split('.')[-1]}: {p.read_text(encoding='utf-8')}" for p in sorted(path.glob("error.rank*.txt"))]
-    for p in path.glob("error.rank*.txt"):
+    errors = RunFolder(path).rank_errors()
+    texts = [f"\n{p.stem.split('.')[-1]}: {p.read_text(encoding='utf-8')}" for p in errors]
+    for p in errors:
         p.unlink()
     return "".join(texts)
 

@@ -34,11 +34,11 @@ from typing import Any
 
 from schedsweep import files
 from schedsweep.sweep import store
+from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.errors import TaskError
 from schedsweep.sweep.status import DIVERGED, DONE, FAILED, REQUEUED
 
 ENV_RUN_DIR = "SCHEDSWEEP_RUN_DIR"  # the run's folder, for schedsweep.client.init()
-STATE = "client.json"  # what the script reports: started | checkpointed | finished | exited | diverged | error
 SIGNALS = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)  # Slurm's warning and requeue, Ctrl-C
 TAIL_LINES = 20  # of stderr, in a failed run's status
 OWN = "script"  # the optimizer label of a script run whose optimizer the user neither set nor swept
@@ -130,8 +130,8 @@ def run(path: Path, record: dict[str, Any], dist: Any, stop: Any) -> store.RunSt
     """
     env = _environment(path, dist)
     if dist.main:
-        (path / STATE).unlink(missing_ok=True)
-    logs = path / "logs"
+        RunFolder(path).client_file.unlink(missing_ok=True)  # what the script reports (schedsweep.client): written anew
+    logs = RunFolder(path).logs
     logs.mkdir(exist_ok=True)
     name = "script" if dist.main else f"script.rank{dist.rank}"
     command = record["spec"]["task"].get("command")
@@ -183,7 +183,7 @@ def _wait(proc: subprocess.Popen[bytes], path: Path, err: Path, stop: Any) -> st
 
 def _read_state(path: Path) -> dict[str, Any] | None:
     try:
-        return files.read_json(path / STATE)
+        return files.read_json(RunFolder(path).client_file)
     except (OSError, ValueError):
         return None
 
