@@ -11,6 +11,7 @@ sweep folder.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -50,12 +51,24 @@ def replacing(path: Path) -> Iterator[Path]:
         if tmp.is_file():
             os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(error, RuntimeError) and _full(path.parent):  # torch.save's "file write failed", pyarrow's
+            raise OSError(errno.ENOSPC, f"no space left on the device of {path.parent} ({error})") from error
         raise
+
+
+def _full(folder: Path) -> bool:
+    """Less than 1 MiB free for this user where `folder` lives: a writer that failed there ran out of space,
+    whatever it raised (torch.save raises RuntimeError, not OSError, when the disk fills)."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 2**20
 
 
 def write_text(path: Path, text: str) -> None:
