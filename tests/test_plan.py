@@ -136,6 +136,7 @@ def test_each_distinct_optimizer_config_is_built_at_plan_time(overrides: list[st
         (["schedule=linear,nope"], "unknown schedule 'nope'"),
         (["optimizer=adam"], "Valid optimizer options: adamw, lion, muon, prodigy, schedulefree_adamw, schedulefree_sgd, sgd"),
         (["task=cifar"], "unknown task 'cifar'"),
+        (["task=cifar"], "add your own as DIR/task/cifar.yaml and pass --config-dir DIR"),
         (["optimizer.lrr=0.1,0.2"], "cannot sweep 'optimizer.lrr': no such key"),
         (["optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'"),
         (["+foo=1"], "unknown top-level key(s) foo"),

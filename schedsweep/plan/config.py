@@ -140,7 +140,7 @@ def check_option(composer: Composer, group: str, value: str) -> None:
     if value not in options:
         raise ConfigError(
             f"unknown {group} '{value}'. Valid {group} options: {', '.join(options)} "
-            f"(files in conf/{group}/; add one by writing conf/{group}/{value}.yaml)."
+            f"(files in conf/{group}/; add your own as DIR/{group}/{value}.yaml and pass --config-dir DIR)."
         )
 
 
