@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -163,3 +164,13 @@ def test_the_optimised_schedule_is_non_increasing_after_warm_up_and_beats_linear
     assert np.all(np.diff(m[49:]) <= 1e-12) and m.min() >= 0
     assert result.predicted < result.start - 1e-3
     assert result.predicted == pytest.approx(law.predict(m)[-1], rel=1e-9)
+
+
+def test_the_full_run_of_a_sweep_in_tokens_is_its_longest_run() -> None:
+    # budget_unit=tokens|samples labels budgets ('1,280 tokens'): absolute, so predict takes the most steps.
+    from schedsweep.predict.sweep import full_steps_of
+
+    tokens = pd.DataFrame({"budget": ["1,280 tokens", "2,560 tokens", "5,120 tokens"], "steps": [20, 40, 80]})
+    assert full_steps_of(tokens) == 80
+    assert full_steps_of(pd.DataFrame({"budget": [0.25, 1.0], "steps": [25, 100]})) == 100
+    assert full_steps_of(pd.DataFrame({"budget": [0.5], "steps": [30]})) == 60

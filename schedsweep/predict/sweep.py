@@ -151,9 +151,13 @@ def _evaluate(key: dict[str, Any], law: Law, members: pd.DataFrame, fitted: set[
 
 
 def full_steps_of(members: pd.DataFrame) -> int:
-    """Steps of the 100% budget: steps / budget of a run whose budget is a fraction, else the most steps."""
+    """Steps of the 100% budget: steps / budget of a run whose budget is a fraction, else the most steps
+    (absolute budgets: steps, or a label such as '1,280 tokens' of budget_unit=tokens|samples)."""
     for budget, steps in zip(members["budget"], members["steps"]):
-        b = float(budget)
+        try:
+            b = float(budget)
+        except (TypeError, ValueError):  # a token or sample budget's label: absolute
+            continue
         if 0 < b <= 1 and not (isinstance(budget, int) and b >= 2):
             return int(round(int(steps) / b))
     return int(members["steps"].max())
