@@ -107,6 +107,10 @@ class Local:
             waiting = bool(self.queue and self.pool.idle)
             for run in self.pool.poll(wait_s=0 if self.changes else 0.5 if waiting else 3):
                 self.changes[run.run_dir] = _outcome(run.run_dir, run.status, lambda error=run.error: error)
+                if self.changes[run.run_dir] == INTERRUPTED and _by_sigint(run.run_dir):
+                    # Ctrl-C reached the run (the terminal signals the whole process group): the launch stops
+                    # too, as in Debug, even when the run answers before this process has handled its own SIGINT.
+                    raise KeyboardInterrupt
             self._fill()
             if not self.queue and not self.pool.busy:  # all handed out and back: the workers can go
                 self.pool.close()
@@ -221,6 +225,11 @@ def _job_error(job: Any) -> str:
         return repr(job.exception())
     except Exception as e:  # noqa: BLE001 - the job's own failure is what we are reporting
         return repr(e)
+
+
+def _by_sigint(path: Path) -> bool:
+    """The run stopped with a checkpoint because it was sent SIGINT (schedsweep.train.run)."""
+    return (RunFolder(path).status().error or "").startswith("stopped by SIGINT")
 
 
 def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:
