@@ -152,8 +152,8 @@ def not_run(text: str) -> str | None:
 
 
 def tiny(text: str) -> str:
-    for old, new in TINY.items():
-        text = text.replace(old, new)
+    for old in sorted(TINY, key=len, reverse=True):  # the longest first: a short key must not spoil a long one
+        text = text.replace(old, TINY[old])
     return text
 
 
