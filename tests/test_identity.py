@@ -243,16 +243,3 @@ def test_classes_that_cannot_be_read_from_source_are_imported(tmp_path: Path, mo
     assert tasks.identity_params({"_target_": "odd_tasks.Decorated"}) == ({"width": 32}, {})  # imported and inspected
     assert tasks.identity_params({"_target_": "odd_tasks.Inherited"}) == ({"scale": math.pi}, {})
     assert id_of(spec(task={"_target_": "odd_tasks.Computed", "scale": math.pi})) == id_of(spec(task={"_target_": "odd_tasks.Computed"}))
-
-
-def test_eval_every_is_part_of_a_plateau_run_only() -> None:
-    # plateau decays at evaluations, so their cadence changes what it computes; any other schedule's runs only log
-    # more or less often. At the default (50) a plateau run keeps its old id.
-    def ids(*extra: str) -> dict[str, str]:
-        plan = make_plan(["task=quadratic", "schedule=plateau,cosine", "budget=1.0", *extra], check_imports=False)
-        return {r.labels["schedule"]: r.id for r in plan.runs}
-
-    default, fifty, twenty = ids(), ids("eval_every=50"), ids("eval_every=20")
-    assert default == fifty
-    assert twenty["cosine"] == default["cosine"] and twenty["plateau"] != default["plateau"]
-    assert ids("eval_every=20") == twenty and ids("eval_every=10")["plateau"] != twenty["plateau"]

@@ -71,8 +71,7 @@ class RunKeys:
                             doc="the peak LR is optimizer.lr x lr_mult: sweep it to tune several tasks' LRs at once")
     grad_clip: float | None = number(None, low=0, kind=float, null=True, above=True,
                                      doc="clip the global L2 gradient norm to this value; null = no clipping")
-    eval_every: int = number(50, low=1, doc="evaluate every N steps and after the last one (a log interval: not in the run "
-                             "id, except for plateau, whose decay acts on evaluations: there it is, when not 50)")
+    eval_every: int = number(50, low=1, doc="evaluate every N steps and after the last one (a log interval: not in the run id)")
     checkpoint_every: int | None = number(None, low=1, null=True, doc="also checkpoint every N steps; null = by time only")
     checkpoint_minutes: float | None = number(10.0, low=0, kind=float, null=True, above=True,
                                               doc="checkpoint at least this often, so a killed run loses at most this much work")
@@ -137,8 +136,6 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
     optimizer = optimizer if own is None else own
     spec = {"task": cfg["task"], "optimizer": optimizer, "schedule": shape, "steps": steps, "seed": keys.seed,
             "grad_clip": keys.grad_clip} | scale
-    if shape.get("shape") in schedules.EVAL_DRIVEN and keys.eval_every != EVAL_EVERY:
-        spec["eval_every"] = keys.eval_every  # plateau decays on evaluations: their cadence is part of what it computes
     spec |= options.spec_parts(keys, cfg["task"], steps)  # average, init: only when set (schedsweep.plan.options)
     spec = script.script_identity(spec)  # a script task: the digests of the files its command names
     labels = {
@@ -158,7 +155,6 @@ def make_run(cfg: dict[str, Any], names: dict[str, str], swept: dict[str, Any], 
 
 
 SCALE_DEFAULTS = {"precision": "fp32", "accumulate": 1, "compile": False}
-EVAL_EVERY = RunKeys.__dataclass_fields__["eval_every"].default  # off it, an eval-driven schedule's id holds eval_every
 
 
 def without_labels(schedule: dict[str, Any]) -> dict[str, Any]:

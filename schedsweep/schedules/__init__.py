@@ -119,7 +119,6 @@ def _scaled(piece: Piece, scale: float) -> Piece:
 _SHAPES: dict[str, Callable[..., Any]] = FACTORIES | {"join": join_shape}
 _OWN_WARMUP = ("onecycle",)
 _STATEFUL = ("plateau", "autolrs")  # LR set from the losses: never a pure function, never shares a prefix
-EVAL_DRIVEN = ("plateau",)  # decides at each evaluation, so eval_every changes its run (schedsweep.plan.point)
 _RAW = ("points", "pieces")  # validated by their factory, not by the type of their default
 _LENGTHS = {"wsd": ("decay",), "power": ("decay",), "infinite": ("cooldown", "decay")}  # fractions of one budget
 
