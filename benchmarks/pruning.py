@@ -49,21 +49,23 @@ def load(sweep: Path) -> tuple[pd.DataFrame, str]:
     return runs, rank_by.metric
 
 
-def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str, online: pd.DataFrame | None = None) -> pd.DataFrame:
+def compare(runs: pd.DataFrame, metric: str, eta: int, rule: str | None, online: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per problem: winner_ok, lr_ok (the full winner's cell), cells_lr_ok / cells, steps, full_steps.
-    `online`: the runs of a sweep launched with prune_lr (its own results), instead of the rule's replay."""
+    `online`: the runs of a sweep launched with prune_lr (its own results), instead of the rule's replay (`rule`
+    is then unused)."""
     full = reporting.rank(runs, metric)
     setting = reporting.setting_columns(full)
     sens = reporting.lr_sensitivity(runs, metric)
     sens["group"] = _key(sens, [*setting, "schedule"])
-    trained = pruning.replay(sens, eta, rule)
-    mask = pd.Series([k in trained for k in zip(_key(runs, [*setting, "schedule"]), runs["steps"], runs["lr"].astype(float))],
-                     index=runs.index)
-    pruned = reporting.rank(runs[mask], metric)
-    if online is not None:
-        trained = online[online["status"].isin(["done", "diverged"])]
-        mask = runs["id"].isin(set(trained["id"]))
-        pruned = reporting.rank(trained, metric)
+    if online is None:
+        trained = pruning.replay(sens, eta, rule)
+        mask = pd.Series([k in trained for k in zip(_key(runs, [*setting, "schedule"]), runs["steps"],
+                                                    runs["lr"].astype(float))], index=runs.index)
+        pruned = reporting.rank(runs[mask], metric)
+    else:  # what the pruned launch really trained, ranked on its own results
+        ran = online[online["status"].isin(["done", "diverged"])]
+        mask = runs["id"].isin(set(ran["id"]))
+        pruned = reporting.rank(ran, metric)
     grids = {k: sorted(set(part["lr"].astype(float))) for k, part in runs.groupby(_key(runs, [*setting, "budget", "schedule"]))}
     fp = full.assign(_cell=_key(full, [*setting, "budget", "schedule"]), _problem=_key(full, [*setting, "budget"]))
     pp = pruned.assign(_cell=_key(pruned, [*setting, "budget", "schedule"]), _problem=_key(pruned, [*setting, "budget"]))
@@ -129,7 +131,7 @@ def main() -> None:
     if args.pruned is not None:
         online = load(args.pruned)[0]  # the full sweep's runs of the same grid points (ids), in its columns
         runs = runs.loc[runs["id"].isin(set(online["id"])), [c for c in runs.columns if c in online.columns]]
-        table = compare(runs, metric, args.eta, pruning.RULE_NEIGHBOURS, online)
+        table = compare(runs, metric, args.eta, None, online)
         print(f"online {args.pruned.name} against {args.sweep.name}: {summary(table)}")
         if args.problems:
             print(table.to_string(index=False))

@@ -22,9 +22,7 @@ been (no prefix sharing), and ranks the pruned sweep as `report` would (schedswe
 from __future__ import annotations
 
 import math
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,10 +58,15 @@ def kept(means: dict[float, float], eta: int, rule: str = RULE_NEIGHBOURS, minim
     if rule == RULE_PAIR:
         keep = {ran[best], *sorted(neighbours, key=lambda lr: means[lr])[:1]}
     else:
-        keep = set(order[: max(1 if rule == RULE_HALVE else minimum, math.ceil(len(ran) / eta))])
+        keep = set(order[:_best_count(len(ran), eta, rule, minimum)])
         if rule == RULE_NEIGHBOURS:
             keep |= set(neighbours)
     return sorted(keep)
+
+
+def _best_count(n: int, eta: int, rule: str, minimum: int = 2) -> int:
+    """How many of n LRs a ceil(n / eta) rule keeps by rank: at least 1 for RULE_HALVE, else `minimum`."""
+    return max(1 if rule == RULE_HALVE else minimum, math.ceil(n / eta))
 
 
 def kept_next(history: dict[float, list[tuple[int, float]]], eta: int, rule: str, rung: int, next_steps: int) -> list[float]:
@@ -110,11 +113,6 @@ def most_kept(n_lrs: int, n_rungs: int, eta: int, rule: str) -> list[int]:
             counts.append(n)
             continue
         how = EXTRAPOLATED.get(rule, rule)
-        if how == RULE_PAIR:
-            k = min(n, 2)
-        else:
-            k = min(n, max(1 if how == RULE_HALVE else 2, math.ceil(n / eta)))
-            if how == RULE_NEIGHBOURS:
-                k = min(n, k + 2)
-        counts.append(k)
+        best = 1 if how == RULE_PAIR else _best_count(n, eta, how)  # pair: the best and one neighbour
+        counts.append(min(n, best + (2 if how == RULE_NEIGHBOURS else 1 if how == RULE_PAIR else 0)))
     return counts
