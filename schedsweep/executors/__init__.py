@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -22,7 +23,7 @@ from schedsweep.sweep import store
 from schedsweep.sweep.run_folder import RunFolder
 from schedsweep.sweep.claims import BUSY
 from schedsweep.executors.settings import DebugSettings, LocalSettings, Settings, SlurmSettings
-from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, PENDING, RUNNING
+from schedsweep.sweep.status import FAILED, FINAL, INTERRUPTED, PENDING, RUNNING, stopped_by
 
 
 def cpus() -> int:
@@ -229,7 +230,7 @@ def _job_error(job: Any) -> str:
 
 def _by_sigint(path: Path) -> bool:
     """The run stopped with a checkpoint because it was sent SIGINT (schedsweep.train.run)."""
-    return (RunFolder(path).status().error or "").startswith("stopped by SIGINT")
+    return (RunFolder(path).status().error or "").startswith(stopped_by(signal.SIGINT))
 
 
 def _outcome(path: Path, answer: str | None, died: Callable[[], str]) -> str:

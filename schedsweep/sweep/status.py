@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import signal
+
 PENDING = "pending"
 RUNNING = "running"
 REQUEUED = "requeued"
@@ -39,3 +41,9 @@ def is_final(status: str) -> bool:
 
 def is_open(status: str) -> bool:
     return status in OPEN
+
+
+def stopped_by(signum: int) -> str:
+    """How an interrupted run's error begins when a signal stopped it: schedsweep.train.run writes it, the local
+    executor reads it (a run stopped by SIGINT means Ctrl-C: the launch stops too)."""
+    return f"stopped by {signal.Signals(signum).name}"

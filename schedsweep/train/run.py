@@ -47,7 +47,7 @@ from schedsweep.sharing import forks, holds
 from schedsweep.train.distributed import Dist
 from schedsweep.train.metrics import MetricsWriter, part_files, truncate_parts
 from schedsweep.train.metrics import reached as metrics_reached
-from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING, SETTLED
+from schedsweep.sweep.status import DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, REQUEUED, RUNNING, SETTLED, stopped_by
 
 
 BUSY = claims.BUSY
@@ -180,7 +180,7 @@ def _attempt(path: Path, dist: Dist, max_requeues: int, stop: StopFlag, until: i
             if stop.signal == signal.SIGUSR2:
                 status = _requeue(status, max_requeues)
             elif not claims.slurm_job():  # Slurm requeues after SIGTERM itself; elsewhere the next launch resumes
-                status = replace(status, status=INTERRUPTED, error=f"stopped by {signal.Signals(stop.signal).name} "
+                status = replace(status, status=INTERRUPTED, error=f"{stopped_by(stop.signal)} "
                                  f"at step {status.steps_done}; the next launch resumes it from its checkpoint")
         if status.status == FAILED and not status.steps_done:  # the step it failed at, as far as it logged
             status = replace(status, steps_done=metrics_reached(folder.metrics) or 0)
