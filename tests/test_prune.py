@@ -148,3 +148,10 @@ def test_pruning_ranked_by_a_logged_metric_with_every_larger_run_a_trunk_decides
     assert "branch trees share their prefixes" in out
     now = statuses(tmp_path / "p")
     assert sorted(now.values()) == ["done"] * 4 + [PRUNED] * 2  # 3 LRs at 50%, the best third of them at 100%
+
+
+def test_an_unknown_prune_rule_is_one_message_and_exit_2() -> None:
+    result = CliRunner().invoke(app, ["launch", *GRID, "prune_lr=3", "prune_rule=third", "--dry-run"])
+    assert result.exit_code == 2
+    assert "prune_rule must be neighbours, top, pair, halve, extrap, extrap-pair or extrap-halve; got 'third'" in result.output
+    assert "Traceback" not in result.output
