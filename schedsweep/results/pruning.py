@@ -9,9 +9,10 @@ larger budget runs only `kept(...)` of the LRs that ran the budget below, ranked
   neighbours among the LRs that ran below, so that the best can move one grid step;
 * RULE_TOP: the best ceil(n / eta), at least 2 (no neighbours added);
 * RULE_PAIR: the best and its better neighbour (2 LRs: the valley's two sides are the ones that can win);
-* RULE_HALVE: plain successive halving (Jamieson & Talwalkar 2016; Hyperband's inner loop), the best
-  ceil(n / eta), at least 1: at the large budgets, where most of the steps are, one LR per schedule (the
-  best LR drifts slowly with the budget). prune_lr's default (DEFAULT_RULE): the one rule that met the
+* RULE_HALVE: successive halving's idea (Jamieson & Talwalkar 2016; Hyperband, Li et al. 2018: keep the
+  best 1/eta each round), not its exact algorithm: the best ceil(n / eta), at least 1, over the sweep's own
+  budgets rather than eta-fold ones (the papers' pseudo-code was not re-read for this). At the large budgets,
+  where most of the steps are, one LR per schedule (the best LR drifts slowly with the budget). prune_lr's default (DEFAULT_RULE): the one rule that met the
   issue's targets on both sweeps it was replayed on (README, "Tune the peak LR").
 
 The same rules decide online (prune_lr=ETA prune_rule=RULE, schedsweep.sweep.prune). A pruned LR's larger
